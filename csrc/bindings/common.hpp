@@ -1,0 +1,96 @@
+// Shared binding helpers: argument checks that raise before Eigen sees bad input, thread scopes and the
+// progress poll that calls back into Python.
+#pragma once
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "sensinet/model.hpp"
+#include "sensinet/train.hpp"
+
+namespace sensinet::bind {
+
+namespace py = pybind11;
+
+template <class T>
+constexpr const char* dtype_name() {
+  return std::is_same_v<T, double> ? "float64" : "float32";
+}
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// A C-contiguous 2-D array of dtype T with `cols` columns (cols < 0: any). Raises TypeError / ValueError
+// naming the argument.
+template <class T>
+CStridedMap<T> matrix_arg(const py::array& a, const char* name, Index cols = -1, Index rows = -1) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 2)
+    throw py::value_error(std::string(name) + ": expected a 2-D array, got shape " + shape_str(a));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  if (a.shape(0) < 1) throw py::value_error(std::string(name) + ": expected at least one row, got shape " + shape_str(a));
+  if (cols >= 0 && a.shape(1) != cols)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(cols) + " columns, got shape " +
+                          shape_str(a));
+  if (rows >= 0 && a.shape(0) != rows)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(rows) + " rows, got shape " +
+                          shape_str(a));
+  return CStridedMap<T>(static_cast<const T*>(a.data()), a.shape(0), a.shape(1), Eigen::OuterStride<>(a.shape(1)));
+}
+
+// A writable contiguous 1-D array of dtype T and length n.
+template <class T>
+T* vector_arg(py::array& a, const char* name, Index n) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style) || !a.writeable())
+    throw py::value_error(std::string(name) + ": expected a writable contiguous array");
+  return static_cast<T*>(a.mutable_data());
+}
+
+// Sets Eigen's thread count for one call (n <= 0 keeps the current setting).
+struct ThreadScope {
+  explicit ThreadScope(int n) {
+    if (n > 0) Eigen::setNbThreads(n);
+  }
+};
+
+// Wraps an optional Python callable as the engine's poll. Runs with the GIL re-acquired, checks for
+// KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
+inline std::function<bool(const Progress&)> make_poll(py::object callback) {
+  return [callback](const Progress& p) -> bool {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) return true;
+    if (callback.is_none() || !p.scheduled) return false;
+    try {
+      py::dict info;
+      info["epoch"] = p.epoch;
+      info["step"] = p.step;
+      info["loss"] = p.loss;
+      info["epoch_end"] = p.epoch_end;
+      py::object r = callback(info);
+      return !r.is_none() && r.cast<bool>();
+    } catch (py::error_already_set& e) {
+      e.restore();
+      return true;
+    }
+  };
+}
+
+inline void rethrow_pending() {
+  if (PyErr_Occurred()) throw py::error_already_set();
+}
+
+}  // namespace sensinet::bind

@@ -1,0 +1,56 @@
+// sensinet._core: one binding file per concept, assembled here.
+#include "common.hpp"
+
+namespace sensinet::bind {
+void bind_network(py::module_& m);
+void bind_train(py::module_& m);
+
+template <class T>
+py::array_t<T> activation_values(const std::string& name, const py::array_t<T, py::array::c_style>& z, double alpha,
+                                 bool derivative) {
+  const Activation a = parse_activation(name);
+  py::array_t<T> out(z.request().shape);
+  const Index n = z.size();
+  if (!derivative) {
+    activate<T>(a, T(alpha), z.data(), out.mutable_data(), n);
+  } else {
+    std::vector<T> h(n);
+    activate<T>(a, T(alpha), z.data(), h.data(), n);
+    std::fill(out.mutable_data(), out.mutable_data() + n, T(1));
+    multiply_derivative<T>(a, T(alpha), z.data(), h.data(), out.mutable_data(), n);
+  }
+  return out;
+}
+}  // namespace sensinet::bind
+
+PYBIND11_MODULE(_core, m) {
+  namespace py = pybind11;
+  using namespace sensinet::bind;
+  m.doc() = "sensinet C++/Eigen engine (private; use the sensinet package)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  bind_network(m);
+  bind_train(m);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("n_threads: expected >= 1, got " + std::to_string(n));
+    Eigen::setNbThreads(n);
+  });
+  m.def("get_num_threads", []() { return Eigen::nbThreads(); });
+#ifdef _OPENMP
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+  m.attr("eigen_version") = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                            std::to_string(EIGEN_MINOR_VERSION);
+  m.attr("simd") = std::string(Eigen::SimdInstructionSetsInUse());
+  m.def("activation", &activation_values<double>, py::arg("name"), py::arg("z"), py::arg("alpha") = 0.01,
+        py::arg("derivative") = false);
+  m.def("activation", &activation_values<float>, py::arg("name"), py::arg("z"), py::arg("alpha") = 0.01,
+        py::arg("derivative") = false);
+}

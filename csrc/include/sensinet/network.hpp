@@ -1,0 +1,218 @@
+// Forward pass with explicit caches, reverse pass for the whole net or a block of consecutive layers,
+// and full-batch loss + gradient accumulated over row chunks (bounded memory).
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "sensinet/architecture.hpp"
+#include "sensinet/loss.hpp"
+
+namespace sensinet {
+
+// Read-only views of one layer's parameters inside the flat vector.
+template <class T>
+struct LayerView {
+  CMatMap<T> W1;
+  CVecMap<T> b1;
+  CMatMap<T> W2;  // residual2 only (0 x 0 otherwise)
+  LayerView(const LayerSpec& s, const T* p)
+      : W1(p, s.n_in, s.inner_width()),
+        b1(p + s.n_w1(), s.n_b1()),
+        W2(s.n_w2() ? p + s.n_w1() + s.n_b1() : p, s.n_w2() ? s.n_hidden : 0, s.n_w2() ? s.n_out : 0) {}
+};
+
+// Per-layer caches of the last forward pass: pre-activations z, activations h and (residual blocks) the
+// block output. The input of the first forwarded layer is referenced, not copied.
+template <class T>
+struct Workspace {
+  std::vector<RowMatrix<T>> z, h, out;
+  const T* in_data = nullptr;
+  Index in_rows = 0, in_cols = 0, in_stride = 0, first = 0;
+  RowMatrix<T> g, gh, gtmp, dout;  // reverse-pass buffers, reused across calls
+
+  CStridedMap<T> input(Index l) const {
+    if (l == first) return CStridedMap<T>(in_data, in_rows, in_cols, Eigen::OuterStride<>(in_stride));
+    const RowMatrix<T>& o = output(l - 1);
+    return CStridedMap<T>(o.data(), o.rows(), o.cols(), Eigen::OuterStride<>(o.cols()));
+  }
+  const RowMatrix<T>& output(Index l) const { return out[l].size() ? out[l] : h[l]; }
+};
+
+// Hook through which the reverse pass reports dJ/d(neuron values) with the values themselves: part 0 is a
+// layer's activation h (the inner neurons of a residual block), part 1 a residual block's output.
+template <class T>
+struct BackwardHook {
+  virtual ~BackwardHook() = default;
+  virtual void neurons(Index layer, int part, const RowMatrix<T>& grad, const RowMatrix<T>& value) = 0;
+};
+
+// Forward layers first..last of `a` on input x (the input of layer `first`), keeping every cache.
+template <class T, class In>
+void forward(const Architecture& a, const T* theta, const In& x, Workspace<T>& ws, Index first = 0,
+             Index last = -1) {
+  if (last < 0) last = a.n_layers() - 1;
+  const Index L = a.n_layers();
+  ws.z.resize(L);
+  ws.h.resize(L);
+  ws.out.resize(L);
+  ws.in_data = x.data();
+  ws.in_rows = x.rows();
+  ws.in_cols = x.cols();
+  ws.in_stride = x.outerStride();
+  ws.first = first;
+  for (Index l = first; l <= last; ++l) {
+    const LayerSpec& s = a.layers[l];
+    LayerView<T> p(s, theta + a.offsets[l]);
+    auto in = ws.input(l);
+    RowMatrix<T>& z = ws.z[l];
+    RowMatrix<T>& h = ws.h[l];
+    z.resize(in.rows(), s.inner_width());
+    z.noalias() = in * p.W1;
+    z.rowwise() += p.b1.transpose();
+    h.resize(z.rows(), z.cols());
+    activate<T>(s.act, T(s.alpha), z.data(), h.data(), z.size());
+    RowMatrix<T>& o = ws.out[l];
+    if (s.kind == LayerKind::Dense) {
+      o.resize(0, 0);
+    } else if (s.kind == LayerKind::Residual2) {
+      o = in;
+      o.noalias() += h * p.W2;
+    } else {
+      o = in + h;
+    }
+  }
+}
+
+// Sum over layers of l2/2 * ||W||^2; adds l2 * W to grad for layers gfirst..glast.
+template <class T>
+T add_l2(const Architecture& a, const T* theta, T* grad, Index gfirst, Index glast) {
+  long double reg = 0;
+  for (Index l = 0; l < a.n_layers(); ++l) {
+    const LayerSpec& s = a.layers[l];
+    if (s.l2 == 0.0) continue;
+    const T* p = theta + a.offsets[l];
+    const T lam = T(s.l2);
+    CVecMap<T> w1(p, s.n_w1()), w2(p + s.n_w1() + s.n_b1(), s.n_w2());
+    reg += 0.5L * lam * (static_cast<long double>(w1.squaredNorm()) + static_cast<long double>(w2.squaredNorm()));
+    if (grad && l >= gfirst && l <= glast) {
+      T* g = grad + a.offsets[l];
+      VecMap<T>(g, s.n_w1()) += lam * w1;
+      VecMap<T>(g + s.n_w1() + s.n_b1(), s.n_w2()) += lam * w2;
+    }
+  }
+  return static_cast<T>(reg);
+}
+
+// Reverse pass from the output down to layer `stop` (>= ws.first). `g` holds dJ/d(output) on entry and is
+// consumed. Parameter gradients of layers gfirst..glast are ADDED into grad (full-length layout); layers
+// above glast only propagate. With input_grad, dJ/d(input of layer stop) is written there.
+template <class T>
+void backward(const Architecture& a, const T* theta, Workspace<T>& ws, RowMatrix<T>& g, Index stop, Index gfirst,
+              Index glast, T* grad, RowMatrix<T>* input_grad = nullptr, BackwardHook<T>* hook = nullptr) {
+  for (Index l = a.n_layers() - 1; l >= stop; --l) {
+    const LayerSpec& s = a.layers[l];
+    LayerView<T> p(s, theta + a.offsets[l]);
+    auto x = ws.input(l);
+    const bool params = grad && l >= gfirst && l <= glast;
+    const bool propagate = l > stop || input_grad;
+    T* gp = params ? grad + a.offsets[l] : nullptr;
+    const T alpha = T(s.alpha);
+    const RowMatrix<T>& z = ws.z[l];
+    const RowMatrix<T>& h = ws.h[l];
+    if (s.kind == LayerKind::Dense) {
+      if (hook) hook->neurons(l, 0, g, h);
+      multiply_derivative<T>(s.act, alpha, z.data(), h.data(), g.data(), g.size());
+      if (params) {
+        MatMap<T>(gp, s.n_in, s.n_out).noalias() += x.transpose() * g;
+        VecMap<T>(gp + s.n_w1(), s.n_out) += g.colwise().sum().transpose();
+      }
+      if (propagate) {
+        ws.gtmp.resize(g.rows(), s.n_in);
+        ws.gtmp.noalias() = g * p.W1.transpose();
+        g.swap(ws.gtmp);
+      }
+    } else {
+      if (hook) hook->neurons(l, 1, g, ws.out[l]);
+      if (s.kind == LayerKind::Residual2) {
+        ws.gh.resize(g.rows(), s.n_hidden);
+        ws.gh.noalias() = g * p.W2.transpose();
+        if (params) MatMap<T>(gp + s.n_w1() + s.n_b1(), s.n_hidden, s.n_out).noalias() += h.transpose() * g;
+      } else {
+        ws.gh = g;
+      }
+      if (hook) hook->neurons(l, 0, ws.gh, h);
+      multiply_derivative<T>(s.act, alpha, z.data(), h.data(), ws.gh.data(), ws.gh.size());
+      if (params) {
+        MatMap<T>(gp, s.n_in, s.inner_width()).noalias() += x.transpose() * ws.gh;
+        VecMap<T>(gp + s.n_w1(), s.n_b1()) += ws.gh.colwise().sum().transpose();
+      }
+      if (propagate) g.noalias() += ws.gh * p.W1.transpose();
+    }
+  }
+  if (input_grad) input_grad->swap(g);
+}
+
+// Rows per chunk so that one cached matrix stays near 2^20 values.
+inline Index chunk_rows(const Architecture& a, Index n) {
+  const Index rows = std::max<Index>(256, (Index(1) << 20) / std::max<Index>(1, a.max_width()));
+  return std::min(n, rows);
+}
+
+// Full-batch J (mean loss + L2) and, if grad != nullptr, its gradient with respect to the parameters of
+// layers first..last, written into grad[0 .. offsets[last+1]-offsets[first]). x is the input of layer
+// `first` (the cached output of the frozen layers below it), so the cost covers layers first..L-1 only.
+template <class T, class In, class Y>
+T loss_and_grad(const Architecture& a, const T* theta, const In& x, const Y& y, Index first, Index last, T* grad,
+                Workspace<T>& ws) {
+  const Index n = x.rows();
+  const Index base = a.offsets[first];
+  const Index len = a.offsets[last + 1] - base;
+  // Gradient kernels write with the full-vector layout; shift the pointer so the block lands at grad[0].
+  T* gfull = grad ? grad - base : nullptr;
+  if (grad) VecMap<T>(grad, len).setZero();
+  const T inv_n = T(1) / T(n);
+  long double total = 0;
+  const Index step = chunk_rows(a, n);
+  for (Index s = 0; s < n; s += step) {
+    const Index m = std::min(step, n - s);
+    CStridedMap<T> xs(x.data() + s * x.outerStride(), m, x.cols(), Eigen::OuterStride<>(x.outerStride()));
+    CStridedMap<T> ys(y.data() + s * y.outerStride(), m, y.cols(), Eigen::OuterStride<>(y.outerStride()));
+    forward(a, theta, xs, ws, first);
+    total += loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), ys, ws.dout, inv_n);
+    if (grad) backward(a, theta, ws, ws.dout, first, first, last, gfull);
+  }
+  total += add_l2(a, theta, gfull, first, last);
+  return static_cast<T>(total);
+}
+
+// Network output (logits for classification heads) in row chunks.
+template <class T, class In>
+void predict(const Architecture& a, const T* theta, const In& x, MatMap<T> out, Workspace<T>& ws, Index first = 0) {
+  const Index n = x.rows();
+  const Index step = chunk_rows(a, std::max<Index>(n, 1));
+  for (Index s = 0; s < n; s += step) {
+    const Index m = std::min(step, n - s);
+    CStridedMap<T> xs(x.data() + s * x.outerStride(), m, x.cols(), Eigen::OuterStride<>(x.outerStride()));
+    forward(a, theta, xs, ws, first);
+    out.middleRows(s, m) = ws.output(a.n_layers() - 1);
+  }
+}
+
+// Input of layer `layer` (the output of layer-1; x itself for layer 0) for all rows, in chunks.
+template <class T, class In>
+void layer_input(const Architecture& a, const T* theta, const In& x, Index layer, MatMap<T> out, Workspace<T>& ws) {
+  if (layer == 0) {
+    out = x;
+    return;
+  }
+  const Index n = x.rows();
+  const Index step = chunk_rows(a, std::max<Index>(n, 1));
+  for (Index s = 0; s < n; s += step) {
+    const Index m = std::min(step, n - s);
+    CStridedMap<T> xs(x.data() + s * x.outerStride(), m, x.cols(), Eigen::OuterStride<>(x.outerStride()));
+    forward(a, theta, xs, ws, 0, layer - 1);
+    out.middleRows(s, m) = ws.output(layer - 1);
+  }
+}
+
+}  // namespace sensinet

@@ -1,0 +1,72 @@
+// First-order optimizers acting on a slice [off, off+len) of the flat parameter vector. The state arrays
+// are full length and owned by the caller, so a state survives across calls and blocks.
+#pragma once
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "sensinet/types.hpp"
+
+namespace sensinet {
+
+enum class OptKind { SGD, Adam };
+
+struct OptConfig {
+  OptKind kind = OptKind::SGD;
+  double lr = 0.01;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+inline OptKind parse_optimizer(const std::string& name) {
+  if (name == "sgd") return OptKind::SGD;
+  if (name == "adam") return OptKind::Adam;
+  throw std::invalid_argument("optimizer: expected 'sgd', 'adam' (or 'lbfgs' for full-batch), got '" + name + "'");
+}
+
+// m: momentum buffer (SGD) or first moment (Adam); v: second moment (Adam); t: Adam step count.
+template <class T>
+struct OptState {
+  T* m = nullptr;
+  T* v = nullptr;
+  long long t = 0;
+};
+
+// nxt[off..] = cur[off..] - update(g). Conventions follow PyTorch: SGD buf = mu*buf + g, step = g + mu*buf
+// (Nesterov) or buf; Adam with bias corrections as torch.optim.Adam (eps added after the corrected sqrt).
+template <class T>
+void optimizer_step(const OptConfig& c, OptState<T>& st, const T* cur, const T* g, T* nxt, Index off, Index len) {
+  CArrMap<T> P(cur + off, len), G(g, len);
+  ArrMap<T> N(nxt + off, len);
+  const T lr = T(c.lr);
+  if (c.kind == OptKind::SGD) {
+    if (c.momentum == 0.0) {
+      N = P - lr * G;
+      return;
+    }
+    ArrMap<T> B(st.m + off, len);
+    const T mu = T(c.momentum);
+    // torch initialises the buffer with the first gradient; t == 0 marks "no buffer yet".
+    if (st.t == 0)
+      B = G;
+    else
+      B = mu * B + G;
+    if (c.nesterov)
+      N = P - lr * (G + mu * B);
+    else
+      N = P - lr * B;
+    st.t += 1;
+    return;
+  }
+  ArrMap<T> M(st.m + off, len), V(st.v + off, len);
+  st.t += 1;
+  const T b1 = T(c.beta1), b2 = T(c.beta2);
+  M = b1 * M + (T(1) - b1) * G;
+  V = b2 * V + (T(1) - b2) * G * G;
+  const T bc1 = T(1) - std::pow(b1, T(st.t));
+  const T bc2s = std::sqrt(T(1) - std::pow(b2, T(st.t)));
+  N = P - (lr / bc1) * M / (V.sqrt() / bc2s + T(c.eps));
+}
+
+}  // namespace sensinet

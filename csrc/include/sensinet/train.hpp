@@ -1,0 +1,137 @@
+// Minibatch training loop: epochs, seeded shuffling and optimizer steps in C++, with a progress poll
+// (callback, early stopping, Ctrl-C) every `poll_every` steps, at each epoch end and at least every 0.1 s.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "sensinet/network.hpp"
+#include "sensinet/optim.hpp"
+
+namespace sensinet {
+
+// Unbiased draw in [0, n) from a 64-bit Mersenne Twister: its output sequence is fixed by the standard,
+// unlike std::uniform_int_distribution's, so shuffles are identical across compilers.
+inline uint64_t bounded_draw(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t threshold = (0 - n) % n;
+  for (;;) {
+    const uint64_t r = rng();
+    if (r >= threshold) return r % n;
+  }
+}
+
+inline void shuffle_indices(std::vector<Index>& idx, std::mt19937_64& rng) {
+  for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[bounded_draw(rng, i)]);
+}
+
+struct TrainConfig {
+  Index epochs = 1;
+  Index batch_size = 32;
+  bool shuffle = true;
+  uint64_t seed = 0;
+  Index first = 0, last = -1;  // block of layers to train; x is the input of layer `first`
+  Index poll_every = 0;        // 0: only at epoch ends (and the 0.1 s interrupt check)
+  Index max_steps = -1;        // stop after this many steps (-1: no limit)
+};
+
+enum class TrainStatus { Completed = 0, Stopped = 1, Diverged = 2 };
+
+struct Progress {
+  Index epoch = 0, step = 0;
+  double loss = 0;      // mean minibatch loss of the epoch so far
+  bool epoch_end = false;
+  bool scheduled = true;  // false: a timer poll, only for the interrupt check
+};
+
+struct TrainResult {
+  TrainStatus status = TrainStatus::Completed;
+  Index steps = 0, epochs_done = 0;
+  std::vector<double> epoch_loss;
+  double last_loss = 0;
+};
+
+// poll(progress) returns true to stop. It is also called with step progress when 0.1 s have passed, so an
+// interrupt is seen promptly; weights stay consistent (a stop happens between steps).
+template <class T, class In, class Y>
+TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, const OptConfig& oc, OptState<T>& st,
+                  const TrainConfig& tc, const std::function<bool(const Progress&)>& poll, Workspace<T>& ws) {
+  const Index n = x.rows(), d = x.cols(), k = y.cols();
+  const Index first = tc.first, last = tc.last < 0 ? a.n_layers() - 1 : tc.last;
+  const Index off = a.offsets[first], len = a.offsets[last + 1] - off;
+  const Index bs = std::min(tc.batch_size, n);
+  // Double buffering: a step reads `cur` and writes `nxt`, so the previous weights survive a step that
+  // produces a non-finite loss at no extra copy per step.
+  std::vector<T> spare(theta, theta + a.n_params());
+  T* cur = theta;
+  T* nxt = spare.data();
+  std::vector<T> grad_full(a.n_params(), T(0));
+  T* grad = grad_full.data();
+  std::vector<Index> idx(n);
+  std::iota(idx.begin(), idx.end(), Index(0));
+  std::mt19937_64 rng(tc.seed);
+  RowMatrix<T> xb(bs, d), yb(bs, k);
+  TrainResult res;
+  auto last_poll = std::chrono::steady_clock::now();
+  bool stop = false;
+  for (Index e = 0; e < tc.epochs && !stop; ++e) {
+    if (tc.shuffle) shuffle_indices(idx, rng);
+    long double sum = 0;
+    Index seen = 0;
+    for (Index s = 0; s < n && !stop; s += bs) {
+      const Index m = std::min(bs, n - s);
+      xb.resize(m, d);
+      yb.resize(m, k);
+      for (Index i = 0; i < m; ++i) {
+        xb.row(i) = x.row(idx[s + i]);
+        yb.row(i) = y.row(idx[s + i]);
+      }
+      forward(a, cur, xb, ws, first);
+      T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb, ws.dout, T(1) / T(m));
+      VecMap<T>(grad + off, len).setZero();
+      loss += add_l2(a, cur, grad, first, last);
+      if (!std::isfinite(loss)) {
+        res.status = TrainStatus::Diverged;
+        // cur gave a non-finite loss; nxt holds the weights of the previous step, whose loss was finite.
+        if (res.steps > 0) cur = nxt;
+        stop = true;
+        break;
+      }
+      backward(a, cur, ws, ws.dout, first, first, last, grad);
+      optimizer_step(oc, st, cur, grad + off, nxt, off, len);
+      std::swap(cur, nxt);
+      res.steps += 1;
+      res.last_loss = loss;
+      sum += static_cast<long double>(loss) * m;
+      seen += m;
+      if (tc.max_steps >= 0 && res.steps >= tc.max_steps) stop = true;
+      const auto now = std::chrono::steady_clock::now();
+      const bool due = tc.poll_every > 0 && res.steps % tc.poll_every == 0;
+      if (due || now - last_poll > std::chrono::milliseconds(100)) {
+        last_poll = now;
+        Progress p{e, res.steps, static_cast<double>(sum / seen), false, due};
+        if (poll(p)) {
+          stop = true;
+          res.status = TrainStatus::Stopped;
+        }
+      }
+    }
+    if (res.status == TrainStatus::Diverged) break;
+    if (seen == n) {
+      res.epoch_loss.push_back(static_cast<double>(sum / seen));
+      res.epochs_done = e + 1;
+      Progress p{e, res.steps, res.epoch_loss.back(), true, true};
+      if (poll(p) && !stop) {
+        stop = true;
+        res.status = TrainStatus::Stopped;
+      }
+    }
+  }
+  if (cur != theta) std::memcpy(theta + off, cur + off, sizeof(T) * len);
+  return res;
+}
+
+}  // namespace sensinet

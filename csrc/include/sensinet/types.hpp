@@ -1,0 +1,33 @@
+// Scalar-generic matrix aliases shared by every kernel. Row-major throughout, matching NumPy's C order,
+// so arrays cross the boundary without copies.
+#pragma once
+#include <Eigen/Core>
+#include <cstdint>
+
+namespace sensinet {
+
+using Index = Eigen::Index;
+
+template <class T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+template <class T>
+using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+template <class T>
+using MatMap = Eigen::Map<RowMatrix<T>>;
+template <class T>
+using CMatMap = Eigen::Map<const RowMatrix<T>>;
+// A block of rows of a larger row-major matrix (outer stride = full row length).
+template <class T>
+using CStridedMap = Eigen::Map<const RowMatrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using VecMap = Eigen::Map<Vector<T>>;
+template <class T>
+using CVecMap = Eigen::Map<const Vector<T>>;
+template <class T>
+using ArrMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CArrMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+}  // namespace sensinet

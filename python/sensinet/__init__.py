@@ -1,0 +1,40 @@
+"""sensinet: sensitivity-driven training and interpretation of dense neural networks (C++/Eigen core)."""
+import os as _os
+
+# The engine's OpenMP threads must sleep, not spin, between kernels; libgomp reads this once at load.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _core  # noqa: E402
+from ._config import get_num_threads, set_num_threads  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
+from .network import DivergenceError, FitResult, Network  # noqa: E402
+from .optimizers import LBFGS, SGD, Adam  # noqa: E402
+
+
+def build_info() -> dict:
+    """How the engine was built: Eigen version, SIMD instruction sets, OpenMP."""
+    return {"eigen": _core.eigen_version, "simd": _core.simd, "openmp": bool(_core.openmp)}
+
+
+def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier modules
+    if name in ("save", "load"):
+        from . import io
+
+        return getattr(io, name)
+    if name in ("from_sklearn", "from_torch"):
+        from . import convert
+
+        return getattr(convert, name)
+    if name in ("SensiNetRegressor", "SensiNetClassifier"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'sensinet' has no attribute {name!r}")
+
+
+__all__ = [
+    "ACTIVATIONS", "Adam", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
+    "SensiNetClassifier", "SensiNetRegressor", "__version__", "build_info", "from_sklearn", "from_torch",
+    "get_num_threads", "load", "save", "set_num_threads",
+]

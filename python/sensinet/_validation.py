@@ -1,0 +1,96 @@
+"""Argument checks shared by the public API: clear errors naming the argument, conversion done once."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
+
+
+def as_matrix(X: Any, name: str, dtype: type, n_cols: Optional[int] = None, allow_1d: bool = False) -> NDArray:
+    """Return X as a C-contiguous 2-D array of ``dtype`` (one conversion at most), or raise."""
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas
+        X = X.to_numpy()
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name}: could not be converted to an array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim == 1 and allow_1d:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {arr.shape}. "
+                         "Reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1).")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(f"{name}: expected {n_cols} features (columns), got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return arr
+
+
+def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: type, name: str = "y") -> NDArray:
+    """Targets as the (n, n_outputs) matrix the engine's head expects.
+
+    mse: values; cross_entropy: integer class labels in [0, n_outputs) (one-hot encoded here) or rows of
+    class probabilities; binary_cross_entropy: 0/1 labels (or probabilities) per output.
+    """
+    if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray):
+        y = y.to_numpy()
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name}: expected a 1-D or 2-D array, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name}: expected {n_samples} rows (one per sample of X), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    if loss == "cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: expected integer class labels for cross_entropy, got non-integer values")
+        labels = arr.astype(np.int64)
+        if labels.min() < 0 or labels.max() >= n_outputs:
+            raise ValueError(f"{name}: expected class labels in [0, {n_outputs}) for a {n_outputs}-logit head, "
+                             f"got values in [{labels.min()}, {labels.max()}]")
+        out = np.zeros((n_samples, n_outputs), dtype=dtype)
+        out[np.arange(n_samples), labels] = 1
+        return out
+    mat = arr.reshape(n_samples, -1) if arr.ndim == 1 else arr
+    if mat.shape[1] != n_outputs:
+        raise ValueError(f"{name}: expected {n_outputs} target column(s) for a {n_outputs}-output network, "
+                         f"got shape {arr.shape}")
+    if loss != "mse" and (mat.min() < 0 or mat.max() > 1):
+        raise ValueError(f"{name}: expected labels or probabilities in [0, 1] for {loss}, got values in "
+                         f"[{mat.min()}, {mat.max()}]")
+    return np.ascontiguousarray(mat, dtype=dtype)
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+    return value
+
+
+def check_positive(value: Any, name: str, integer: bool = False, allow_zero: bool = False) -> Any:
+    kind = "an int" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer) if integer else (int, float, np.number)):
+        raise TypeError(f"{name}: expected {kind}, got {type(value).__name__}")
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or not np.isfinite(value):
+        raise ValueError(f"{name}: expected {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def resolve_dtype(dtype: Any) -> type:
+    dt = np.dtype(dtype)
+    if dt == np.float64:
+        return np.float64
+    if dt == np.float32:
+        return np.float32
+    raise TypeError(f"dtype: expected float64 or float32, got {dt}")

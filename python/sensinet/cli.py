@@ -1,0 +1,45 @@
+"""The `sensinet` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _version_text() -> str:
+    from . import __version__, build_info
+
+    info = build_info()
+    return (f"sensinet {__version__} (Eigen {info['eigen']}, SIMD: {info['simd']}, "
+            f"OpenMP: {'yes' if info['openmp'] else 'no'})")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="sensinet", description=__doc__)
+    parser.add_argument("--version", action="store_true", help="print the version and how the engine was built")
+    sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="show every capability on embedded real data")
+    demo.add_argument("--out", type=Path, default=Path("sensinet_demo"), help="folder for figures and models")
+    demo.add_argument("--section", action="append", help="run only this section (repeatable)")
+    demo.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke test")
+    args = parser.parse_args(argv)
+    if args.version:
+        print(_version_text())
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        print(_version_text())
+        try:
+            run_demo(args.out, args.section, quick=args.quick)
+        except ValueError as exc:
+            print(f"sensinet demo: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

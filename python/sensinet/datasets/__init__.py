@@ -1,0 +1,56 @@
+"""Datasets for sensinet: bundled real data, seeded synthetic problems, and
+the helpers for the repeated 90/10 standardized-split protocol.
+
+Real data (bundled with the package; provenance in ``data/PROVENANCE.md``)
+    load_concrete, load_energy, load_yacht, load_power_plant, load_uci
+        UCI regression benchmarks.
+    load_titanic
+        Titanic survival, seven integer-coded features.
+
+Synthetic data
+    make_spirals
+        Two-spirals binary classification.
+    make_regression_function
+        Known regression functions (see REGRESSION_FUNCTIONS).
+
+Protocol helpers
+    train_test_split
+        Seeded random split into training and test sets.
+    Standardizer
+        Per-column standardization, with an inverse for reporting errors on
+        the original scale.
+
+Only numpy is required. pandas is used only by :meth:`Dataset.to_frame`.
+"""
+
+from ._loaders import (
+    TITANIC_FEATURES,
+    UCI_DATASETS,
+    Dataset,
+    Standardizer,
+    load_concrete,
+    load_energy,
+    load_power_plant,
+    load_titanic,
+    load_uci,
+    load_yacht,
+    train_test_split,
+)
+from ._synthetic import REGRESSION_FUNCTIONS, make_regression_function, make_spirals
+
+__all__ = [
+    "Dataset",
+    "load_concrete",
+    "load_energy",
+    "load_yacht",
+    "load_power_plant",
+    "load_uci",
+    "UCI_DATASETS",
+    "load_titanic",
+    "TITANIC_FEATURES",
+    "make_spirals",
+    "make_regression_function",
+    "REGRESSION_FUNCTIONS",
+    "train_test_split",
+    "Standardizer",
+]
