@@ -4,6 +4,7 @@
 namespace sensinet::bind {
 void bind_network(py::module_& m);
 void bind_train(py::module_& m);
+void bind_sensitivity(py::module_& m);
 
 template <class T>
 py::array_t<T> activation_values(const std::string& name, const py::array_t<T, py::array::c_style>& z, double alpha,
@@ -36,6 +37,7 @@ PYBIND11_MODULE(_core, m) {
   });
   bind_network(m);
   bind_train(m);
+  bind_sensitivity(m);
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("n_threads: expected >= 1, got " + std::to_string(n));
     Eigen::setNbThreads(n);
@@ -48,7 +50,25 @@ PYBIND11_MODULE(_core, m) {
 #endif
   m.attr("eigen_version") = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                             std::to_string(EIGEN_MINOR_VERSION);
-  m.attr("simd") = std::string(Eigen::SimdInstructionSetsInUse());
+  // Eigen 3.4's own string omits AVX2 and FMA; list what this build actually vectorizes with.
+  std::string simd;
+#if defined(EIGEN_VECTORIZE_AVX512)
+  simd += "AVX512 ";
+#endif
+#if defined(EIGEN_VECTORIZE_AVX2)
+  simd += "AVX2 ";
+#endif
+#if defined(EIGEN_VECTORIZE_FMA)
+  simd += "FMA ";
+#endif
+#if defined(EIGEN_VECTORIZE_AVX)
+  simd += "AVX ";
+#endif
+#if defined(EIGEN_VECTORIZE_SSE4_2)
+  simd += "SSE4.2 ";
+#endif
+  if (!simd.empty()) simd.pop_back();
+  m.attr("simd") = simd.empty() ? std::string("none") : simd;
   m.def("activation", &activation_values<double>, py::arg("name"), py::arg("z"), py::arg("alpha") = 0.01,
         py::arg("derivative") = false);
   m.def("activation", &activation_values<float>, py::arg("name"), py::arg("z"), py::arg("alpha") = 0.01,

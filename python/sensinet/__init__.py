@@ -10,6 +10,7 @@ from ._version import __version__  # noqa: E402
 from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
 from .network import DivergenceError, FitResult, Network  # noqa: E402
 from .optimizers import LBFGS, SGD, Adam  # noqa: E402
+from .sensitivity import SensitivityResult, group_curvature, group_sensitivity, sensitivity  # noqa: E402
 
 
 def build_info() -> dict:
@@ -22,7 +23,7 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
         from . import io
 
         return getattr(io, name)
-    if name in ("from_sklearn", "from_torch"):
+    if name in ("from_sklearn", "from_torch", "to_torch"):
         from . import convert
 
         return getattr(convert, name)
@@ -35,6 +36,7 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
 
 __all__ = [
     "ACTIVATIONS", "Adam", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
-    "SensiNetClassifier", "SensiNetRegressor", "__version__", "build_info", "from_sklearn", "from_torch",
-    "get_num_threads", "load", "save", "set_num_threads",
+    "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "group_curvature", "group_sensitivity",
+    "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",
+    "get_num_threads", "load", "save", "set_num_threads", "to_torch",
 ]

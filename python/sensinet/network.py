@@ -1,6 +1,7 @@
 """Network: layer specs plus one flat parameter vector owned by the C++ engine (numpy sees it without a copy)."""
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
@@ -107,17 +108,17 @@ class Network:
     def copy(self) -> "Network":
         """An independent copy (one memcpy of the parameter vector)."""
         new = object.__new__(Network)
-        new.__dict__.update(self.__dict__)
+        new.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "_model"}))
         new._model = self._model.copy()
-        new.__dict__.pop("history_", None)
-        if hasattr(self, "history_"):
-            new.history_ = self.history_
         return new
 
     def astype(self, dtype: Any) -> "Network":
         """A copy with float64 or float32 parameters."""
         new = Network._from_specs(self._specs, self.loss, dtype)
         new.parameters[:] = self.parameters
+        for attr in ("metadata", "classes_"):
+            if hasattr(self, attr):
+                setattr(new, attr, copy.deepcopy(getattr(self, attr)))
         return new
 
     # ------------------------------------------------------------------ structure
@@ -403,11 +404,11 @@ class Network:
         return self
 
     # ------------------------------------------------------------------ persistence and import
-    def save(self, path: Any) -> None:
+    def save(self, path: Any, metadata: Optional[dict] = None) -> None:
         """Save to a versioned ``.npz`` (parameters + JSON header; no pickle). See :func:`sensinet.load`."""
         from .io import save
 
-        save(self, path)
+        save(self, path, metadata=metadata)
 
     @staticmethod
     def load(path: Any) -> "Network":

@@ -2,6 +2,7 @@
 // and full-batch loss + gradient accumulated over row chunks (bounded memory).
 #pragma once
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "sensinet/architecture.hpp"
@@ -28,7 +29,11 @@ struct Workspace {
   std::vector<RowMatrix<T>> z, h, out;
   const T* in_data = nullptr;
   Index in_rows = 0, in_cols = 0, in_stride = 0, first = 0;
+  // Optional neuron scaling factors h -> s * h (finite-difference sensitivities): scale[l][0] multiplies a
+  // layer's activation h, scale[l][1] a residual block's output; nullptr means s = 1. Empty: no scaling.
+  std::vector<std::array<const T*, 2>> scale;
   RowMatrix<T> g, gh, gtmp, dout;  // reverse-pass buffers, reused across calls
+  Vector<T> spare, grad;            // training: second parameter buffer and gradient, reused across calls
 
   CStridedMap<T> input(Index l) const {
     if (l == first) return CStridedMap<T>(in_data, in_rows, in_cols, Eigen::OuterStride<>(in_stride));
@@ -71,6 +76,8 @@ void forward(const Architecture& a, const T* theta, const In& x, Workspace<T>& w
     z.rowwise() += p.b1.transpose();
     h.resize(z.rows(), z.cols());
     activate<T>(s.act, T(s.alpha), z.data(), h.data(), z.size());
+    const bool scaled = !ws.scale.empty();
+    if (scaled && ws.scale[l][0]) h.array().rowwise() *= CVecMap<T>(ws.scale[l][0], h.cols()).array().transpose();
     RowMatrix<T>& o = ws.out[l];
     if (s.kind == LayerKind::Dense) {
       o.resize(0, 0);
@@ -80,6 +87,8 @@ void forward(const Architecture& a, const T* theta, const In& x, Workspace<T>& w
     } else {
       o = in + h;
     }
+    if (scaled && ws.scale[l][1] && o.size())
+      o.array().rowwise() *= CVecMap<T>(ws.scale[l][1], o.cols()).array().transpose();
   }
 }
 
@@ -103,12 +112,28 @@ T add_l2(const Architecture& a, const T* theta, T* grad, Index gfirst, Index gla
   return static_cast<T>(reg);
 }
 
+// g *= act'(z) where g stacks K >= 1 copies of the cached rows (one block per output seed).
+template <class T>
+void mul_derivative_stacked(Activation act, T alpha, const RowMatrix<T>& z, const RowMatrix<T>& h, RowMatrix<T>& g) {
+  const Index n = z.size();
+  for (Index o = 0; o < g.size(); o += n) multiply_derivative<T>(act, alpha, z.data(), h.data(), g.data() + o, n);
+}
+
 // Reverse pass from the output down to layer `stop` (>= ws.first). `g` holds dJ/d(output) on entry and is
-// consumed. Parameter gradients of layers gfirst..glast are ADDED into grad (full-length layout); layers
-// above glast only propagate. With input_grad, dJ/d(input of layer stop) is written there.
+// consumed; its rows may stack K seeds over the cached rows (then grad must be nullptr). Parameter gradients of layers gfirst..glast are written (accumulate: added) into grad, in the
+// full-length layout; layers above glast only propagate. With input_grad, dJ/d(input of layer stop) is
+// written there.
 template <class T>
 void backward(const Architecture& a, const T* theta, Workspace<T>& ws, RowMatrix<T>& g, Index stop, Index gfirst,
-              Index glast, T* grad, RowMatrix<T>* input_grad = nullptr, BackwardHook<T>* hook = nullptr) {
+              Index glast, T* grad, bool accumulate, RowMatrix<T>* input_grad = nullptr,
+              BackwardHook<T>* hook = nullptr) {
+  // Overwriting on the first write saves a pass that zeroes the gradient.
+  auto put = [accumulate](auto&& dst, const auto& expr) {
+    if (accumulate)
+      dst.noalias() += expr;
+    else
+      dst.noalias() = expr;
+  };
   for (Index l = a.n_layers() - 1; l >= stop; --l) {
     const LayerSpec& s = a.layers[l];
     LayerView<T> p(s, theta + a.offsets[l]);
@@ -121,10 +146,10 @@ void backward(const Architecture& a, const T* theta, Workspace<T>& ws, RowMatrix
     const RowMatrix<T>& h = ws.h[l];
     if (s.kind == LayerKind::Dense) {
       if (hook) hook->neurons(l, 0, g, h);
-      multiply_derivative<T>(s.act, alpha, z.data(), h.data(), g.data(), g.size());
+      mul_derivative_stacked(s.act, alpha, z, h, g);
       if (params) {
-        MatMap<T>(gp, s.n_in, s.n_out).noalias() += x.transpose() * g;
-        VecMap<T>(gp + s.n_w1(), s.n_out) += g.colwise().sum().transpose();
+        put(MatMap<T>(gp, s.n_in, s.n_out), x.transpose() * g);
+        put(VecMap<T>(gp + s.n_w1(), s.n_out), g.colwise().sum().transpose());
       }
       if (propagate) {
         ws.gtmp.resize(g.rows(), s.n_in);
@@ -136,15 +161,15 @@ void backward(const Architecture& a, const T* theta, Workspace<T>& ws, RowMatrix
       if (s.kind == LayerKind::Residual2) {
         ws.gh.resize(g.rows(), s.n_hidden);
         ws.gh.noalias() = g * p.W2.transpose();
-        if (params) MatMap<T>(gp + s.n_w1() + s.n_b1(), s.n_hidden, s.n_out).noalias() += h.transpose() * g;
+        if (params) put(MatMap<T>(gp + s.n_w1() + s.n_b1(), s.n_hidden, s.n_out), h.transpose() * g);
       } else {
         ws.gh = g;
       }
       if (hook) hook->neurons(l, 0, ws.gh, h);
-      multiply_derivative<T>(s.act, alpha, z.data(), h.data(), ws.gh.data(), ws.gh.size());
+      mul_derivative_stacked(s.act, alpha, z, h, ws.gh);
       if (params) {
-        MatMap<T>(gp, s.n_in, s.inner_width()).noalias() += x.transpose() * ws.gh;
-        VecMap<T>(gp + s.n_w1(), s.n_b1()) += ws.gh.colwise().sum().transpose();
+        put(MatMap<T>(gp, s.n_in, s.inner_width()), x.transpose() * ws.gh);
+        put(VecMap<T>(gp + s.n_w1(), s.n_b1()), ws.gh.colwise().sum().transpose());
       }
       if (propagate) g.noalias() += ws.gh * p.W1.transpose();
     }
@@ -169,7 +194,7 @@ T loss_and_grad(const Architecture& a, const T* theta, const In& x, const Y& y, 
   const Index len = a.offsets[last + 1] - base;
   // Gradient kernels write with the full-vector layout; shift the pointer so the block lands at grad[0].
   T* gfull = grad ? grad - base : nullptr;
-  if (grad) VecMap<T>(grad, len).setZero();
+  (void)len;
   const T inv_n = T(1) / T(n);
   long double total = 0;
   const Index step = chunk_rows(a, n);
@@ -179,7 +204,7 @@ T loss_and_grad(const Architecture& a, const T* theta, const In& x, const Y& y, 
     CStridedMap<T> ys(y.data() + s * y.outerStride(), m, y.cols(), Eigen::OuterStride<>(y.outerStride()));
     forward(a, theta, xs, ws, first);
     total += loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), ys, ws.dout, inv_n);
-    if (grad) backward(a, theta, ws, ws.dout, first, first, last, gfull);
+    if (grad) backward(a, theta, ws, ws.dout, first, first, last, gfull, /*accumulate=*/s > 0);
   }
   total += add_l2(a, theta, gfull, first, last);
   return static_cast<T>(total);

@@ -65,11 +65,13 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   const Index bs = std::min(tc.batch_size, n);
   // Double buffering: a step reads `cur` and writes `nxt`, so the previous weights survive a step that
   // produces a non-finite loss at no extra copy per step.
-  std::vector<T> spare(theta, theta + a.n_params());
+  // Both buffers persist in the workspace: a fresh 2 x n_params allocation per call costs page faults.
+  ws.spare.resize(a.n_params());
+  ws.grad.resize(a.n_params());
+  std::memcpy(ws.spare.data(), theta, sizeof(T) * a.n_params());
   T* cur = theta;
-  T* nxt = spare.data();
-  std::vector<T> grad_full(a.n_params(), T(0));
-  T* grad = grad_full.data();
+  T* nxt = ws.spare.data();
+  T* grad = ws.grad.data();
   std::vector<Index> idx(n);
   std::iota(idx.begin(), idx.end(), Index(0));
   std::mt19937_64 rng(tc.seed);
@@ -91,7 +93,7 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
       }
       forward(a, cur, xb, ws, first);
       T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb, ws.dout, T(1) / T(m));
-      VecMap<T>(grad + off, len).setZero();
+      backward(a, cur, ws, ws.dout, first, first, last, grad, /*accumulate=*/false);
       loss += add_l2(a, cur, grad, first, last);
       if (!std::isfinite(loss)) {
         res.status = TrainStatus::Diverged;
@@ -100,7 +102,6 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
         stop = true;
         break;
       }
-      backward(a, cur, ws, ws.dout, first, first, last, grad);
       optimizer_step(oc, st, cur, grad + off, nxt, off, len);
       std::swap(cur, nxt);
       res.steps += 1;

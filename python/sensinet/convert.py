@@ -1,0 +1,304 @@
+"""Import networks from scikit-learn and PyTorch, and export dense networks to PyTorch.
+
+Both libraries are optional: they are imported inside the functions that need them.
+
+* :func:`from_sklearn` -- a fitted ``MLPRegressor`` / ``MLPClassifier``.
+* :func:`from_torch` -- an ``nn.Sequential`` of ``nn.Linear`` layers and activation modules.
+* :func:`to_torch` -- an equivalent float64 ``nn.Sequential`` for a network of Dense layers.
+
+Weights are copied; the sensinet network computes the same function as the source model (to rounding:
+the engine's GEMM and activation kernels sum in a different order).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ._validation import LOSSES, check_choice, resolve_dtype
+from .layers import Dense
+
+__all__ = ["from_sklearn", "from_torch", "to_torch"]
+
+# scikit-learn's hidden activations -> sensinet's
+_SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+# ---------------------------------------------------------------------------------------------- scikit-learn
+def from_sklearn(model: Any, dtype: Any = np.float64) -> Any:
+    """A :class:`~sensinet.Network` with the weights of a fitted scikit-learn MLP.
+
+    Parameters
+    ----------
+    model : sklearn.neural_network.MLPRegressor or MLPClassifier
+        Fitted (it has ``coefs_``). ``coefs_[i]`` of shape (n_in, n_out) is sensinet's ``W`` layout and
+        ``intercepts_[i]`` its ``b``.
+    dtype : float64 (default) or float32
+
+    Returns
+    -------
+    Network
+        Hidden layers keep the model's activation (``logistic`` becomes ``sigmoid``); the output layer is
+        identity and the loss carries the output link:
+
+        - ``MLPRegressor`` (squared error) -> ``"mse"``; ``net.predict(X)`` equals ``model.predict(X)``
+          (as a column). scikit-learn minimises *half* the MSE; the predictions are what is preserved.
+        - binary ``MLPClassifier`` (one logistic output) -> ``"binary_cross_entropy"``; ``net.predict(X)``
+          is the positive-class column of ``model.predict_proba(X)``.
+        - multiclass (softmax) -> ``"cross_entropy"``; ``net.predict(X)`` equals ``model.predict_proba(X)``.
+        - multilabel (several logistic outputs) -> ``"binary_cross_entropy"``.
+
+        Classifiers get ``net.classes_`` (a copy of ``model.classes_``). Every layer's ``l2`` is 0:
+        scikit-learn's ``alpha`` penalty is scaled by the number of training samples, which the fitted
+        model does not keep; set ``l2 = alpha / n_samples`` yourself to continue training with it.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not an MLPRegressor / MLPClassifier.
+    sklearn.exceptions.NotFittedError
+        The model has not been fitted.
+    ValueError
+        An activation or output link sensinet does not have (e.g. ``MLPRegressor(loss="poisson")``).
+    """
+    from .network import Network
+
+    try:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+    except ImportError:  # without scikit-learn the object cannot be one of its models
+        raise TypeError(f"model: expected a fitted scikit-learn MLPRegressor or MLPClassifier, got "
+                        f"{type(model).__module__}.{type(model).__name__} (and scikit-learn is not installed)") from None
+    if not isinstance(model, (MLPRegressor, MLPClassifier)):
+        raise TypeError(f"model: expected a fitted scikit-learn MLPRegressor or MLPClassifier, got "
+                        f"{type(model).__module__}.{type(model).__name__}")
+    if not hasattr(model, "coefs_") or not hasattr(model, "intercepts_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"model: this {type(model).__name__} is not fitted yet; call fit before "
+                             "converting it")
+    dt = resolve_dtype(dtype)
+    act = model.activation
+    if act not in _SKLEARN_ACTIVATIONS:
+        raise ValueError(f"model.activation: expected one of {tuple(_SKLEARN_ACTIVATIONS)}, got {act!r}")
+    out = getattr(model, "out_activation_", None)
+    if isinstance(model, MLPRegressor):
+        if out != "identity":
+            raise ValueError(f"model.out_activation_: sensinet converts regressors with an identity output "
+                             f"(loss='squared_error'), got {out!r} (loss={getattr(model, 'loss', None)!r})")
+        loss = "mse"
+    elif out == "softmax":
+        loss = "cross_entropy"
+    elif out == "logistic":
+        loss = "binary_cross_entropy"  # binary (one output) or multilabel (several)
+    else:
+        raise ValueError(f"model.out_activation_: expected 'softmax' or 'logistic' for a classifier, got {out!r}")
+
+    coefs = [np.asarray(c, dtype=np.float64) for c in model.coefs_]
+    intercepts = [np.asarray(b, dtype=np.float64).ravel() for b in model.intercepts_]
+    if len(coefs) != len(intercepts) or not coefs:
+        raise ValueError(f"model: expected as many coefs_ as intercepts_ (>= 1), got {len(coefs)} and "
+                         f"{len(intercepts)}")
+    width = coefs[0].shape[0]
+    layers = []
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
+            raise ValueError(f"model.coefs_[{i}]: expected shape ({width}, k) with intercepts_[{i}] of shape "
+                             f"(k,), got {W.shape} and {b.shape}")
+        last = i == len(coefs) - 1
+        layers.append(Dense(int(W.shape[1]), "identity" if last else _SKLEARN_ACTIVATIONS[act]))
+        width = W.shape[1]
+    net = Network(int(coefs[0].shape[0]), layers, loss=loss, dtype=dt)
+    _set_dense_weights(net, coefs, intercepts)
+    if hasattr(model, "classes_"):
+        net.classes_ = np.array(model.classes_, copy=True)
+    return net
+
+
+def _set_dense_weights(net: Any, weights: list, biases: list) -> None:
+    """Copy (n_in, n_out) weight matrices and biases into a Dense-only network; all values must be finite."""
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError(f"layer {i}: the source model's weights contain NaN or infinity")
+        views = net.layer_parameters(i)
+        views["W"][...] = W
+        views["b"][...] = b
+
+
+# ---------------------------------------------------------------------------------------------- PyTorch
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError("PyTorch is needed for this function but could not be imported "
+                          f"({exc}); install it with `pip install sensinet[torch]` or `pip install torch`") from None
+    return torch
+
+
+def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", dtype: Any = np.float64) -> Any:
+    """A :class:`~sensinet.Network` with the weights of a PyTorch ``nn.Sequential`` MLP.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential
+        ``nn.Linear`` layers, each optionally followed by one activation module: ``nn.ReLU``,
+        ``nn.LeakyReLU`` (``negative_slope`` becomes ``alpha``; it must be >= 0), ``nn.Tanh``,
+        ``nn.Sigmoid``, ``nn.Softplus`` (``beta`` must be 1; ``threshold`` is ignored: sensinet evaluates
+        ``log1p(exp(z))`` exactly everywhere, while torch returns ``z`` above the threshold, which differs
+        by at most ``log1p(exp(-threshold))``, about 2e-9 for the default 20) or ``nn.Identity``. Weights of
+        any dtype and device are copied via ``.detach().cpu().double()``; a Linear without bias gets b = 0.
+    n_inputs : int, optional
+        Number of input features; inferred from the first Linear's ``in_features`` (if given it must agree).
+    loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+        The network's loss. For the classification losses the module must end with a Linear (its raw
+        outputs are the logits; ``net.predict`` applies the softmax / sigmoid).
+    dtype : float64 (default) or float32
+
+    Returns
+    -------
+    Network
+        ``net.forward(X)`` equals ``module(X)``.
+
+    Raises
+    ------
+    ImportError
+        PyTorch is not installed.
+    TypeError
+        ``module`` is not an ``nn.Sequential``.
+    ValueError
+        A module sensinet does not support (the message names its index and type), an activation first or
+        two in a row, widths that do not chain, an activation after the last Linear with a classification
+        loss, a Softplus with beta != 1, a negative LeakyReLU slope, or non-finite weights.
+    """
+    torch = _import_torch()
+    from .network import Network
+
+    nn = torch.nn
+    if not isinstance(module, nn.Sequential):
+        raise TypeError(f"module: expected a torch.nn.Sequential of Linear layers and activations, got "
+                        f"{type(module).__module__}.{type(module).__name__}")
+    check_choice(loss, "loss", LOSSES)
+    dt = resolve_dtype(dtype)
+
+    linears: list = []  # (index, nn.Linear)
+    acts: list = []  # per Linear: (activation name, alpha)
+    for idx, sub in enumerate(module):
+        name = type(sub).__name__
+        if isinstance(sub, nn.Linear):
+            if linears and sub.in_features != linears[-1][1].out_features:
+                raise ValueError(f"module[{idx}]: Linear.in_features is {sub.in_features}, expected "
+                                 f"{linears[-1][1].out_features} (the out_features of module[{linears[-1][0]}])")
+            linears.append((idx, sub))
+            acts.append(("identity", 0.01))
+            continue
+        if isinstance(sub, nn.ReLU):
+            act = ("relu", 0.01)
+        elif isinstance(sub, nn.LeakyReLU):
+            slope = float(sub.negative_slope)
+            if not slope >= 0.0:
+                raise ValueError(f"module[{idx}]: LeakyReLU.negative_slope must be >= 0 for sensinet's "
+                                 f"leaky_relu, got {slope}")
+            act = ("leaky_relu", slope)
+        elif isinstance(sub, nn.Tanh):
+            act = ("tanh", 0.01)
+        elif isinstance(sub, nn.Sigmoid):
+            act = ("sigmoid", 0.01)
+        elif isinstance(sub, nn.Softplus):
+            if float(sub.beta) != 1.0:
+                raise ValueError(f"module[{idx}]: Softplus.beta must be 1 (sensinet's softplus is "
+                                 f"log(1 + exp(z))), got {sub.beta}")
+            act = ("softplus", 0.01)
+        elif isinstance(sub, nn.Identity):
+            act = ("identity", 0.01)
+        else:
+            raise ValueError(f"module[{idx}]: unsupported module type {type(sub).__module__}.{name}; expected "
+                             "Linear, ReLU, LeakyReLU, Tanh, Sigmoid, Softplus or Identity")
+        if not linears:
+            raise ValueError(f"module[{idx}]: {name} comes before any Linear layer; an activation must follow "
+                             "a Linear")
+        prev = type(module[idx - 1]).__name__
+        if not isinstance(module[idx - 1], nn.Linear):
+            raise ValueError(f"module[{idx}]: {name} follows another activation (module[{idx - 1}] is {prev}); "
+                             "each Linear takes at most one activation")
+        acts[-1] = act
+    if not linears:
+        raise ValueError("module: expected at least one nn.Linear layer, got none")
+    first_in = int(linears[0][1].in_features)
+    if n_inputs is not None:
+        if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 1:
+            raise ValueError(f"n_inputs: expected an int >= 1 or None, got {n_inputs!r}")
+        if int(n_inputs) != first_in:
+            raise ValueError(f"n_inputs: expected {first_in} (the first Linear's in_features), got {n_inputs}")
+    if loss != "mse" and acts[-1][0] != "identity":
+        raise ValueError(f"loss: {loss!r} needs logits, but the last Linear (module[{linears[-1][0]}]) is "
+                         f"followed by {acts[-1][0]}; drop the final activation (net.predict applies the "
+                         "link) or use loss='mse'")
+
+    weights, biases, layers = [], [], []
+    with torch.no_grad():
+        for (idx, lin), (act, alpha) in zip(linears, acts):
+            W = lin.weight.detach().cpu().double().numpy().T  # torch stores (out, in)
+            b = (lin.bias.detach().cpu().double().numpy() if lin.bias is not None
+                 else np.zeros(lin.out_features, dtype=np.float64))
+            if not (np.isfinite(W).all() and np.isfinite(b).all()):
+                raise ValueError(f"module[{idx}]: the Linear's weight or bias contains NaN or infinity")
+            weights.append(W)
+            biases.append(b)
+            layers.append(Dense(int(lin.out_features), act, alpha=alpha))
+    net = Network(first_in, layers, loss=loss, dtype=dt)
+    _set_dense_weights(net, weights, biases)
+    return net
+
+
+def to_torch(net: Any, dtype: Any = None) -> Any:
+    """An equivalent ``torch.nn.Sequential`` (on the CPU) for a network of Dense layers.
+
+    Each Dense layer becomes ``nn.Linear`` (weight = ``W.T``) followed by its activation (``nn.ReLU``,
+    ``nn.LeakyReLU(alpha)``, ``nn.Tanh``, ``nn.Sigmoid``, ``nn.Softplus()``; none for identity). The module
+    returns the raw outputs, like ``net.forward``: apply ``torch.softmax`` / ``torch.sigmoid`` for the
+    probabilities of a classification head. Note that torch's Softplus returns ``z`` above its threshold
+    (20), a difference of at most ~2e-9 from sensinet.
+
+    Parameters
+    ----------
+    net : Network
+        Dense layers only.
+    dtype : torch.dtype, optional
+        Parameter dtype of the module; default ``torch.float64``.
+
+    Raises
+    ------
+    NotImplementedError
+        The network has residual blocks (torch has no built-in equivalent module).
+    """
+    torch = _import_torch()
+    from .network import Network
+
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
+    residual = [i for i, s in enumerate(net.specs) if s[0] != "dense"]
+    if residual:
+        raise NotImplementedError(f"to_torch: only networks of Dense layers can be exported; layer(s) {residual} "
+                                  "are residual blocks, which have no torch.nn.Sequential equivalent")
+    tdtype = torch.float64 if dtype is None else dtype
+    nn = torch.nn
+    mods = []
+    for l, (_, n_in, n_out, _, act, alpha, _) in enumerate(net.specs):
+        p = net.layer_parameters(l)
+        lin = nn.Linear(n_in, n_out, dtype=tdtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.array(p["W"], dtype=np.float64).T.copy()))
+            lin.bias.copy_(torch.from_numpy(np.array(p["b"], dtype=np.float64)))
+        mods.append(lin)
+        if act == "relu":
+            mods.append(nn.ReLU())
+        elif act == "leaky_relu":
+            mods.append(nn.LeakyReLU(negative_slope=float(alpha)))
+        elif act == "tanh":
+            mods.append(nn.Tanh())
+        elif act == "sigmoid":
+            mods.append(nn.Sigmoid())
+        elif act == "softplus":
+            mods.append(nn.Softplus())
+        elif act != "identity":  # pragma: no cover -- the engine knows no other activation
+            raise NotImplementedError(f"to_torch: activation {act!r} of layer {l} has no torch module")
+    return nn.Sequential(*mods)

@@ -1,0 +1,412 @@
+"""Neuron sensitivities through scaling factors (Zhang, Vassiliadis, Dorneanu, Arellano-Garcia,
+"Hierarchical multi-scale parametric optimization of deep neural networks", Applied Intelligence 53, 2023).
+
+Every neuron value v (a hidden layer's activation, a residual block's inner activation or its output, or
+an input) is multiplied by a scaling factor s = 1 that is never trained, only differentiated:
+
+* output sensitivity ``S[n, k, j] = d yhat_k(x_n) / d s_j = (d yhat_k / d v_j) * v_j``. Since
+  ``d/ds = d/d(ln v)`` it is scale-free, so neurons and layers can be compared;
+* loss sensitivity, per sample ``d l_n / d s_j``; its mean over samples is the objective sensitivity
+  ``g_j = dJ/ds_j = sum_n (dJ/dv_nj) v_nj`` (the L2 terms do not depend on s).
+
+Sensitivity layers are numbered as in the paper: 0 is the input, layer ``i >= 1`` the neurons of network
+layer ``i - 1`` (the last network layer is the output, not a sensitivity layer, unless it is a residual
+block, whose inner neurons are hidden). A residual block has two sites: its inner neurons and its output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _core
+from ._config import resolve_threads
+from ._validation import as_matrix, check_choice, targets
+from .network import Network
+
+REDUCTIONS = ("mean_abs", "rms", "mean")
+GROUP_RULES = ("l2", "l1", "max", "shared")
+_REDUCE_CODE = {"mean_abs": 0, "rms": 1, "mean": 2}
+
+
+@dataclass(frozen=True)
+class Site:
+    """A set of neurons that carry scaling factors."""
+
+    layer: int  # sensitivity layer: 0 input, i >= 1 network layer i - 1
+    part: str  # "input" | "hidden" | "inner" | "output"
+    width: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}" if self.part in ("input", "hidden") else f"{self.layer}:{self.part}"
+
+    @property
+    def engine(self) -> tuple:
+        """(network layer, part) as the engine numbers sites (input: layer -1)."""
+        if self.part == "input":
+            return (-1, 0)
+        return (self.layer - 1, 1 if self.part == "output" else 0)
+
+
+def sites_of(net: Network) -> list:
+    """Every site of a network, bottom-up."""
+    out = [Site(0, "input", net.n_inputs)]
+    for l, (kind, n_in, n_out, hidden, *_rest) in enumerate(net.specs):
+        last = l == net.n_layers - 1
+        if kind == "dense":
+            if not last:
+                out.append(Site(l + 1, "hidden", n_out))
+        else:
+            out.append(Site(l + 1, "inner", hidden if kind == "residual2" else n_out))
+            if not last:
+                out.append(Site(l + 1, "output", n_out))
+    return out
+
+
+def select_sites(net: Network, layers: Any) -> list:
+    """Sites for ``layers``: None (every site), an int or a sequence of ints (sensitivity layers; a residual
+    layer brings both its sites) or site names such as ``"2:inner"``."""
+    all_sites = sites_of(net)
+    if layers is None:
+        return all_sites
+    items = [layers] if isinstance(layers, (int, np.integer, str)) else list(layers)
+    if not items:
+        raise ValueError("layers: expected at least one layer, got none")
+    chosen = []
+    for item in items:
+        if isinstance(item, str):
+            match = [s for s in all_sites if s.name == item]
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            match = [s for s in all_sites if s.layer == int(item)]
+        else:
+            raise TypeError(f"layers: expected ints or site names, got {type(item).__name__}")
+        if not match:
+            valid = sorted({s.layer for s in all_sites})
+            raise ValueError(f"layers: no neurons at {item!r}; valid sensitivity layers are {valid} "
+                             f"(0 = inputs) and names {[s.name for s in all_sites]}")
+        chosen += [s for s in match if s not in chosen]
+    return sorted(chosen, key=lambda s: (s.layer, s.part != "inner"))
+
+
+@dataclass
+class SensitivityResult:
+    """Sensitivity matrices per site, with importances, a ranked table and figures.
+
+    ``matrices[i]`` has shape (n_outputs, width) for ``wrt="output"`` and (1, width) for ``wrt="loss"``:
+    the per-sample values reduced over samples by ``reduce``. ``per_sample[i]`` (on request) has shape
+    (n_samples, n_outputs or 1, width).
+    """
+
+    wrt: str
+    reduce: str
+    method: str
+    sites: list
+    matrices: list
+    n_samples: int
+    per_sample: Optional[list] = None
+    output_names: list = field(default_factory=list)
+
+    def _index(self, layer: Union[int, str]) -> int:
+        for i, s in enumerate(self.sites):
+            if s.name == str(layer) or (isinstance(layer, (int, np.integer)) and s.layer == layer):
+                return i
+        raise ValueError(f"layer: expected one of {[s.name for s in self.sites]}, got {layer!r}")
+
+    def matrix(self, layer: Union[int, str]) -> NDArray:
+        """The sensitivity matrix of one site (by sensitivity layer number or site name)."""
+        return self.matrices[self._index(layer)]
+
+    def neuron_scores(self) -> list:
+        """Per site, one score per neuron: the L2 norm over outputs of the reduced values (|dJ/ds| for loss)."""
+        return [np.sqrt(np.sum(M ** 2, axis=0)) for M in self.matrices]
+
+    def neuron_importance(self) -> list:
+        """Neuron scores normalized so that the most important neuron of the network has importance 1."""
+        scores = self.neuron_scores()
+        top = max((float(s.max()) for s in scores if s.size), default=0.0)
+        return [s / top if top > 0 else s for s in scores]
+
+    def group_scores(self, groups: dict, rule: str = "l2") -> dict:
+        """Scores of neuron groups. ``groups`` maps a name to ``{site name or layer: neuron indices}``.
+
+        rule: ``l2`` (default), ``l1`` or ``max`` of the neuron scores, or ``shared``: the sensitivity of
+        one factor shared by the group, i.e. the signed sum of the per-sample values before reduction
+        (needs ``per_sample``; for ``wrt="loss", reduce="mean"`` the signed sum of the reduced values is exact).
+        """
+        check_choice(rule, "rule", GROUP_RULES)
+        scores = self.neuron_scores()
+        out = {}
+        for name, members in groups.items():
+            if rule == "shared":
+                out[name] = self._shared(members)
+                continue
+            vals = np.concatenate([np.asarray(scores[self._index(k)])[np.asarray(idx, dtype=int)]
+                                   for k, idx in members.items()])
+            out[name] = float({"l2": lambda v: np.sqrt(np.sum(v ** 2)), "l1": lambda v: np.sum(np.abs(v)),
+                               "max": lambda v: np.max(np.abs(v))}[rule](vals))
+        return out
+
+    def _shared(self, members: dict) -> float:
+        if self.wrt == "loss" and self.reduce == "mean":
+            return float(sum(np.sum(self.matrices[self._index(k)][0, np.asarray(i, dtype=int)])
+                             for k, i in members.items()))
+        if self.per_sample is None:
+            raise ValueError("rule: 'shared' needs per-sample values; call sensitivity(..., per_sample=True)")
+        total = sum(np.sum(self.per_sample[self._index(k)][:, :, np.asarray(i, dtype=int)], axis=2)
+                    for k, i in members.items())  # (n, K)
+        return float(np.sqrt(np.sum(_reduce(total, self.reduce) ** 2)))
+
+    def layer_scores(self, rule: str = "l2") -> NDArray:
+        """One score per site from its neurons (``l2``, ``l1``, ``max`` or ``shared``)."""
+        groups = {s.name: {s.name: np.arange(s.width)} for s in self.sites}
+        sc = self.group_scores(groups, rule)
+        return np.array([sc[s.name] for s in self.sites])
+
+    def layer_importance(self, rule: str = "l2") -> NDArray:
+        """Layer scores normalized so that the most important site has importance 1."""
+        sc = self.layer_scores(rule)
+        return sc / sc.max() if sc.max() > 0 else sc
+
+    def ranked(self) -> list:
+        """Rows (site, neuron, score, importance), most important first."""
+        rows = []
+        for site, sc, imp in zip(self.sites, self.neuron_scores(), self.neuron_importance()):
+            rows += [(site.name, j, float(sc[j]), float(imp[j])) for j in range(site.width)]
+        return sorted(rows, key=lambda r: -r[2])
+
+    def top(self, n: int = 10) -> list:
+        return self.ranked()[:n]
+
+    def to_frame(self):
+        """The ranked neuron table as a pandas DataFrame (pandas needed)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.ranked(), columns=["layer", "neuron", "score", "importance"])
+        df.insert(0, "rank", np.arange(1, len(df) + 1))
+        return df
+
+    def plot(self, path: Optional[str] = None, max_sites: int = 8):
+        """One heatmap per site (outputs x neurons) and a bar chart of layer importance (matplotlib)."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        shown = list(range(len(self.sites)))[:max_sites]
+        fig, axes = plt.subplots(len(shown) + 1, 1, figsize=(9, 1.3 * len(shown) + 2.8), squeeze=False)
+        vmax = max(float(np.abs(self.matrices[i]).max()) for i in shown) or 1.0
+        cmap = "viridis" if self.reduce != "mean" else "coolwarm"
+        vmin = 0.0 if self.reduce != "mean" else -vmax
+        for ax, i in zip(axes[:-1, 0], shown):
+            im = ax.imshow(self.matrices[i], aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_ylabel(f"layer {self.sites[i].name}", rotation=0, ha="right", va="center", fontsize=8)
+            ax.set_yticks([])
+        axes[0, 0].set_title(f"{self.wrt} sensitivity ({self.reduce} over {self.n_samples} samples)")
+        fig.colorbar(im, ax=axes[:-1, 0].tolist(), shrink=0.8, label="sensitivity")
+        ax = axes[-1, 0]
+        ax.bar([s.name for s in self.sites], self.layer_importance())
+        ax.set_ylabel("layer importance")
+        ax.set_xlabel("sensitivity layer (0 = inputs)")
+        if path is not None:
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+        return fig
+
+
+def _reduce(values: NDArray, reduce: str) -> NDArray:
+    """Reduce (n, ...) per-sample values over samples."""
+    if reduce == "mean_abs":
+        return np.mean(np.abs(values), axis=0)
+    if reduce == "rms":
+        return np.sqrt(np.mean(values ** 2, axis=0))
+    return np.mean(values, axis=0)
+
+
+def _per_sample_loss(net: Network, out: NDArray, Y: NDArray) -> NDArray:
+    """l_n for every sample from raw outputs (as the engine defines the heads)."""
+    if net.loss == "mse":
+        return np.mean((out - Y) ** 2, axis=1)
+    if net.loss == "cross_entropy":
+        m = out.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.sum(np.exp(out - m), axis=1))
+        return np.sum(Y * (lse[:, None] - out), axis=1)
+    return np.sum(np.maximum(out, 0) - Y * out + np.log1p(np.exp(-np.abs(out))), axis=1)
+
+
+def _fd_site(net: Network, X: NDArray, Y: Optional[NDArray], site: Site, wrt: str, eps: float,
+             members: Optional[NDArray] = None, threads: int = 1) -> NDArray:
+    """Central differences on the scaling factors of one site: (n, K, width) per-sample values; with
+    ``members`` one shared factor for those neurons: (n, K, 1)."""
+    layer, part = site.engine
+    cols = [np.asarray(members)] if members is not None else [np.array([j]) for j in range(site.width)]
+    out = []
+    for idx in cols:
+        vals = []
+        for sign in (1.0, -1.0):
+            s = np.ones(site.width, dtype=net.dtype)
+            s[idx] += sign * eps
+            if layer < 0:
+                o = net._model.forward(np.ascontiguousarray(X * s), False, 0, threads)
+            else:
+                o = _core.scaled_forward(net._model, X, None, [(layer, part, s)], threads)
+            vals.append(o if wrt == "output" else _per_sample_loss(net, o, Y)[:, None])
+        out.append((vals[0] - vals[1]) / (2 * eps))
+    return np.stack(out, axis=2)
+
+
+def _prepare(net: Network, X: Any, y: Any, wrt: str) -> tuple:
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
+    check_choice(wrt, "wrt", ("output", "loss"))
+    Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
+    Y = None
+    if wrt == "loss":
+        if y is None:
+            raise ValueError("y: required for wrt='loss' (the loss needs targets)")
+        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
+    return Xa, Y
+
+
+def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
+                reduce: Optional[str] = None, method: str = "reverse", per_sample: bool = False,
+                eps: Optional[float] = None, n_threads: Optional[int] = None) -> SensitivityResult:
+    """Neuron sensitivity matrices of ``net`` on the samples ``X``.
+
+    Parameters
+    ----------
+    net : Network
+        Any sensinet network, including ones imported from scikit-learn or PyTorch.
+    X : array (n_samples, n_inputs)
+    y : array, optional
+        Targets; required for ``wrt="loss"``.
+    layers : int, sequence of int, or site names, optional
+        Sensitivity layers to compute (0 = inputs; default every site). The reverse sweep stops at the
+        lowest one.
+    wrt : {"output", "loss"}
+        Sensitivity of every output ``yhat_k`` or of the per-sample loss.
+    reduce : {"mean_abs", "rms", "mean"}, optional
+        Reduction over samples; default ``mean_abs`` for outputs and ``mean`` for the loss (then the matrix
+        is the objective sensitivity ``dJ/ds``).
+    method : {"reverse", "finite_difference"}
+        Reverse mode (one sweep for all outputs, in C++) or central differences on the scaling factors
+        (two forward passes per neuron; the validation method).
+    per_sample : bool
+        Also return the (n_samples, K, width) per-sample values. For large data use
+        :func:`iter_per_sample`, which streams them in batches.
+    eps : float, optional
+        Finite-difference step (default 1e-6 in float64, 1e-3 in float32).
+    """
+    Xa, Y = _prepare(net, X, y, wrt)
+    reduce = reduce if reduce is not None else ("mean_abs" if wrt == "output" else "mean")
+    check_choice(reduce, "reduce", REDUCTIONS)
+    check_choice(method, "method", ("reverse", "finite_difference"))
+    sites = select_sites(net, layers)
+    threads = resolve_threads(n_threads)
+    if method == "reverse":
+        mats, samples = _core.sensitivities(net._model, Xa, Y, wrt == "loss", [s.engine for s in sites],
+                                            _REDUCE_CODE[reduce], per_sample, threads)
+        mats, samples = list(mats), (list(samples) if per_sample else None)
+    else:
+        step = eps if eps is not None else (1e-6 if net.dtype == np.float64 else 1e-3)
+        vals = [_fd_site(net, Xa, Y, s, wrt, step, threads=threads) for s in sites]
+        mats = [_reduce(v.astype(np.float64), reduce) for v in vals]
+        samples = vals if per_sample else None
+    names = [f"output {k}" for k in range(net.n_outputs)] if wrt == "output" else ["loss"]
+    return SensitivityResult(wrt=wrt, reduce=reduce, method=method, sites=sites, matrices=mats,
+                             n_samples=Xa.shape[0], per_sample=samples, output_names=names)
+
+
+def iter_per_sample(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
+                    batch_size: int = 4096, n_threads: Optional[int] = None) -> Iterator[tuple]:
+    """Yield ``(start, sites, values)`` per batch of samples, ``values[i]`` of shape (batch, K, width):
+    the per-sample sensitivity tensor with memory bounded by ``batch_size``."""
+    Xa, Y = _prepare(net, X, y, wrt)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    sites = select_sites(net, layers)
+    threads = resolve_threads(n_threads)
+    for s in range(0, Xa.shape[0], batch_size):
+        Yb = None if Y is None else Y[s:s + batch_size]
+        _, samples = _core.sensitivities(net._model, Xa[s:s + batch_size], Yb, wrt == "loss",
+                                         [t.engine for t in sites], 2, True, threads)
+        yield s, sites, list(samples)
+
+
+def _group_sites(net: Network, group: dict) -> list:
+    """{site name or layer: indices, mask or None (all)} -> engine triples (layer, part, weights)."""
+    if not isinstance(group, dict) or not group:
+        raise ValueError("groups: each group must be a non-empty dict {layer: neuron indices}")
+    triples = []
+    for key, idx in group.items():
+        for site in select_sites(net, [key]):
+            u = np.zeros(site.width, dtype=net.dtype)
+            if idx is None:  # every neuron of the site
+                triples.append((*site.engine, u + 1))
+                continue
+            sel = np.asarray(idx)
+            if sel.dtype == bool:
+                if sel.shape != (site.width,):
+                    raise ValueError(f"groups[{key!r}]: a mask needs {site.width} entries, got {sel.shape}")
+                u[sel] = 1
+            else:
+                sel = sel.astype(int).ravel()
+                if sel.size and (sel.min() < 0 or sel.max() >= site.width):
+                    raise ValueError(f"groups[{key!r}]: neuron indices must be in [0, {site.width}) for site "
+                                     f"{site.name!r}, got {sel} (name one site of a residual layer, e.g. "
+                                     f"'{site.layer}:inner', or pass None for all its neurons)")
+                u[sel] = 1
+            triples.append((*site.engine, u))
+    return triples
+
+
+def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], method: str = "reverse",
+                      eps: Optional[float] = None, n_threads: Optional[int] = None) -> NDArray:
+    """dJ/ds_G for one factor s_G shared by each group of neurons (the signed sum of the members' g)."""
+    Xa, Y = _prepare(net, X, y, "loss")
+    check_choice(method, "method", ("reverse", "finite_difference"))
+    threads = resolve_threads(n_threads)
+    trip = [_group_sites(net, g) for g in groups]
+    if method == "reverse":
+        sites = sorted({(l, p) for t in trip for (l, p, _) in t})
+        mats, _ = _core.sensitivities(net._model, Xa, Y, True, sites, 2, False, threads)
+        g = {site: m[0] for site, m in zip(sites, mats)}
+        return np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
+    step = eps if eps is not None else (1e-6 if net.dtype == np.float64 else 1e-3)
+    return np.array([(_scaled_objective(net, Xa, Y, t, step, threads) -
+                      _scaled_objective(net, Xa, Y, t, -step, threads)) / (2 * step) for t in trip])
+
+
+def _scaled_objective(net: Network, Xa: NDArray, Y: NDArray, triples: list, t: float, threads: int) -> float:
+    """J with the group factor set to 1 + t (the shared factor multiplies every member neuron)."""
+    scales, Xs = [], Xa
+    for layer, part, u in triples:
+        if layer < 0:
+            Xs = np.ascontiguousarray(Xa * (1 + t * u))
+        else:
+            scales.append((layer, part, (1 + t * u).astype(net.dtype)))
+    return float(_core.scaled_forward(net._model, Xs, Y, scales, threads))
+
+
+def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method: str = "exact",
+                    eps: Optional[float] = None, n_threads: Optional[int] = None) -> NDArray:
+    """d2J/ds_G^2 of one factor shared by each group of neurons, at s = 1.
+
+    ``method="exact"``: a Hessian-vector product in C++ (tangent forward pass, then a second-order reverse
+    pass); ``"finite_difference"``: a five-point second difference of J along the group factor.
+    """
+    Xa, Y = _prepare(net, X, y, "loss")
+    check_choice(method, "method", ("exact", "finite_difference"))
+    threads = resolve_threads(n_threads)
+    trip = [_group_sites(net, g) for g in groups]
+    if method == "exact":
+        return np.array(_core.group_curvature(net._model, Xa, Y, trip, threads))
+    h = eps if eps is not None else (1e-3 if net.dtype == np.float64 else 3e-2)
+    out = []
+    for t in trip:
+        J = [_scaled_objective(net, Xa, Y, t, k * h, threads) for k in (-2, -1, 0, 1, 2)]
+        out.append((-J[0] + 16 * J[1] - 30 * J[2] + 16 * J[3] - J[4]) / (12 * h * h))
+    return np.array(out)
