@@ -36,7 +36,7 @@ struct ScaleTable {
 };
 
 template <class T>
-void bind_for(py::module_& mod) {
+void bind_sensitivity_for(py::module_& mod) {
   mod.def(
       "sensitivities",
       [](Model<T>& m, const py::array& x, const py::object& y, bool wrt_loss,
@@ -80,6 +80,36 @@ void bind_for(py::module_& mod) {
       },
       py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("wrt_loss"), py::arg("sites"), py::arg("reduce") = 0,
       py::arg("per_sample") = false, py::arg("n_threads") = 0);
+
+  mod.def(
+      "site_adjoints",
+      [](Model<T>& m, const py::array& x, const py::array& y, const std::vector<std::pair<Index, int>>& raw_sites,
+         double inv_n, int n_threads) {
+        auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
+        auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
+        auto sites = parse_sites(m.arch, raw_sites);
+        if (!(inv_n > 0)) throw py::value_error("inv_n: expected > 0");
+        std::vector<py::array_t<T>> vals, adjs;
+        std::vector<T*> vp, ap;
+        for (const Site& s : sites) {
+          vals.emplace_back(std::vector<py::ssize_t>{X.rows(), site_width(m.arch, s)});
+          adjs.emplace_back(std::vector<py::ssize_t>{X.rows(), site_width(m.arch, s)});
+          vp.push_back(vals.back().mutable_data());
+          ap.push_back(adjs.back().mutable_data());
+        }
+        {
+          py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> lock(m.mu);
+          ThreadScope threads(n_threads);
+          site_adjoints(m.arch, m.theta.data(), X, Y, sites, T(inv_n), vp, ap, m.ws);
+        }
+        py::list v, g;
+        for (auto& a : vals) v.append(a);
+        for (auto& a : adjs) g.append(a);
+        return py::make_tuple(v, g);
+      },
+      py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("sites"), py::arg("inv_n"), py::arg("n_threads") = 0,
+      "Values v and adjoints dJ/dv (J = loss mean with 1/N = inv_n) of the neurons at `sites`.");
 
   mod.def(
       "group_curvature",
@@ -139,8 +169,8 @@ void bind_for(py::module_& mod) {
 }
 
 void bind_sensitivity(py::module_& m) {
-  bind_for<double>(m);
-  bind_for<float>(m);
+  bind_sensitivity_for<double>(m);
+  bind_sensitivity_for<float>(m);
 }
 
 }  // namespace sensinet::bind

@@ -71,11 +71,12 @@ void bind_train_for(py::module_& mod) {
         tc.last = last;
         tc.poll_every = poll_every;
         tc.max_steps = max_steps;
-        auto poll = make_poll(callback);
+        TrainingGuard guard(m.training);
         TrainResult r;
         {
           py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> lock(m.mu);
+          std::unique_lock<std::mutex> lock(m.mu);
+          auto poll = make_poll(callback, lock);
           ThreadScope threads(n_threads);
           r = train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws);
         }
@@ -113,11 +114,12 @@ void bind_train_for(py::module_& mod) {
         c.first = first;
         c.last = last;
         c.max_evals = max_evals;
-        auto poll = make_poll(callback);
+        TrainingGuard guard(m.training);
         LbfgsResult r;
         {
           py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> lock(m.mu);
+          std::unique_lock<std::mutex> lock(m.mu);
+          auto poll = make_poll(callback, lock);
           ThreadScope threads(n_threads);
           r = lbfgs(m.arch, m.theta.data(), X, Y, c, poll, m.ws);
         }

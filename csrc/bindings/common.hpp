@@ -31,7 +31,7 @@ inline std::string shape_str(const py::array& a) {
 // naming the argument.
 template <class T>
 CStridedMap<T> matrix_arg(const py::array& a, const char* name, Index cols = -1, Index rows = -1) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
                          std::string(py::str(a.dtype())));
   if (a.ndim() != 2)
@@ -51,7 +51,7 @@ CStridedMap<T> matrix_arg(const py::array& a, const char* name, Index cols = -1,
 // A writable contiguous 1-D array of dtype T and length n.
 template <class T>
 T* vector_arg(py::array& a, const char* name, Index n) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
                          std::string(py::str(a.dtype())));
   if (a.ndim() != 1 || a.shape(0) != n)
@@ -61,6 +61,17 @@ T* vector_arg(py::array& a, const char* name, Index n) {
   return static_cast<T*>(a.mutable_data());
 }
 
+// Marks a model as training for the duration of a loop: a callback that starts another training run
+// on the same network would overwrite the loop's buffers.
+struct TrainingGuard {
+  bool& flag;
+  explicit TrainingGuard(bool& f) : flag(f) {
+    if (flag) throw py::value_error("network: already training (a callback may not train the same network)");
+    flag = true;
+  }
+  ~TrainingGuard() { flag = false; }
+};
+
 // Sets Eigen's thread count for one call (n <= 0 keeps the current setting).
 struct ThreadScope {
   explicit ThreadScope(int n) {
@@ -68,11 +79,18 @@ struct ThreadScope {
   }
 };
 
-// Wraps an optional Python callable as the engine's poll. Runs with the GIL re-acquired, checks for
-// KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
-inline std::function<bool(const Progress&)> make_poll(py::object callback) {
-  return [callback](const Progress& p) -> bool {
+// Wraps an optional Python callable as the engine's poll. Runs with the GIL re-acquired and the model's
+// lock released (the callback may evaluate the network), checks for KeyboardInterrupt; a Python exception
+// stops the loop and is re-raised after it.
+inline std::function<bool(const Progress&)> make_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
+  return [callback, &lock](const Progress& p) -> bool {
+    lock.unlock();
+    struct Relock {
+      std::unique_lock<std::mutex>& l;
+      ~Relock() { l.lock(); }
+    } relock{lock};
     py::gil_scoped_acquire gil;
+    if (PyErr_Occurred()) return true;  // an earlier callback raised: no more Python until it propagates
     if (PyErr_CheckSignals() != 0) return true;
     if (callback.is_none() || !p.scheduled) return false;
     try {

@@ -193,11 +193,21 @@ class Network:
         return layer
 
     def _block(self, layers: BlockSpec) -> tuple:
+        """(first, last) of a block: an int (one layer), a tuple (first, last) inclusive, or a list / range
+        of consecutive layer indices."""
         if layers is None:
             return 0, self.n_layers - 1
         if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
             l = self._check_layer(layers, "layers")
             return l, l
+        if isinstance(layers, tuple) and len(layers) == 2:
+            first, last = (self._check_layer(l, "layers") for l in layers)
+            if first > last:
+                raise ValueError(f"layers: expected (first, last) with first <= last, got {layers}")
+            return first, last
+        if not isinstance(layers, (list, tuple, range, np.ndarray)):
+            raise TypeError(f"layers: expected an int, a (first, last) tuple or a list of consecutive layer "
+                            f"indices, got {type(layers).__name__}")
         idx = [self._check_layer(l, "layers") for l in layers]
         if not idx:
             raise ValueError("layers: expected at least one layer index, got none")
@@ -328,6 +338,9 @@ class Network:
             raise ValueError(f"patience: expected an int >= 1 or None, got {patience!r}")
         if patience is not None and validation_data is None:
             raise ValueError("patience: early stopping needs validation_data=(X_val, y_val)")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
+                                      or max_steps < 0):
+            raise ValueError(f"max_steps: expected an int >= 0 or None, got {max_steps!r}")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         Xv = Yv = None
@@ -366,6 +379,7 @@ class Network:
             return stop
 
         t0 = time.perf_counter()
+        result.status = "error"  # replaced below unless the engine raises (a callback's exception, Ctrl-C)
         try:
             if isinstance(opt, LBFGS):
                 r = _core.lbfgs(self._model, Xa, Y, max_iter=opt.max_iter, history=opt.history, gtol=opt.gtol,
@@ -429,6 +443,20 @@ class Network:
         from .convert import from_torch
 
         return from_torch(module, n_inputs=n_inputs, loss=loss, dtype=dtype)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """Architecture + parameters (the C++ object itself cannot be pickled)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_model"}
+        state["_parameters"] = self.parameters.copy()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        params = state.pop("_parameters")
+        self.__dict__.update(state)
+        cls = _core.Model64 if self.dtype == np.float64 else _core.Model32
+        self._model = cls(self._specs, self.loss)
+        self._model.parameters[:] = params
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

@@ -72,7 +72,14 @@ def select_sites(net: Network, layers: Any) -> list:
     all_sites = sites_of(net)
     if layers is None:
         return all_sites
-    items = [layers] if isinstance(layers, (int, np.integer, str)) else list(layers)
+    if isinstance(layers, (int, np.integer, str)):
+        items = [layers]
+    else:
+        try:
+            items = list(layers)
+        except TypeError:
+            raise TypeError(f"layers: expected an int, a site name or a sequence of them, got "
+                            f"{type(layers).__name__}") from None
     if not items:
         raise ValueError("layers: expected at least one layer, got none")
     chosen = []
@@ -115,6 +122,20 @@ class SensitivityResult:
                 return i
         raise ValueError(f"layer: expected one of {[s.name for s in self.sites]}, got {layer!r}")
 
+    def _members(self, members: dict) -> list:
+        """(site index, neuron indices) per site of a group, with the key and index forms of group_sensitivity:
+        an int key of a residual layer means both of its sites; indices, a boolean mask or None (all)."""
+        out = []
+        for key, idx in members.items():
+            found = [i for i, s in enumerate(self.sites) if s.name == str(key) or
+                     (isinstance(key, (int, np.integer)) and not isinstance(key, bool) and s.layer == key)]
+            if not found:
+                raise ValueError(f"groups[{key!r}]: expected one of {[s.name for s in self.sites]}")
+            for i in found:
+                sel = _neuron_indices(key, idx, self.sites[i].width)
+                out.append((i, sel))
+        return out
+
     def matrix(self, layer: Union[int, str]) -> NDArray:
         """The sensitivity matrix of one site (by sensitivity layer number or site name)."""
         return self.matrices[self._index(layer)]
@@ -143,20 +164,17 @@ class SensitivityResult:
             if rule == "shared":
                 out[name] = self._shared(members)
                 continue
-            vals = np.concatenate([np.asarray(scores[self._index(k)])[np.asarray(idx, dtype=int)]
-                                   for k, idx in members.items()])
+            vals = np.concatenate([np.asarray(scores[i])[sel] for i, sel in self._members(members)])
             out[name] = float({"l2": lambda v: np.sqrt(np.sum(v ** 2)), "l1": lambda v: np.sum(np.abs(v)),
                                "max": lambda v: np.max(np.abs(v))}[rule](vals))
         return out
 
     def _shared(self, members: dict) -> float:
         if self.wrt == "loss" and self.reduce == "mean":
-            return float(sum(np.sum(self.matrices[self._index(k)][0, np.asarray(i, dtype=int)])
-                             for k, i in members.items()))
+            return float(sum(np.sum(self.matrices[i][0, sel]) for i, sel in self._members(members)))
         if self.per_sample is None:
             raise ValueError("rule: 'shared' needs per-sample values; call sensitivity(..., per_sample=True)")
-        total = sum(np.sum(self.per_sample[self._index(k)][:, :, np.asarray(i, dtype=int)], axis=2)
-                    for k, i in members.items())  # (n, K)
+        total = sum(np.sum(self.per_sample[i][:, :, sel], axis=2) for i, sel in self._members(members))  # (n, K)
         return float(np.sqrt(np.sum(_reduce(total, self.reduce) ** 2)))
 
     def layer_scores(self, rule: str = "l2") -> NDArray:
@@ -215,6 +233,22 @@ class SensitivityResult:
             fig.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(fig)
         return fig
+
+
+def _neuron_indices(key: Any, idx: Any, width: int) -> NDArray:
+    """Indices of a group's neurons in one site: indices, a boolean mask, or None (all)."""
+    if idx is None:
+        return np.arange(width)
+    a = np.asarray(idx)
+    if a.dtype == bool:
+        if a.shape != (width,):
+            raise ValueError(f"groups[{key!r}]: a mask needs {width} entries, got shape {a.shape}")
+        return np.flatnonzero(a)
+    sel = a.astype(int).ravel()
+    if sel.size and (sel.min() < 0 or sel.max() >= width):
+        raise ValueError(f"groups[{key!r}]: neuron indices must be in [0, {width}), got {sel} (name one site of "
+                         f"a residual layer, e.g. '2:inner', or pass None for all its neurons)")
+    return sel
 
 
 def _reduce(values: NDArray, reduce: str) -> NDArray:
@@ -342,23 +376,13 @@ def _group_sites(net: Network, group: dict) -> list:
         raise ValueError("groups: each group must be a non-empty dict {layer: neuron indices}")
     triples = []
     for key, idx in group.items():
-        for site in select_sites(net, [key]):
+        try:
+            key_sites = select_sites(net, [key])
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"groups: bad site {key!r} ({exc})") from None
+        for site in key_sites:
             u = np.zeros(site.width, dtype=net.dtype)
-            if idx is None:  # every neuron of the site
-                triples.append((*site.engine, u + 1))
-                continue
-            sel = np.asarray(idx)
-            if sel.dtype == bool:
-                if sel.shape != (site.width,):
-                    raise ValueError(f"groups[{key!r}]: a mask needs {site.width} entries, got {sel.shape}")
-                u[sel] = 1
-            else:
-                sel = sel.astype(int).ravel()
-                if sel.size and (sel.min() < 0 or sel.max() >= site.width):
-                    raise ValueError(f"groups[{key!r}]: neuron indices must be in [0, {site.width}) for site "
-                                     f"{site.name!r}, got {sel} (name one site of a residual layer, e.g. "
-                                     f"'{site.layer}:inner', or pass None for all its neurons)")
-                u[sel] = 1
+            u[_neuron_indices(key, idx, site.width)] = 1
             triples.append((*site.engine, u))
     return triples
 

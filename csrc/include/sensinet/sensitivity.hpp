@@ -112,6 +112,57 @@ void sensitivities(const Architecture& a, const T* theta, const In& x, const CSt
   }
 }
 
+// Values v and adjoints dJ/dv of the neurons at `sites` (rows of x; J's mean uses 1/n_total so chunks of
+// one data set add up). Used by layer insertion: the gradient of the loss with respect to the neutral
+// parameters of a layer inserted at a site is an outer product of these.
+template <class T>
+struct AdjointHook : BackwardHook<T> {
+  const std::vector<Site>& sites;
+  std::vector<T*> values, adjoints;  // per site: (m, width) outputs of this chunk
+  explicit AdjointHook(const std::vector<Site>& s) : sites(s) {}
+  void neurons(Index layer, int part, const RowMatrix<T>& g, const RowMatrix<T>& v) override {
+    for (size_t i = 0; i < sites.size(); ++i)
+      if (sites[i].layer == layer && sites[i].part == part) store(i, g, v);
+  }
+  template <class G, class V>
+  void store(size_t i, const G& g, const V& v) {
+    MatMap<T>(values[i], v.rows(), v.cols()) = v;
+    MatMap<T>(adjoints[i], g.rows(), g.cols()) = g;
+  }
+};
+
+template <class T, class In>
+void site_adjoints(const Architecture& a, const T* theta, const In& x, const CStridedMap<T>& y,
+                   const std::vector<Site>& sites, T inv_n, const std::vector<T*>& values,
+                   const std::vector<T*>& adjoints, Workspace<T>& ws) {
+  check_sites(a, sites);
+  Index stop = a.n_layers() - 1;
+  int input_site = -1;
+  for (size_t i = 0; i < sites.size(); ++i) {
+    stop = std::min(stop, std::max<Index>(sites[i].layer, 0));
+    if (sites[i].layer < 0) input_site = int(i);
+  }
+  AdjointHook<T> hook(sites);
+  RowMatrix<T> G, gin;
+  const Index n = x.rows(), step = chunk_rows(a, std::max<Index>(n, 1));
+  for (Index s = 0; s < n; s += step) {
+    const Index m = std::min(step, n - s);
+    CStridedMap<T> xs(x.data() + s * x.outerStride(), m, x.cols(), Eigen::OuterStride<>(x.outerStride()));
+    CStridedMap<T> ys(y.data() + s * y.outerStride(), m, y.cols(), Eigen::OuterStride<>(y.outerStride()));
+    forward(a, theta, xs, ws, 0);
+    loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), ys, G, inv_n);
+    hook.values.clear();
+    hook.adjoints.clear();
+    for (size_t i = 0; i < sites.size(); ++i) {
+      const Index w = site_width(a, sites[i]);
+      hook.values.push_back(values[i] + s * w);
+      hook.adjoints.push_back(adjoints[i] + s * w);
+    }
+    backward(a, theta, ws, G, stop, 0, -1, static_cast<T*>(nullptr), false, input_site >= 0 ? &gin : nullptr, &hook);
+    if (input_site >= 0) hook.store(size_t(input_site), gin, xs);
+  }
+}
+
 // One group factor: weights u (usually 0/1 masks) over the neurons of some sites.
 template <class T>
 struct GroupSite {

@@ -79,11 +79,28 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   TrainResult res;
   auto last_poll = std::chrono::steady_clock::now();
   bool stop = false;
+  // A poll may run Python that reads the network: first make `theta` hold the newest weights (swapping
+  // the block's contents keeps the previous ones in the spare buffer for a divergence revert).
+  auto sync = [&]() {
+    if (cur != theta) {
+      std::swap_ranges(theta + off, theta + off + len, ws.spare.data() + off);
+      cur = theta;
+      nxt = ws.spare.data();
+    }
+  };
+  auto do_poll = [&](const Progress& p) {
+    sync();
+    return poll(p);
+  };
   for (Index e = 0; e < tc.epochs && !stop; ++e) {
     if (tc.shuffle) shuffle_indices(idx, rng);
     long double sum = 0;
     Index seen = 0;
     for (Index s = 0; s < n && !stop; s += bs) {
+      if (tc.max_steps >= 0 && res.steps >= tc.max_steps) {
+        stop = true;
+        break;
+      }
       const Index m = std::min(bs, n - s);
       xb.resize(m, d);
       yb.resize(m, k);
@@ -108,13 +125,12 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
       res.last_loss = loss;
       sum += static_cast<long double>(loss) * m;
       seen += m;
-      if (tc.max_steps >= 0 && res.steps >= tc.max_steps) stop = true;
       const auto now = std::chrono::steady_clock::now();
       const bool due = tc.poll_every > 0 && res.steps % tc.poll_every == 0;
       if (due || now - last_poll > std::chrono::milliseconds(100)) {
         last_poll = now;
         Progress p{e, res.steps, static_cast<double>(sum / seen), false, due};
-        if (poll(p)) {
+        if (do_poll(p)) {
           stop = true;
           res.status = TrainStatus::Stopped;
         }
@@ -125,10 +141,21 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
       res.epoch_loss.push_back(static_cast<double>(sum / seen));
       res.epochs_done = e + 1;
       Progress p{e, res.steps, res.epoch_loss.back(), true, true};
-      if (poll(p) && !stop) {
+      if (!stop && do_poll(p)) {
         stop = true;
         res.status = TrainStatus::Stopped;
       }
+    }
+  }
+  // The last step's weights were never evaluated: one forward pass on the last minibatch tells whether
+  // they diverged (then the previous weights, whose loss was finite, are kept).
+  if (res.status != TrainStatus::Diverged && res.steps > 0) {
+    forward(a, cur, xb, ws, first);
+    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb, ws.dout, T(1) / T(xb.rows())) +
+                   add_l2(a, cur, static_cast<T*>(nullptr), first, last);
+    if (!std::isfinite(loss)) {
+      res.status = TrainStatus::Diverged;
+      cur = nxt;
     }
   }
   if (cur != theta) std::memcpy(theta + off, cur + off, sizeof(T) * len);

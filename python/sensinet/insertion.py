@@ -1,0 +1,384 @@
+"""Sensitivity-based layer insertion (Schiela, Herberg, Köhne, Kreis, Herzog, arXiv:2311.15995, "SensLI").
+
+A layer that could be inserted is parameterised so that the network computes exactly the same function
+("virtual parameters" at their neutral values); the gradient of the training loss with respect to those
+virtual parameters (the Lagrange multiplier of the constraint that keeps them neutral) says where
+inserting pays most. All candidates' gradients come from ONE reverse pass of the current network: at a
+candidate position with neuron values v and adjoints G = dJ/dv,
+
+* ``identity`` (feedforward ReLU): new layer relu(v V + c), V = I, c = 0, neutral because
+  relu(relu(z)) = relu(z); dJ/dV = v^T (G * [v > 0]), dJ/dc = sum_n G * [v > 0];
+* ``residual2``: new block v + act(v W1 + b1) W2 with W2 = 0, W1 = 0.8 I, b1 = 0; dJ/dW2 = act(0.8 v)^T G
+  (dJ/dW1 = dJ/db1 = 0 while W2 = 0);
+* ``residual1``: new block v + act(v W + b) with W = 0, b = 0 (needs act(0) = 0); dJ/dW = act'(0) v^T G,
+  dJ/db = act'(0) sum_n G.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _core
+from ._config import resolve_threads
+from ._validation import as_matrix, check_choice, targets
+from .layers import Dense, Residual
+from .network import Network
+from .optimizers import SGD, Adam, make_optimizer
+
+KINDS = ("auto", "identity", "residual2", "residual1")
+SCORES = ("frobenius", "normalized", "minibatch")
+_ACT0 = {"identity": (0.0, 1.0), "relu": (0.0, 0.0), "tanh": (0.0, 1.0), "sigmoid": (0.5, 0.25),
+         "softplus": (np.log(2.0), 0.5)}  # act(0), act'(0) (leaky_relu: 0, alpha)
+
+
+@dataclass
+class Candidate:
+    """A position where a neutral layer could be inserted (it becomes network layer ``position``)."""
+
+    position: int
+    kind: str
+    width: int
+    score: float = 0.0
+    n_params: int = 0
+    grad_norm2: float = 0.0
+
+
+@dataclass
+class Insertion:
+    epoch: int
+    position: int
+    kind: str
+    scores: dict  # position -> score of every candidate
+    loss: float
+    n_params_after: int
+
+
+@dataclass
+class InsertionHistory:
+    """Per-epoch training loss, wall time and (optionally) validation error, with the insertions."""
+
+    loss: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)  # wall time at the end of each epoch, from the start
+    val_error: list = field(default_factory=list)
+    insertions: list = field(default_factory=list)
+    n_params: list = field(default_factory=list)  # parameters trained in each epoch
+
+    def plot(self, path: Optional[str] = None, title: str = ""):
+        """Loss against iterations and against wall time, insertions marked (matplotlib)."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        it = np.arange(1, len(self.loss) + 1)
+        axes[0].semilogy(it, self.loss)
+        axes[1].semilogy(self.seconds, self.loss)
+        for ins in self.insertions:
+            axes[0].axvline(ins.epoch, color="C3", ls="--", lw=1)
+            axes[1].axvline(self.seconds[ins.epoch - 1], color="C3", ls="--", lw=1)
+        axes[0].set_xlabel("iteration (epoch)")
+        axes[1].set_xlabel("wall time [s]")
+        axes[0].set_ylabel("training loss")
+        fig.suptitle(title or "layer insertion (dashed: insertions)")
+        if path is not None:
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+        return fig
+
+
+def _position_site(net: Network, position: int) -> tuple:
+    """Engine site whose values feed network layer ``position`` (the insertion point)."""
+    kind = net.specs[position - 1][0]
+    return (position - 1, 0 if kind == "dense" else 1)
+
+
+class LayerInsertion:
+    """Grow a network during training where the virtual-parameter gradient is largest.
+
+    Parameters
+    ----------
+    kind : {"auto", "identity", "residual2", "residual1"}
+        ``auto``: identity insertion after ReLU layers of a feedforward net, a two-weight residual block
+        in a net with residual blocks.
+    choose : {"largest", "smallest"}
+        Insert where the score is largest (the method) or smallest (the control).
+    score : {"frobenius", "normalized", "minibatch"}
+        Squared Frobenius norm of the full-batch mean gradient; the same divided by the number of virtual
+        parameters; or the mean over minibatches of the squared norm of the minibatch mean gradient.
+    include_bias : bool
+        Whether the bias gradient enters the score.
+    at_epochs : sequence of int, optional
+        Insert after these epochs (1-based counts of completed epochs).
+    plateau : (window, threshold), optional
+        Also insert when the relative loss decrease over the last ``window`` epochs falls below
+        ``threshold``.
+    score_threshold : float, optional
+        Also insert when the best score exceeds this (checked every ``check_every`` epochs).
+    max_insertions, max_layers : int
+        Limits on the number of insertions and on the depth.
+    lr_factor : float
+        Learning rate multiplied by this after each insertion.
+    reset_optimizer : bool
+        Restart the optimizer state after an insertion. Otherwise the state of the old parameters is kept
+        and the new layer's is zero; with Adam the step count is shared, so the new parameters' first steps
+        get no bias correction (they start damped).
+    residual_scale : float
+        W1 = residual_scale * I in a two-weight block.
+    """
+
+    def __init__(self, kind: str = "auto", choose: str = "largest", score: str = "frobenius",
+                 include_bias: bool = True, at_epochs: Optional[Sequence[int]] = None,
+                 plateau: Optional[tuple] = None, score_threshold: Optional[float] = None, check_every: int = 10,
+                 max_insertions: int = 1, max_layers: int = 64, lr_factor: float = 1.0,
+                 reset_optimizer: bool = False, residual_scale: float = 0.8, minibatch_size: int = 64) -> None:
+        self.kind = check_choice(kind, "kind", KINDS)
+        self.choose = check_choice(choose, "choose", ("largest", "smallest"))
+        self.score = check_choice(score, "score", SCORES)
+        self.include_bias = bool(include_bias)
+        self.at_epochs = sorted(int(e) for e in at_epochs) if at_epochs is not None else []
+        if any(e < 1 for e in self.at_epochs):
+            raise ValueError(f"at_epochs: expected epochs >= 1, got {self.at_epochs}")
+        if plateau is not None and (len(plateau) != 2 or int(plateau[0]) < 1 or not float(plateau[1]) > 0):
+            raise ValueError(f"plateau: expected (window >= 1, threshold > 0), got {plateau!r}")
+        self.plateau = plateau
+        self.score_threshold = score_threshold
+        for name, v in (("check_every", check_every), ("max_insertions", max_insertions),
+                        ("max_layers", max_layers), ("minibatch_size", minibatch_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "max_insertions" else 1):
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        self.check_every, self.max_insertions, self.max_layers = int(check_every), int(max_insertions), int(max_layers)
+        self.minibatch_size = int(minibatch_size)
+        if not lr_factor > 0:
+            raise ValueError(f"lr_factor: expected > 0, got {lr_factor!r}")
+        self.lr_factor, self.reset_optimizer, self.residual_scale = float(lr_factor), bool(reset_optimizer), float(residual_scale)
+
+    # ------------------------------------------------------------------ candidates
+    def _kind_for(self, net: Network) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "residual2" if any(s[0] != "dense" for s in net.specs) else "identity"
+
+    def candidates(self, net: Network, X: Any = None, y: Any = None, positions: Optional[Sequence[int]] = None,
+                   n_threads: Optional[int] = None) -> list:
+        """Candidates with their scores (without X: positions only, scores 0)."""
+        kind = self._kind_for(net)
+        valid = []
+        for p in range(1, net.n_layers):
+            prev = net.specs[p - 1]
+            if kind == "identity":
+                if prev[0] != "dense":
+                    continue
+                if prev[4] != "relu":
+                    continue
+            elif kind == "residual1":
+                act = net.specs[p][4] if net.specs[p][0] != "dense" else "tanh"
+                del act
+            valid.append(p)
+        if kind == "identity" and not valid:
+            acts = sorted({s[4] for s in net.specs[:-1]})
+            raise ValueError(f"kind: an identity insertion needs ReLU hidden layers (relu(relu(z)) = relu(z)); "
+                             f"this network's hidden activations are {acts}. Use kind='residual2' instead.")
+        if positions is not None:
+            bad = [p for p in positions if p not in valid]
+            if bad:
+                raise ValueError(f"positions: {bad} are not valid insertion positions for kind={kind!r}; "
+                                 f"valid: {valid}")
+            valid = list(positions)
+        cands = [Candidate(p, kind, self._width(net, p)) for p in valid]
+        for c in cands:
+            c.n_params = self._n_virtual(c)
+        if X is None:
+            return cands
+        self._score(net, X, y, cands, resolve_threads(n_threads))
+        return cands
+
+    def _width(self, net: Network, p: int) -> int:
+        return int(net.specs[p - 1][2])
+
+    def _n_virtual(self, c: Candidate) -> int:
+        w = c.width
+        if c.kind == "residual2":
+            return 2 * w * w + (w if self.include_bias else 0)
+        return w * w + (w if self.include_bias else 0)
+
+    def _act(self, net: Network, c: Candidate) -> str:
+        """Activation of the layer to insert: ReLU for identity insertions, otherwise the activation of the
+        residual blocks already in the net (or of the layer before the position)."""
+        if c.kind == "identity":
+            return "relu"
+        res = [s[4] for s in net.specs if s[0] != "dense"]
+        return res[0] if res else net.specs[c.position - 1][4]
+
+    def _grads(self, net: Network, c: Candidate, v: NDArray, G: NDArray) -> tuple:
+        """Gradients of J w.r.t. the candidate's weight matrix and bias (mean over the rows' 1/N)."""
+        act = self._act(net, c)
+        if c.kind == "identity":
+            Gm = G * (v > 0)
+            return v.T @ Gm, Gm.sum(axis=0)
+        if c.kind == "residual2":
+            a = _core.activation(act, np.ascontiguousarray(self.residual_scale * v))
+            return a.T @ G, np.zeros(c.width)
+        f0, d0 = _ACT0.get(act, (0.0, 0.01)) if act != "leaky_relu" else (0.0, 0.01)
+        if f0 != 0.0:
+            raise ValueError(f"kind: a one-weight residual insertion needs act(0) = 0; {act}(0) = {f0:.3g}. "
+                             "Use kind='residual2'.")
+        return d0 * (v.T @ G), d0 * G.sum(axis=0)
+
+    def _score(self, net: Network, X: Any, y: Any, cands: list, threads: int) -> None:
+        Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
+        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
+        sites = [_position_site(net, c.position) for c in cands]
+        n = Xa.shape[0]
+        batches = [(0, n)] if self.score != "minibatch" else [(s, min(n, s + self.minibatch_size))
+                                                               for s in range(0, n, self.minibatch_size)]
+        acc = np.zeros(len(cands))
+        for s, e in batches:
+            vals, adjs = _core.site_adjoints(net._model, Xa[s:e], Y[s:e], sites, 1.0 / (e - s), threads)
+            for i, c in enumerate(cands):
+                gW, gb = self._grads(net, c, vals[i], adjs[i])
+                acc[i] += float(np.sum(gW ** 2) + (np.sum(gb ** 2) if self.include_bias else 0.0))
+        acc /= len(batches)
+        for c, a in zip(cands, acc):
+            c.grad_norm2 = float(a)
+            c.score = float(a / c.n_params) if self.score == "normalized" else float(a)
+
+    # ------------------------------------------------------------------ insertion
+    def insert(self, net: Network, candidate: Candidate, optimizer: Any = None) -> tuple:
+        """A new network with the neutral layer at ``candidate.position`` (same function), and the optimizer
+        with its state carried over to the new parameter layout."""
+        p, w = candidate.position, candidate.width
+        if not 1 <= p < net.n_layers:
+            raise ValueError(f"position: expected 1 <= position < {net.n_layers}, got {p}")
+        if net.n_layers + 1 > self.max_layers:
+            raise ValueError(f"max_layers: inserting would exceed {self.max_layers} layers")
+        act = self._act(net, candidate)
+        if candidate.kind == "identity":
+            new_layer = Dense(w, "relu")
+        elif candidate.kind == "residual2":
+            new_layer = Residual(w, act, hidden=w, weights=2)
+        else:
+            new_layer = Residual(w, act, weights=1)
+        layers = list(net.layers[:p]) + [new_layer] + list(net.layers[p:])
+        new = Network(net.n_inputs, layers, loss=net.loss, dtype=net.dtype)
+        old_off, new_off = net.offsets, new.offsets
+        mapping = []  # (old slice, new slice) of every old layer
+        for l in range(net.n_layers):
+            nl = l if l < p else l + 1
+            mapping.append((slice(old_off[l], old_off[l + 1]), slice(new_off[nl], new_off[nl + 1])))
+        new.parameters[:] = 0
+        for o, nsl in mapping:
+            new.parameters[nsl] = net.parameters[o]
+        views = new.layer_parameters(p)
+        if candidate.kind == "identity":
+            views["W"][...] = np.eye(w)
+        elif candidate.kind == "residual2":
+            views["W1"][...] = self.residual_scale * np.eye(w)
+        for attr in ("metadata", "classes_"):
+            if hasattr(net, attr):
+                setattr(new, attr, getattr(net, attr))
+        opt = optimizer
+        if isinstance(optimizer, (SGD, Adam)):
+            opt = self._remap_optimizer(optimizer, mapping, new)
+        return new, opt
+
+    def _remap_optimizer(self, opt: Any, mapping: list, new: Network) -> Any:
+        if isinstance(opt, SGD):
+            new_opt = SGD(lr=opt.lr * self.lr_factor, momentum=opt.momentum, nesterov=opt.nesterov)
+        else:
+            new_opt = Adam(lr=opt.lr * self.lr_factor, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps)
+        if self.reset_optimizer or opt.state_m is None:
+            return new_opt
+        m, v = new_opt._state_for(new.n_params, new.dtype)
+        for o, nsl in mapping:
+            m[nsl] = opt.state_m[o]
+            v[nsl] = opt.state_v[o]
+        new_opt.t = opt.t
+        return new_opt
+
+    # ------------------------------------------------------------------ training
+    def fit(self, net: Network, X: Any, y: Any, *, epochs: int, optimizer: Any = "sgd", lr: Optional[float] = None,
+            batch_size: Optional[int] = None, seed: int = 0, validation_data: Optional[tuple] = None,
+            eval_every: int = 1, callback: Optional[Callable[[dict], Any]] = None,
+            n_threads: Optional[int] = None) -> tuple:
+        """Train ``net`` for ``epochs`` epochs (full batch unless ``batch_size``), inserting layers by the
+        schedule and rules. Returns ``(final_network, InsertionHistory)``; ``net`` itself is trained up to
+        the first insertion."""
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs: expected an int >= 1, got {epochs!r}")
+        late = [e for e in self.at_epochs if e >= epochs]
+        if late:
+            raise ValueError(f"at_epochs: {late} are not before the end of training (epochs={epochs})")
+        Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
+        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
+        self._kind_for(net) == "identity" and self.candidates(net)  # validates the kind early
+        bs = Xa.shape[0] if batch_size is None else int(batch_size)
+        opt = make_optimizer(optimizer, lr)
+        hist = InsertionHistory()
+        Xv = Yv = None
+        if validation_data is not None:
+            Xv = as_matrix(validation_data[0], "validation_data[0]", net.dtype, net.n_inputs)
+            Yv = np.asarray(validation_data[1])
+        t0 = time.perf_counter()
+        epoch = 0
+        schedule = list(self.at_epochs)
+        rule_based = self.plateau is not None or self.score_threshold is not None
+
+        def on_epoch(info: dict) -> bool:
+            if not info["epoch_end"]:
+                return False
+            hist.loss.append(info["loss"])
+            hist.seconds.append(time.perf_counter() - t0)
+            hist.n_params.append(cur.n_params)
+            if Xv is not None and (len(hist.loss) % eval_every == 0):
+                hist.val_error.append(_error(cur, Xv, Yv))
+            return bool(callback(info)) if callback is not None else False
+
+        cur = net
+        while epoch < epochs:
+            if len(hist.insertions) < self.max_insertions and cur.n_layers < self.max_layers:
+                nxt = [e for e in schedule if e > epoch]
+                stop_at = min(nxt) if nxt else epochs
+                if rule_based:
+                    stop_at = min(stop_at, epoch + self.check_every)
+            else:
+                stop_at = epochs
+            cur.fit(Xa, Y, optimizer=opt, epochs=stop_at - epoch, batch_size=bs, shuffle=bs < Xa.shape[0],
+                    seed=seed + epoch, callback=on_epoch, n_threads=n_threads)
+            epoch = stop_at
+            if epoch >= epochs or len(hist.insertions) >= self.max_insertions or cur.n_layers >= self.max_layers:
+                continue
+            due = epoch in schedule
+            cands = None
+            if not due and self.plateau is not None:
+                win, thr = int(self.plateau[0]), float(self.plateau[1])
+                if len(hist.loss) > win:
+                    old, new_l = hist.loss[-win - 1], hist.loss[-1]
+                    due = (old - new_l) / max(abs(old), 1e-300) < thr
+            if not due and self.score_threshold is not None:
+                cands = self.candidates(cur, Xa, Y, n_threads=n_threads)
+                due = max(c.score for c in cands) > self.score_threshold
+            if not due:
+                continue
+            cands = cands or self.candidates(cur, Xa, Y, n_threads=n_threads)
+            pick = (max if self.choose == "largest" else min)(cands, key=lambda c: c.score)
+            cur, opt = self.insert(cur, pick, opt)
+            hist.insertions.append(Insertion(epoch=epoch, position=pick.position, kind=pick.kind,
+                                             scores={c.position: c.score for c in cands}, loss=hist.loss[-1],
+                                             n_params_after=cur.n_params))
+        return cur, hist
+
+
+def _error(net: Network, X: NDArray, y: NDArray) -> float:
+    """Classification error (share misclassified) or RMSE for regression."""
+    out = net.forward(X)
+    if net.loss == "cross_entropy":
+        return float(np.mean(np.argmax(out, axis=1) != np.asarray(y).ravel()))
+    if net.loss == "binary_cross_entropy":
+        return float(np.mean((out > 0).astype(int).ravel() != np.asarray(y).ravel()))
+    return float(np.sqrt(np.mean((out - np.asarray(y).reshape(out.shape)) ** 2)))

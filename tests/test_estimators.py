@@ -1,0 +1,416 @@
+"""Tests for the scikit-learn estimators SensiNetRegressor / SensiNetClassifier."""
+from __future__ import annotations
+
+import copy
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", minversion="1.6")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_iris  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.model_selection import cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import sensinet  # noqa: E402
+from sensinet import Adam, Dense, DivergenceError, Residual, SensiNetClassifier, SensiNetRegressor  # noqa: E402
+from sensinet.datasets import make_regression_function  # noqa: E402
+
+# Short fits that stop at max_iter are the point of many tests here, not a problem.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+# Small networks keep the ~220 common checks to a few seconds; the variants cover every training path
+# (minibatch with the training-loss stopping rule, L-BFGS, epoch-wise early stopping, residual blocks).
+SMALL = dict(hidden_layer_sizes=(16,), max_iter=100, learning_rate=1e-2)
+
+
+@parametrize_with_checks(
+    [
+        SensiNetRegressor(**SMALL),
+        SensiNetClassifier(**SMALL),
+        SensiNetRegressor(hidden_layer_sizes=(8, 8), residual=True, solver="lbfgs", max_iter=50),
+        SensiNetClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate=1e-2, early_stopping=True,
+                           max_iter=100),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ------------------------------------------------------------------------------------------------ data
+@pytest.fixture(scope="module")
+def sin3():
+    d = make_regression_function("sin3", 500, noise=0.05, seed=0)
+    return train_test_split(d.X, d.y, test_size=0.25, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_tr)
+    return scaler.transform(X_tr), scaler.transform(X_te), y_tr, y_te
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+
+
+# ------------------------------------------------------------------------------------------------ quality
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"solver": "lbfgs"},
+    {"solver": "sgd", "learning_rate": 1e-2},
+    {"early_stopping": True},
+    {"hidden_layer_sizes": (32, 32, 32), "residual": True},
+    {"activation": "tanh", "dtype": "float32"},
+])
+def test_regressor_fits_smooth_function(sin3, kwargs):
+    X_tr, X_te, y_tr, y_te = sin3
+    reg = SensiNetRegressor(random_state=0, max_iter=300, **kwargs).fit(X_tr, y_tr)
+    assert reg.score(X_te, y_te) > 0.9
+    assert reg.predict(X_te).shape == y_te.shape
+    assert reg.predict(X_te).dtype == np.float64
+    assert reg.n_features_in_ == 3
+    assert reg.n_iter_ == len(reg.loss_curve_) or kwargs.get("solver") == "lbfgs"
+
+
+def test_regressor_target_standardization_is_scale_free(sin3):
+    # y is standardized internally, so an affine change of y changes the predictions by the same map only.
+    X_tr, X_te, y_tr, _ = sin3
+    a = SensiNetRegressor(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X_tr, y_tr)
+    b = SensiNetRegressor(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X_tr, 1000 * y_tr + 5)
+    np.testing.assert_allclose(b.predict(X_te), 1000 * a.predict(X_te) + 5, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(b._y_mean, 1000 * a._y_mean + 5)
+    np.testing.assert_allclose(b._y_scale, 1000 * a._y_scale)
+
+
+def test_regressor_multi_output_and_column_y(sin3):
+    X_tr, X_te, y_tr, _ = sin3
+    Y = np.column_stack([y_tr, -2 * y_tr + 1])
+    reg = SensiNetRegressor(hidden_layer_sizes=(32,), random_state=0).fit(X_tr, Y)
+    assert reg.predict(X_te).shape == (X_te.shape[0], 2)
+    assert reg.n_outputs_ == 2 and reg.network_.n_outputs == 2
+    col = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X_tr, y_tr[:, None])
+    assert col.predict(X_te).shape == (X_te.shape[0], 1)
+
+
+def test_classifier_breast_cancer(cancer):
+    X_tr, X_te, y_tr, y_te = cancer
+    clf = SensiNetClassifier(random_state=0).fit(X_tr, y_tr)
+    assert clf.score(X_te, y_te) > 0.9
+    # Two classes: one logit with binary cross-entropy.
+    assert clf.network_.n_outputs == 1 and clf.network_.loss == "binary_cross_entropy"
+    proba = clf.predict_proba(X_te)
+    assert proba.shape == (X_te.shape[0], 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X_te))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X_te)), proba, rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_classifier_three_classes(iris, solver):
+    X_tr, X_te, y_tr, y_te = iris
+    clf = SensiNetClassifier(solver=solver, learning_rate=1e-2 if solver == "sgd" else 1e-3, random_state=0)
+    clf.fit(X_tr, y_tr)
+    assert clf.score(X_te, y_te) > 0.9
+    assert clf.network_.n_outputs == 3 and clf.network_.loss == "cross_entropy"
+    proba = clf.predict_proba(X_te)
+    assert proba.shape == (X_te.shape[0], 3)
+    assert np.all(proba >= 0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_classifier_string_labels(iris):
+    X_tr, _, y_tr, _ = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y_tr]
+    clf = SensiNetClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X_tr, names)
+    np.testing.assert_array_equal(clf.classes_, ["setosa", "versicolor", "virginica"])
+    assert set(clf.predict(X_tr)) <= set(names)
+    assert clf.score(X_tr, names) > 0.9
+
+
+def test_classifier_needs_two_classes():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SensiNetClassifier().fit(X, np.zeros(10))
+
+
+def test_classifier_rejects_continuous_targets():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SensiNetClassifier().fit(X, X[:, 0])
+
+
+# ------------------------------------------------------------------------------------------------ seeds
+@pytest.mark.parametrize("Estimator,kwargs", [
+    (SensiNetRegressor, {}),
+    (SensiNetRegressor, {"early_stopping": True}),
+    (SensiNetRegressor, {"solver": "lbfgs"}),
+    (SensiNetClassifier, {"solver": "sgd"}),
+])
+def test_same_random_state_gives_identical_predictions(sin3, iris, Estimator, kwargs):
+    X_tr, X_te, y_tr, _ = sin3 if Estimator is SensiNetRegressor else iris
+    fit = lambda seed: Estimator(hidden_layer_sizes=(16,), max_iter=30, random_state=seed, **kwargs).fit(X_tr, y_tr)
+    a, b, c = fit(7), fit(7), fit(8)
+    pa, pb, pc = (m.predict_proba(X_te) if Estimator is SensiNetClassifier else m.predict(X_te) for m in (a, b, c))
+    np.testing.assert_array_equal(pa, pb)  # bitwise
+    np.testing.assert_array_equal(a.network_.parameters, b.network_.parameters)
+    assert not np.array_equal(a.network_.parameters, c.network_.parameters)
+
+
+def test_random_state_instance_draws_new_seeds(sin3):
+    X_tr, _, y_tr, _ = sin3
+    reg = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=np.random.RandomState(0))
+    first = reg.fit(X_tr, y_tr).network_.parameters.copy()
+    second = reg.fit(X_tr, y_tr).network_.parameters.copy()
+    assert not np.array_equal(first, second)
+
+
+# ------------------------------------------------------------------------------------------------ training control
+def test_warm_start_continues_training(sin3):
+    X_tr, _, y_tr, _ = sin3
+    reg = SensiNetRegressor(hidden_layer_sizes=(32,), max_iter=20, tol=0.0, warm_start=True, random_state=0)
+    reg.fit(X_tr, y_tr)
+    net, opt, loss1 = reg.network_, reg._solver_state, reg.loss_
+    steps_t = opt.t
+    reg.fit(X_tr, y_tr)
+    assert reg.network_ is net and reg._solver_state is opt  # same network, same Adam moments
+    assert opt.t > steps_t  # Adam's step count went on instead of restarting at 0
+    assert reg.n_iter_ == 40 and len(reg.loss_curve_) == 40
+    assert reg.loss_ < loss1
+    # Without warm_start a fit starts over.
+    reg.set_params(warm_start=False).fit(X_tr, y_tr)
+    assert reg.network_ is not net and reg.n_iter_ == 20
+
+
+def test_warm_start_rebuilds_when_architecture_changes(sin3):
+    X_tr, _, y_tr, _ = sin3
+    reg = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=3, warm_start=True, random_state=0).fit(X_tr, y_tr)
+    net = reg.network_
+    reg.set_params(hidden_layer_sizes=(4,)).fit(X_tr, y_tr)
+    assert reg.network_ is not net and reg.n_iter_ == 3
+    reg.fit(X_tr[:, :2], y_tr)  # other number of features: a new network, not an error
+    assert reg.network_.n_inputs == 2 and reg.n_features_in_ == 2
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_early_stopping_stops_before_max_iter(solver):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=400)  # easy: linear
+    reg = SensiNetRegressor(hidden_layer_sizes=(16,), solver=solver, learning_rate=1e-2, early_stopping=True,
+                            n_iter_no_change=5, max_iter=1000, random_state=0)
+    reg.fit(X, y)
+    assert reg.n_iter_ < 1000
+    assert reg.history_.status == "early_stopped"
+    assert len(reg.validation_loss_curve_) == reg.n_iter_
+    # The best epoch is the last one that improved on the best so far by more than tol.
+    best = reg.history_.best_epoch
+    assert reg.n_iter_ - best - 1 == 5
+    assert reg.validation_loss_curve_[best] <= min(reg.validation_loss_curve_) + reg.tol
+    assert reg.score(X, y) > 0.95
+    # The best weights are restored. Rebuild the held-out split the way fit draws it (two seeds, then the
+    # permutation) and evaluate the final network on it.
+    rs = np.random.RandomState(0)
+    rs.randint(np.iinfo(np.int32).max, size=2)
+    val = rs.permutation(400)[:40]
+    T_val = ((y[val] - reg._y_mean[0]) / reg._y_scale[0]).reshape(-1, 1)
+    assert reg.network_.objective(X[val], T_val) == pytest.approx(reg.validation_loss_curve_[best], rel=1e-12)
+
+
+def test_verbose_shows_progress_and_threads(capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    for early in (False, True):
+        SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=5, early_stopping=early, verbose=True, n_threads=2,
+                          random_state=0).fit(X, X[:, 0])
+        err = capsys.readouterr().err
+        assert "fit [" in err and "5/5" in err
+        if early:
+            assert "val " in err
+
+
+def test_training_loss_stopping_rule():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = X[:, 0] - X[:, 1]
+    reg = SensiNetRegressor(hidden_layer_sizes=(8,), learning_rate=1e-2, tol=1e-2, n_iter_no_change=3,
+                            max_iter=1000, random_state=0).fit(X, y)
+    assert reg.n_iter_ < 1000 and reg.history_.status == "stopped"
+
+
+def test_convergence_warning_when_max_iter_reached(sin3):
+    X_tr, _, y_tr, _ = sin3
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X_tr, y_tr)
+
+
+def test_divergence_error_propagates():
+    rng = np.random.default_rng(0)
+    X = 1e3 * rng.normal(size=(100, 3))
+    y = X.sum(axis=1)
+    reg = SensiNetRegressor(solver="sgd", learning_rate=1e3, random_state=0)
+    with pytest.raises(DivergenceError, match="learning_rate") as info:
+        reg.fit(X, y)
+    assert isinstance(info.value, FloatingPointError)
+    assert not hasattr(reg, "network_")
+
+
+def test_batch_size_is_clipped_to_n_samples():
+    X = np.arange(10.0).reshape(5, 2)
+    y = np.arange(5.0)
+    reg = SensiNetRegressor(hidden_layer_sizes=(4,), batch_size=1000, max_iter=3, tol=0.0, random_state=0)
+    reg.fit(X, y)
+    assert reg.history_.steps == 3  # one full batch per epoch
+
+
+def test_architecture_and_l2():
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    y = X[:, 0]
+    reg = SensiNetRegressor(hidden_layer_sizes=(6, 6, 6), residual=True, l2=1e-3, max_iter=1, tol=0.0,
+                            random_state=0)
+    reg.fit(X, y)
+    layers = reg.network_.layers
+    assert isinstance(layers[0], Dense) and all(isinstance(layer, Residual) for layer in layers[1:3])
+    assert isinstance(layers[3], Dense) and layers[3].activation == "identity"
+    assert all(layer.l2 == 1e-3 for layer in layers)
+    linear = SensiNetRegressor(hidden_layer_sizes=(), max_iter=1, random_state=0)
+    linear.fit(X, y)
+    assert len(linear.network_.layers) == 1
+
+
+# ------------------------------------------------------------------------------------------------ parameters
+@pytest.mark.parametrize("param,value", [
+    ("activation", "foo"),
+    ("solver", "foo"),
+    ("learning_rate", -1e-3),
+    ("learning_rate", 0.0),
+    ("hidden_layer_sizes", (8, 0)),
+    ("hidden_layer_sizes", (8.0,)),
+    ("hidden_layer_sizes", "wide"),
+    ("l2", -1.0),
+    ("momentum", 1.5),
+    ("batch_size", 0),
+    ("max_iter", 0),
+    ("tol", -1.0),
+    ("validation_fraction", 1.0),
+    ("n_iter_no_change", 0),
+    ("dtype", "int8"),
+    ("n_threads", 0),
+    ("early_stopping", "yes"),
+])
+@pytest.mark.parametrize("Estimator", [SensiNetRegressor, SensiNetClassifier])
+def test_bad_parameters_raise_value_error_naming_them(Estimator, param, value):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = (X[:, 0] > 0).astype(int)
+    est = Estimator(**{param: value})  # construction never validates (scikit-learn rule)
+    assert est.get_params()[param] is value or est.get_params()[param] == value
+    with pytest.raises(ValueError, match=param):
+        est.fit(X, y)
+
+
+def test_residual_needs_equal_widths():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match="hidden_layer_sizes.*same width"):
+        SensiNetRegressor(hidden_layer_sizes=(8, 4), residual=True).fit(X, X[:, 0])
+
+
+def test_early_stopping_needs_two_samples():
+    with pytest.raises(ValueError, match="early_stopping"):
+        SensiNetRegressor(early_stopping=True).fit([[1.0, 2.0]], [1.0])
+
+
+def test_hierarchical_solver_unavailable(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sensinet.hierarchical", None)  # as if the module did not exist
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    for est in (SensiNetRegressor(solver="hierarchical"), SensiNetClassifier(solver="hierarchical")):
+        with pytest.raises(ValueError, match=r"hierarchical.*not available yet.*sensinet\.hierarchical"):
+            est.fit(X, (X[:, 0] > 0).astype(int))
+
+
+def test_hierarchical_solver_needs_the_class(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sensinet.hierarchical", types.ModuleType("sensinet.hierarchical"))
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match="HierarchicalOptimizer"):
+        SensiNetRegressor(solver="hierarchical").fit(X, X[:, 0])
+
+
+def test_hierarchical_solver_uses_registry_hook(monkeypatch):
+    calls = []
+
+    class FakeHierarchicalOptimizer:
+        def __init__(self, lr):
+            self.lr = lr
+
+        def fit(self, network, X, Y, **kwargs):
+            calls.append(sorted(kwargs))
+            network.fit(X, Y, optimizer=Adam(lr=self.lr), **kwargs)
+
+    module = types.ModuleType("sensinet.hierarchical")
+    module.HierarchicalOptimizer = FakeHierarchicalOptimizer
+    monkeypatch.setitem(sys.modules, "sensinet.hierarchical", module)
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    reg = SensiNetRegressor(solver="hierarchical", hidden_layer_sizes=(8,), max_iter=5, learning_rate=1e-2,
+                            random_state=0).fit(X, X[:, 0])
+    assert len(calls) == 1 and "epochs" in calls[0] and "batch_size" in calls[0]
+    assert isinstance(reg._solver_state, FakeHierarchicalOptimizer) and reg._solver_state.lr == 1e-2
+    assert reg.n_iter_ == 5
+
+
+# ------------------------------------------------------------------------------------------------ API
+def test_unfitted_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        SensiNetRegressor().predict([[1.0]])
+    with pytest.raises(NotFittedError):
+        SensiNetClassifier().predict_proba([[1.0]])
+
+
+def test_wrong_number_of_features_at_predict(iris):
+    X_tr, _, y_tr, _ = iris
+    clf = SensiNetClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X_tr, y_tr)
+    with pytest.raises(ValueError, match="X has 3 features, but SensiNetClassifier is expecting 4"):
+        clf.predict(X_tr[:, :3])
+
+
+def test_pickle_and_deepcopy_round_trip(iris):
+    X_tr, X_te, y_tr, _ = iris
+    clf = SensiNetClassifier(hidden_layer_sizes=(8,), max_iter=10, warm_start=True, random_state=0).fit(X_tr, y_tr)
+    for other in (pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
+        np.testing.assert_array_equal(other.predict_proba(X_te), clf.predict_proba(X_te))
+        assert other.network_ is not clf.network_
+        assert other.history_.epochs == clf.history_.epochs
+        other.fit(X_tr, y_tr)  # warm start after unpickling continues with the restored Adam state
+        assert other.n_iter_ == 20
+    np.testing.assert_array_equal(clf.n_iter_, 10)
+
+
+def test_clone_and_params_round_trip():
+    est = SensiNetRegressor(hidden_layer_sizes=[5, 5], activation="tanh", solver="sgd", random_state=3)
+    params = est.get_params()
+    assert params["hidden_layer_sizes"] == [5, 5] and params["solver"] == "sgd"
+    cloned = clone(est)
+    assert cloned.get_params() == params and cloned is not est
+    assert est.set_params(l2=0.1) is est and est.l2 == 0.1
+
+
+def test_pipeline_and_cross_validation(cancer):
+    X_tr, _, y_tr, _ = cancer
+    pipe = make_pipeline(StandardScaler(), SensiNetClassifier(hidden_layer_sizes=(16,), random_state=0))
+    scores = cross_val_score(pipe, X_tr, y_tr, cv=3)
+    assert scores.mean() > 0.9
+
+
+def test_lazy_exports():
+    assert sensinet.SensiNetRegressor is SensiNetRegressor
+    assert sensinet.SensiNetClassifier is SensiNetClassifier

@@ -1,0 +1,420 @@
+"""Training loop semantics: determinism, zero-copy parameters, real-data convergence, blocks, divergence,
+callbacks, early stopping, optimizer state and step limits."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sensinet as sn
+from conftest import make_net, random_data, run_python
+from sensinet.datasets import Standardizer, load_concrete
+
+
+@pytest.fixture(scope="module")
+def concrete():
+    ds = load_concrete()
+    return Standardizer().fit_transform(ds.X), Standardizer().fit_transform(ds.y)
+
+
+def small_net(seed=0, **kw):
+    return make_net(3, [sn.Dense(6, "tanh"), sn.Residual(6, "relu", hidden=4), sn.Dense(1)], seed=seed, **kw)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    return X, np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
+
+
+# ---------------------------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_same_seed_is_bitwise_reproducible(data, opt):
+    X, y = data
+    nets = [small_net() for _ in range(3)]
+    nets[0].fit(X, y, optimizer=opt, lr=0.01, epochs=5, batch_size=7, seed=123, n_threads=1)
+    nets[1].fit(X, y, optimizer=opt, lr=0.01, epochs=5, batch_size=7, seed=123, n_threads=1)
+    nets[2].fit(X, y, optimizer=opt, lr=0.01, epochs=5, batch_size=7, seed=124, n_threads=1)
+    np.testing.assert_array_equal(nets[0].parameters, nets[1].parameters)
+    assert nets[0].history_.loss_curve == nets[1].history_.loss_curve
+    assert not np.array_equal(nets[0].parameters, nets[2].parameters)
+
+
+def test_same_init_seed_same_weights():
+    def build(seed):
+        return sn.Network(3, [sn.Dense(5, "relu"), sn.Residual(5, "tanh", hidden=2), sn.Dense(1)], seed=seed)
+
+    np.testing.assert_array_equal(build(1).parameters, build(1).parameters)
+    assert not np.array_equal(build(1).parameters, build(2).parameters)
+
+
+def test_no_shuffle_ignores_the_seed(data):
+    X, y = data
+    a, b = small_net(), small_net()
+    a.fit(X, y, optimizer="sgd", epochs=2, batch_size=8, shuffle=False, seed=1)
+    b.fit(X, y, optimizer="sgd", epochs=2, batch_size=8, shuffle=False, seed=2)
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+# ---------------------------------------------------------------------------------------------- zero-copy parameters
+def test_parameters_are_a_zero_copy_view(data):
+    X, _ = data
+    net = small_net()
+    p = net.parameters
+    assert np.shares_memory(p, net.parameters) and p.flags.writeable
+    before = net.forward(X)
+    p[net.block_slice(2)] += 1.0  # the head's weights and bias
+    after = net.forward(X)
+    assert not np.allclose(before, after)
+    np.testing.assert_array_equal(net.forward(X), after)
+    net.parameters = np.zeros(net.n_params)
+    assert np.all(p == 0)  # the setter writes into the same buffer
+
+
+def test_layer_parameter_views_share_memory():
+    net = small_net()
+    p = net.parameters
+    for l in range(net.n_layers):
+        views = net.layer_parameters(l)
+        for v in views.values():
+            assert np.shares_memory(v, p)
+        next(iter(views.values()))[...] = 7.0
+    sizes = {l: sum(v.size for v in net.layer_parameters(l).values()) for l in range(net.n_layers)}
+    assert [sizes[l] for l in range(net.n_layers)] == list(np.diff(net.offsets))
+    W1 = net.layer_parameters(1)["W1"]
+    assert W1.shape == (6, 4) and net.layer_parameters(1)["W2"].shape == (4, 6)
+    np.testing.assert_array_equal(p[net.offsets[1]:net.offsets[1] + 24], W1.ravel())
+
+
+def test_parameters_view_outlives_the_network(data):
+    X, _ = data
+    net = small_net()
+    p = net.parameters
+    expected = p.copy()
+    del net
+    np.testing.assert_array_equal(p, expected)
+
+
+def test_copy_is_independent(data):
+    X, y = data
+    net = small_net()
+    twin = net.copy()
+    np.testing.assert_array_equal(twin.parameters, net.parameters)
+    assert not np.shares_memory(twin.parameters, net.parameters)
+    ref = net.forward(X)
+    twin.parameters[:] += 1
+    twin.fit(X, y, epochs=2)
+    np.testing.assert_array_equal(net.forward(X), ref)
+    net.parameters[:] = 0
+    assert np.all(twin.parameters != 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_astype_round_trip(data, dtype):
+    X, _ = data
+    net = make_net(3, [sn.Dense(5, "leaky_relu", alpha=0.2, l2=0.1), sn.Residual(5, "tanh", weights=1),
+                       sn.Residual(5, "sigmoid", hidden=2), sn.Dense(2)], loss="cross_entropy")
+    other = net.astype(dtype)
+    assert other.parameters.dtype == dtype and other.specs == net.specs and other.loss == net.loss
+    assert not np.shares_memory(other.parameters, net.parameters)
+    back = other.astype(np.float64)
+    if dtype == np.float64:
+        np.testing.assert_array_equal(back.parameters, net.parameters)
+    else:
+        np.testing.assert_array_equal(back.parameters, net.parameters.astype(np.float32).astype(np.float64))
+        np.testing.assert_allclose(other.forward(X), net.forward(X), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- real data
+@pytest.mark.parametrize("optimizer,kw", [
+    ("adam", dict(lr=0.01, epochs=30, batch_size=32)),
+    (sn.SGD(lr=0.01, momentum=0.9), dict(epochs=30, batch_size=32)),
+    (sn.SGD(lr=0.01, momentum=0.9, nesterov=True), dict(epochs=30, batch_size=32)),
+    (sn.LBFGS(max_iter=150), {}),
+], ids=["adam", "sgd-momentum", "sgd-nesterov", "lbfgs"])
+def test_training_reduces_the_loss_on_concrete(concrete, optimizer, kw):
+    X, y = concrete
+    net = sn.Network(8, [sn.Dense(16, "tanh"), sn.Dense(16, "relu"), sn.Dense(1)], seed=0)
+    J0 = net.objective(X, y)
+    net.fit(X, y, optimizer=optimizer, seed=0, **kw)
+    J1 = net.objective(X, y)
+    assert J1 < 0.25 * J0 and J1 < 0.3, (J0, J1)  # a linear model reaches ~0.39 on the standardized target
+    curve = net.history_.loss_curve
+    assert curve[-1] < curve[0]
+    assert np.isfinite(net.parameters).all()
+
+
+def test_lbfgs_history_and_status(concrete):
+    X, y = concrete
+    net = sn.Network(8, [sn.Dense(8, "tanh"), sn.Dense(1)], seed=1)
+    net.fit(X, y, optimizer=sn.LBFGS(max_iter=30))
+    h = net.history_
+    assert h.status in ("max_iter", "ftol", "gtol") and h.optimizer == "lbfgs"
+    assert np.all(np.diff(h.loss_curve) <= 0)  # every accepted step decreases J (sufficient decrease)
+    assert h.loss_curve[-1] == pytest.approx(net.objective(X, y), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("block", [(1, 1), (0, 1), (2, 2)])
+def test_block_training_changes_only_that_slice(data, optimizer, block):
+    X, y = data
+    net = small_net()
+    before = net.parameters.copy()
+    net.fit(X, y, optimizer=optimizer, epochs=3, batch_size=10, layers=block)
+    sl = net.block_slice(block)
+    mask = np.zeros(net.n_params, bool)
+    mask[sl] = True
+    np.testing.assert_array_equal(net.parameters[~mask], before[~mask])
+    assert np.any(net.parameters[mask] != before[mask])
+    assert net.history_.block == block
+
+
+def test_block_training_follows_the_block_gradient(data):
+    # one full-batch SGD step on a block moves exactly that slice by -lr * (block gradient)
+    X, y = data
+    net = small_net()
+    before = net.parameters.copy()
+    _, g = net.loss_and_grad(X, y, layers=(1, 1))
+    net.fit(X, y, optimizer=sn.SGD(lr=0.1), epochs=1, batch_size=len(X), shuffle=False, layers=(1, 1))
+    sl = net.block_slice((1, 1))
+    np.testing.assert_allclose(net.parameters[sl], before[sl] - 0.1 * g, rtol=1e-13, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------- divergence
+def test_divergence_raises_and_keeps_finite_weights(concrete):
+    X, y = concrete
+    net = sn.Network(8, [sn.Dense(16, "relu"), sn.Dense(1)], seed=0)
+    with pytest.raises(sn.DivergenceError):
+        net.fit(X, y, optimizer=sn.SGD(lr=1e4), epochs=5, batch_size=32)
+    assert net.history_.status == "diverged"
+    assert np.isfinite(net.parameters).all()
+    assert np.isfinite(net.objective(X, y))
+    assert np.isfinite(net.forward(X)).all()
+
+
+@pytest.mark.parametrize("lr", [1e300, 1e308])
+def test_divergence_in_the_last_step_is_detected(data, lr):
+    # One full-batch step that blows the weights up: fit must not report "completed" with weights whose
+    # objective is not finite.
+    X, y = data
+    net = small_net()
+    try:
+        net.fit(X, y, optimizer=sn.SGD(lr=lr), epochs=1, batch_size=len(X), shuffle=False)
+    except sn.DivergenceError:
+        assert net.history_.status == "diverged"
+    assert np.isfinite(net.parameters).all()
+    assert np.isfinite(net.objective(X, y)), f"status {net.history_.status!r} with a non-finite objective"
+
+
+# ---------------------------------------------------------------------------------------------- callbacks
+def test_callback_schedule(data):
+    X, y = data  # 40 rows, batches of 10: 4 steps per epoch
+    calls = []
+    small_net().fit(X, y, optimizer="sgd", epochs=3, batch_size=10, callback=lambda i: calls.append(dict(i)),
+                    callback_every=3)
+    got = [(c["step"], c["epoch"], c["epoch_end"]) for c in calls]
+    assert got == [(3, 0, False), (4, 0, True), (6, 1, False), (8, 1, True), (9, 2, False), (12, 2, False),
+                   (12, 2, True)]
+    assert all(np.isfinite(c["loss"]) for c in calls)
+
+
+def test_callback_at_epoch_ends_only(data):
+    X, y = data
+    calls = []
+    net = small_net()
+    net.fit(X, y, optimizer="adam", epochs=4, batch_size=16, callback=lambda i: calls.append(dict(i)))
+    assert [c["epoch"] for c in calls] == [0, 1, 2, 3] and all(c["epoch_end"] for c in calls)
+    np.testing.assert_allclose([c["loss"] for c in calls], net.history_.loss_curve, rtol=1e-15)
+
+
+@pytest.mark.parametrize("every,stop_at,steps", [(0, 2, 12), (5, 5, 5), (1, 4, 4)])
+def test_callback_returning_true_stops(data, every, stop_at, steps):
+    X, y = data
+
+    def cb(info):
+        return info["step"] >= stop_at if every else info["epoch"] >= stop_at
+
+    net = small_net()
+    net.fit(X, y, optimizer="sgd", epochs=10, batch_size=10, callback=cb, callback_every=every)
+    assert net.history_.status == "stopped"
+    assert net.history_.steps == steps
+
+
+def test_callback_sees_the_current_weights(data):
+    # net.parameters inside the callback must be the weights the engine has reached at that point
+    X, y = data
+    seen = []
+    net = small_net()
+    net.fit(X, y, optimizer="sgd", epochs=3, batch_size=len(X),
+            callback=lambda i: seen.append(net.parameters.copy()))
+    assert len(seen) == 3
+    np.testing.assert_array_equal(seen[-1], net.parameters)
+    assert not np.array_equal(seen[0], seen[1])
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("every,batch,when", [
+    (0, 10, lambda i: i["epoch_end"]),
+    (3, 10, lambda i: not i["epoch_end"]),
+    (1, 40, lambda i: i["step"] >= 2 and not i["epoch_end"]),  # that step poll is also the epoch's last step
+    (4, 10, lambda i: not i["epoch_end"]),
+], ids=["epoch-end", "mid-epoch", "one-step-epochs", "step-poll-at-epoch-end"])
+def test_callback_exception_propagates(data, every, batch, when):
+    X, y = data
+
+    def cb(info):
+        if when(info):
+            raise Boom("from the callback")
+
+    net = small_net()
+    with pytest.raises(Boom, match="from the callback"):
+        net.fit(X, y, optimizer="adam", epochs=5, batch_size=batch, callback=cb, callback_every=every)
+    assert np.isfinite(net.parameters).all()
+    assert np.isfinite(net.forward(X)).all()  # still usable
+
+
+# These run in a child process: a deadlock there fails the test (with the child's stack) instead of hanging.
+CHILD_PRELUDE = """
+import faulthandler, numpy as np, sensinet as sn
+faulthandler.dump_traceback_later(6, exit=True)
+rng = np.random.default_rng(0)
+X = rng.normal(size=(120, 3)); y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+Xv = rng.normal(size=(60, 3)); yv = np.sin(2 * Xv[:, 0]) + Xv[:, 1] ** 2 + rng.normal(0, 0.5, 60)
+net = sn.Network(3, [sn.Dense(64, "tanh"), sn.Dense(64, "tanh"), sn.Dense(1)], seed=0)
+"""
+
+
+def test_callback_may_use_the_network():
+    # a progress callback that evaluates the network (documented use) must not deadlock the engine
+    r = run_python(CHILD_PRELUDE + """
+vals = []
+net.fit(X, y, epochs=3, batch_size=40, callback=lambda i: vals.append(net.objective(X, y)))
+assert len(vals) == 3 and np.isfinite(vals).all()
+print("OK")
+""", timeout=20)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
+
+
+def test_validation_curve():
+    r = run_python(CHILD_PRELUDE + """
+net.fit(X, y, optimizer="adam", lr=0.01, epochs=4, batch_size=len(X), shuffle=False, validation_data=(Xv, yv))
+h = net.history_
+assert h.status == "completed" and len(h.val_curve) == 4, h
+val = net.objective(Xv, yv)  # the last epoch-end evaluation saw the final weights
+assert abs(h.val_curve[-1] - val) <= 1e-12 * val, (h.val_curve, val)
+print("OK")
+""", timeout=20)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
+
+
+def test_early_stopping_restores_the_best_weights():
+    r = run_python(CHILD_PRELUDE + """
+net.fit(X, y, optimizer="adam", lr=0.05, epochs=300, batch_size=len(X), shuffle=False,
+        validation_data=(Xv, yv), patience=5)
+h = net.history_
+assert h.status == "early_stopped", h.status
+assert h.epochs < 300 and len(h.val_curve) == h.epochs
+best = int(np.argmin(h.val_curve))
+assert h.best_epoch == best and h.epochs == best + 1 + 5, (h.best_epoch, best, h.epochs)
+val = net.objective(Xv, yv)
+assert abs(val - h.val_curve[best]) <= 1e-12 * val, (val, h.val_curve[best])
+print("OK")
+""", timeout=20)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------- optimizer state
+def test_adam_state_continues_across_fits(data):
+    X, y = data
+    opt = sn.Adam(lr=0.01)
+    a = small_net()
+    a.fit(X, y, optimizer=opt, epochs=2, batch_size=len(X), shuffle=False)
+    assert opt.t == 2 and opt.state_m is not None and np.any(opt.state_v != 0)
+    a.fit(X, y, optimizer=opt, epochs=3, batch_size=len(X), shuffle=False)
+    assert opt.t == 5
+    b = small_net()
+    b.fit(X, y, optimizer=sn.Adam(lr=0.01), epochs=5, batch_size=len(X), shuffle=False)
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+    c = small_net()  # a fresh Adam each time restarts the moments: a different trajectory
+    c.fit(X, y, optimizer=sn.Adam(lr=0.01), epochs=2, batch_size=len(X), shuffle=False)
+    c.fit(X, y, optimizer=sn.Adam(lr=0.01), epochs=3, batch_size=len(X), shuffle=False)
+    assert not np.array_equal(c.parameters, b.parameters)
+    opt.reset()
+    assert opt.t == 0 and opt.state_m is None
+
+
+def test_sgd_momentum_state_continues_across_fits(data):
+    X, y = data
+    opt = sn.SGD(lr=0.01, momentum=0.9)
+    a, b = small_net(), small_net()
+    a.fit(X, y, optimizer=opt, epochs=1, batch_size=len(X), shuffle=False)
+    a.fit(X, y, optimizer=opt, epochs=2, batch_size=len(X), shuffle=False)
+    b.fit(X, y, optimizer=sn.SGD(lr=0.01, momentum=0.9), epochs=3, batch_size=len(X), shuffle=False)
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+# ---------------------------------------------------------------------------------------------- step limits
+@pytest.mark.parametrize("max_steps", [1, 3, 7])
+def test_max_steps(data, max_steps):
+    X, y = data
+    net = small_net()
+    net.fit(X, y, optimizer="sgd", epochs=100, batch_size=10, max_steps=max_steps)
+    assert net.history_.steps == max_steps
+    assert net.history_.epochs == max_steps // 4
+
+
+def test_max_steps_zero_takes_no_step(data):
+    X, y = data
+    net = small_net()
+    before = net.parameters.copy()
+    net.fit(X, y, optimizer="sgd", epochs=5, batch_size=10, max_steps=0)
+    assert net.history_.steps == 0
+    np.testing.assert_array_equal(net.parameters, before)
+
+
+def test_zero_epochs_is_a_no_op(data):
+    X, y = data
+    net = small_net()
+    before = net.parameters.copy()
+    net.fit(X, y, epochs=0)
+    assert net.history_.steps == 0 and net.history_.status == "completed"
+    np.testing.assert_array_equal(net.parameters, before)
+
+
+def test_batch_larger_than_data_is_one_full_batch(data):
+    X, y = data
+    a, b = small_net(), small_net()
+    a.fit(X, y, optimizer="sgd", epochs=2, batch_size=1000, shuffle=False)
+    b.fit(X, y, optimizer="sgd", epochs=2, batch_size=len(X), shuffle=False)
+    assert a.history_.steps == 2
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+def test_fit_returns_self_and_history(data):
+    X, y = data
+    net = small_net()
+    assert net.fit(X, y, epochs=2, batch_size=15) is net
+    h = net.history_
+    assert h.optimizer == "adam" and h.epochs == 2 and h.steps == 6 and len(h.loss_curve) == 2
+    assert h.block == (0, net.n_layers - 1) and h.seconds >= 0
+
+
+@pytest.mark.parametrize("head", ["cross_entropy", "binary_cross_entropy"])
+def test_classification_training(head):
+    k = 3 if head == "cross_entropy" else 2
+    net = make_net(4, [sn.Dense(16, "relu"), sn.Dense(k)], loss=head, seed=0)
+    X, _ = random_data(net, n=200, seed=0)
+    if head == "cross_entropy":
+        y = np.argmax(X[:, :3] + 0.5 * X[:, 3:4], axis=1)
+    else:
+        y = np.stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0], axis=1).astype(float)
+    J0 = net.objective(X, y)
+    net.fit(X, y, optimizer="adam", lr=0.02, epochs=40, batch_size=20)
+    assert net.objective(X, y) < 0.3 * J0
+    P = net.predict(X)
+    acc = np.mean(P.argmax(1) == y) if head == "cross_entropy" else np.mean((P > 0.5) == y)
+    assert acc > 0.9
