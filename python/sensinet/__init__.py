@@ -27,6 +27,18 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
         from . import convert
 
         return getattr(convert, name)
+    if name in ("ReluClusters", "explain"):
+        from . import clusters
+
+        return getattr(clusters, name)
+    if name in ("LayerInsertion",):
+        from . import insertion
+
+        return getattr(insertion, name)
+    if name in ("HierarchicalOptimizer",):
+        from . import hierarchical
+
+        return getattr(hierarchical, name)
     if name in ("SensiNetRegressor", "SensiNetClassifier"):
         from . import estimators
 
@@ -35,7 +47,7 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
 
 
 __all__ = [
-    "ACTIVATIONS", "Adam", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
+    "ACTIVATIONS", "Adam", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
     "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "group_curvature", "group_sensitivity",
     "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",
     "get_num_threads", "load", "save", "set_num_threads", "to_torch",

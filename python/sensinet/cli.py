@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
+
+
+EXPERIMENTS = {
+    "hierarchical": "hierarchical multi-scale optimization vs backprop, multi-start (Zhang et al. 2023)",
+    "insertion": "sensitivity-based layer insertion on the two spirals (Schiela et al. 2023)",
+    "clusters": "ReLU activation clusters: simulation, Titanic, breast cancer (Picchiotti & Gori 2021)",
+}
 
 
 def _version_text() -> str:
@@ -23,10 +31,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("sensinet_demo"), help="folder for figures and models")
     demo.add_argument("--section", action="append", help="run only this section (repeatable)")
     demo.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke test")
+    exp = sub.add_parser("experiment", help="reproduce a paper's study")
+    studies = exp.add_subparsers(dest="study")
+    for name, help_text in EXPERIMENTS.items():
+        try:
+            module = importlib.import_module(f"sensinet.experiments.{name}")
+        except ImportError as exc:  # an optional dependency of one study must not break the others
+            studies.add_parser(name, help=f"{help_text} (unavailable: {exc})")
+            continue
+        module.add_arguments(studies.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     if args.version:
         print(_version_text())
         return 0
+    if args.command == "experiment":
+        if args.study is None:
+            exp.print_help()
+            return 0
+        module = importlib.import_module(f"sensinet.experiments.{args.study}")
+        try:
+            return int(module.main(args) or 0)
+        except ValueError as exc:
+            print(f"sensinet experiment {args.study}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         from .demo import run_demo
 

@@ -54,10 +54,56 @@ def section_training(out: Path, dataset: str = "concrete", epochs: int = 400, se
         print(f"same {epochs} epochs of Adam on batches of 32: sensinet is {rows[1][3] / rows[0][3]:.1f}x faster")
     net.save(out / "demo_network.npz")
     print(f"saved the trained network to {out / 'demo_network.npz'}")
-    return {"network": net, "rows": rows}
+    return {"network": net, "rows": rows, "X": Xtr}
 
 
-SECTIONS: dict = {"training": section_training}
+def section_sensitivity(out: Path, network=None, X=None, dataset: str = "concrete", seed: int = 0) -> dict:
+    """Output sensitivities of the trained network's neurons (scaling factors, Zhang et al. 2023)."""
+    from .sensitivity import sensitivity
+
+    data = load_uci(dataset)
+    if X is None:
+        X = Standardizer().fit(data.X).transform(data.X)
+    if network is None:
+        network = Network(data.n_features, [Dense(64, "relu"), Dense(64, "relu"), Dense(1)], seed=seed)
+        network.fit(X, Standardizer().fit(data.y).transform(data.y), epochs=100, seed=seed)
+    t0 = time.perf_counter()
+    res = sensitivity(network, X)
+    secs = time.perf_counter() - t0
+    print(f"\n== Neuron sensitivity (scaling factors, mean |d yhat / d s| over {len(X)} samples, "
+          f"reverse mode, {secs * 1e3:.1f} ms)")
+    imp = res.layer_importance()
+    print("layer importance: " + ", ".join(f"{s.name}={v:.2f}" for s, v in zip(res.sites, imp))
+          + "   (layer 0 = inputs)")
+    ranked = res.ranked()
+    for title, rows in (("top inputs", [r for r in ranked if r[0] == "0"][:4]),
+                        ("top hidden neurons", [r for r in ranked if r[0] != "0"][:5])):
+        print(f"{title}:")
+        for name, j, score, rel in rows:
+            label = data.feature_names[j] if name == "0" else f"neuron {j}"
+            print(f"  layer {name:>3s} {label:28s} sensitivity {score:.4f}  importance {rel:.2f}")
+    try:
+        res.plot(str(out / "sensitivity.png"))
+        print(f"figure: {out / 'sensitivity.png'}")
+    except ImportError:
+        print("(matplotlib is not installed: pip install matplotlib for the figure)")
+    return {"result": res}
+
+
+def section_insertion(out: Path) -> dict:
+    from .experiments.insertion import demo_section
+
+    return demo_section(out)
+
+
+def section_clusters(out: Path) -> dict:
+    from .experiments.clusters import demo_section
+
+    return demo_section(out)
+
+
+SECTIONS: dict = {"training": section_training, "sensitivity": section_sensitivity,
+                  "insertion": section_insertion, "clusters": section_clusters}
 
 
 def run_demo(out: Path, sections: list | None = None, quick: bool = False) -> None:
@@ -67,7 +113,13 @@ def run_demo(out: Path, sections: list | None = None, quick: bool = False) -> No
         if name not in SECTIONS:
             raise ValueError(f"section: expected one of {tuple(SECTIONS)}, got {name!r}")
     t0 = time.perf_counter()
+    shared: dict = {}
     for name in chosen:
         fn: Callable = SECTIONS[name]
-        fn(out, **({"epochs": 60} if quick and name == "training" else {}))
+        kwargs = {"epochs": 60} if quick and name == "training" else {}
+        if name == "sensitivity" and "network" in shared:
+            kwargs.update(network=shared["network"], X=shared["X"])
+        result = fn(out, **kwargs) or {}
+        if name == "training":
+            shared.update(network=result["network"], X=result["X"])
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; outputs in {out}/")

@@ -1,0 +1,237 @@
+"""`sensinet experiment insertion`: the layer-insertion study of Schiela et al. (arXiv:2311.15995) on the two
+spirals (300 points per class, 75/25 split, cross-entropy on 2 logits, full-batch gradient descent).
+
+Configurations (30 runs each by default; the runs differ in the initialisation seed):
+* ff5:   [5] relu, insert at epoch 450 of 1850 -> [5,5] (lr 0.2), against [5] and [5,5] from scratch;
+* ff44:  [4,4] relu (lr 0.2), insertion at the largest against the smallest score;
+* res:   Linear(2,3) stem + one tanh residual block of width 3, a second block inserted (lr 0.1), against
+         one block and two blocks from scratch;
+* res2:  two blocks, insertion at the largest against the smallest score;
+* when:  the [5] net with the insertion at epochs 150, 250, ..., 850.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .._progress import ProgressBar
+from ..datasets import make_spirals, train_test_split
+from ..insertion import LayerInsertion, _error
+from ..layers import Dense, Residual
+from ..network import Network
+from ..optimizers import SGD
+
+EPOCHS, INSERT_AT = 1850, 450
+
+
+def _data(seed: int = 0):
+    d = make_spirals(300)
+    return train_test_split(d.X, d.y, test_size=0.25, seed=seed)
+
+
+def _ff(widths: list, seed: int) -> Network:
+    return Network(2, [Dense(w, "relu") for w in widths] + [Dense(2)], loss="cross_entropy", seed=seed)
+
+
+def _res(blocks: int, seed: int) -> Network:
+    return Network(2, [Dense(3)] + [Residual(3, "tanh", hidden=3) for _ in range(blocks)] + [Dense(2)],
+                   loss="cross_entropy", seed=seed)
+
+
+def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[LayerInsertion]) -> dict:
+    X_tr, X_te, y_tr, y_te = data
+    t0 = time.perf_counter()
+    if insertion is None:
+        curve, times, errs = [], [], []
+
+        def cb(info: dict) -> bool:
+            if info["epoch_end"]:
+                curve.append(info["loss"])
+                times.append(time.perf_counter() - t0)
+                if len(curve) % 10 == 0:
+                    errs.append(_error(net, X_te, y_te))
+            return False
+
+        net.fit(X_tr, y_tr, optimizer=SGD(lr=lr), epochs=epochs, batch_size=len(X_tr), shuffle=False, callback=cb)
+        final, n_params, ins = net, [net.n_params] * epochs, []
+    else:
+        final, hist = insertion.fit(net, X_tr, y_tr, epochs=epochs, optimizer=SGD(lr=lr),
+                                    validation_data=(X_te, y_te), eval_every=10)
+        curve, times, errs, n_params, ins = hist.loss, hist.seconds, hist.val_error, hist.n_params, hist.insertions
+    return {"loss": np.array(curve), "seconds": np.array(times), "test_error": np.array(errs),
+            "final_loss": float(final.objective(X_tr, y_tr)), "final_test_error": _error(final, X_te, y_te),
+            "work": float(np.sum(n_params)) * len(X_tr), "insert_positions": [i.position for i in ins],
+            "time": times[-1] if len(times) else 0.0}
+
+
+def _configs(quick: bool) -> dict:
+    ins = lambda choose="largest", at=INSERT_AT: LayerInsertion(at_epochs=[at], choose=choose)  # noqa: E731
+    cfg = {
+        "ff5": [("[5] + insertion -> [5,5]", lambda s: _ff([5], s), 0.2, ins()),
+                ("[5] only", lambda s: _ff([5], s), 0.2, None),
+                ("[5,5] from scratch", lambda s: _ff([5, 5], s), 0.2, None)],
+        "ff44": [("[4,4] insert at largest score", lambda s: _ff([4, 4], s), 0.2, ins("largest")),
+                 ("[4,4] insert at smallest score", lambda s: _ff([4, 4], s), 0.2, ins("smallest"))],
+        "res": [("1 block + insertion -> 2 blocks", lambda s: _res(1, s), 0.1, ins()),
+                ("1 block only", lambda s: _res(1, s), 0.1, None),
+                ("2 blocks from scratch", lambda s: _res(2, s), 0.1, None)],
+        "res2": [("2 blocks insert at largest score", lambda s: _res(2, s), 0.1, ins("largest")),
+                 ("2 blocks insert at smallest score", lambda s: _res(2, s), 0.1, ins("smallest"))],
+        "when": [(f"[5] insert at epoch {e}", lambda s: _ff([5], s), 0.2, ins(at=e))
+                 for e in ((150, 450, 850) if quick else range(150, 851, 100))],
+    }
+    return cfg
+
+
+def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = None, progress: bool = True) -> dict:
+    """Run the study; write CSV + Markdown tables and figures into out_dir; return the summary rows."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = min(runs, 3) if quick else runs
+    epochs = 600 if quick else EPOCHS
+    data = _data(0)
+    allcfg = _configs(quick)
+    chosen = configs or list(allcfg)
+    for c in chosen:
+        if c not in allcfg:
+            raise ValueError(f"configs: expected names from {tuple(allcfg)}, got {c!r}")
+    total = sum(len(allcfg[c]) for c in chosen) * runs
+    bar = ProgressBar(total, desc="insertion study") if progress else None
+    rows, curves, done = [], {}, 0
+    for cname in chosen:
+        for label, make, lr, ins in allcfg[cname]:
+            if quick and ins is not None:
+                ins.at_epochs = [min(e, epochs // 3) for e in ins.at_epochs]
+            res = []
+            for r in range(runs):
+                res.append(_run(make(r), data, lr, epochs, ins))
+                done += 1
+                if bar is not None:
+                    bar.update(done, cname)
+            fl = np.array([x["final_loss"] for x in res])
+            fe = np.array([x["final_test_error"] for x in res])
+            tm = np.array([x["time"] for x in res])
+            wk = np.array([x["work"] for x in res])
+            pos = [p for x in res for p in x["insert_positions"]]
+            rows.append({"config": cname, "variant": label, "runs": runs, "train_loss_mean": fl.mean(),
+                         "train_loss_std": fl.std(), "train_loss_min": fl.min(), "train_loss_max": fl.max(),
+                         "test_error_mean": fe.mean(), "test_error_std": fe.std(), "seconds_mean": tm.mean(),
+                         "work_mean": wk.mean(),
+                         "positions": ";".join(f"{p}:{pos.count(p)}" for p in sorted(set(pos)))})
+            curves[(cname, label)] = res
+    if bar is not None:
+        bar.close()
+    _saved_compute(rows)
+    _write(out, rows)
+    _figures(out, curves)
+    return {"rows": rows, "out_dir": str(out)}
+
+
+def _saved_compute(rows: list) -> None:
+    """Work (parameter-sample products over training) relative to training the large net from the start."""
+    ref = {r["config"]: r["work_mean"] for r in rows if "from scratch" in r["variant"]}
+    for r in rows:
+        base = ref.get(r["config"])
+        r["work_vs_large_from_start"] = r["work_mean"] / base if base else float("nan")
+
+
+def _write(out: Path, rows: list) -> None:
+    keys = list(rows[0])
+    with open(out / "insertion_summary.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["| config | variant | runs | train loss mean ± std [min, max] | test error mean ± std | seconds | "
+             "work vs large from start | insert positions |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['variant']} | {r['runs']} | {r['train_loss_mean']:.4f} ± "
+                     f"{r['train_loss_std']:.4f} [{r['train_loss_min']:.4f}, {r['train_loss_max']:.4f}] | "
+                     f"{r['test_error_mean']:.3f} ± {r['test_error_std']:.3f} | {r['seconds_mean']:.3f} | "
+                     f"{r['work_vs_large_from_start']:.2f} | {r['positions'] or '-'} |")
+    (out / "insertion_summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _figures(out: Path, curves: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no figures)")
+        return
+    by_cfg: dict = {}
+    for (cname, label), res in curves.items():
+        by_cfg.setdefault(cname, []).append((label, res))
+    for cname, items in by_cfg.items():
+        fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+        for label, res in items:
+            L = np.array([r["loss"] for r in res])
+            T = np.array([r["seconds"] for r in res]).mean(axis=0)
+            E = np.array([r["test_error"] for r in res])
+            it = np.arange(1, L.shape[1] + 1)
+            m, s = L.mean(axis=0), L.std(axis=0)
+            axes[0].semilogy(it, m, label=label)
+            axes[0].fill_between(it, np.maximum(m - s, 1e-6), m + s, alpha=0.2)
+            axes[1].semilogy(T, m, label=label)
+            axes[2].plot(np.arange(1, E.shape[1] + 1) * 10, E.mean(axis=0), label=label)
+        axes[0].set_xlabel("iteration (full-batch epoch)")
+        axes[1].set_xlabel("wall time [s] (mean over runs)")
+        axes[2].set_xlabel("iteration")
+        axes[0].set_ylabel("training loss (mean ± std)")
+        axes[2].set_ylabel("test error (mean)")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"layer insertion study: {cname}")
+        fig.savefig(out / f"insertion_{cname}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+
+
+def demo_section(out_dir) -> dict:
+    """`sensinet demo`: one [5] -> [5,5] insertion run on the spirals, with its loss figure."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    X_tr, X_te, y_tr, y_te = _data(0)
+    print("\n== Layer insertion (Schiela et al.): two spirals, [5] relu, full-batch GD lr 0.2, "
+          f"insertion scored at epoch {INSERT_AT} of {EPOCHS}")
+    ins = LayerInsertion(at_epochs=[INSERT_AT])
+    net = _ff([5], 0)
+    scores = ins.candidates(net, X_tr, y_tr)
+    t0 = time.perf_counter()
+    final, hist = ins.fit(net, X_tr, y_tr, epochs=EPOCHS, optimizer=SGD(lr=0.2), validation_data=(X_te, y_te))
+    secs = time.perf_counter() - t0
+    small = _ff([5], 0)
+    small.fit(X_tr, y_tr, optimizer=SGD(lr=0.2), epochs=EPOCHS, batch_size=len(X_tr), shuffle=False)
+    pick = hist.insertions[0]
+    print(f"candidate scores at epoch {pick.epoch}: " + ", ".join(f"after layer {p - 1}: {s:.3g}"
+                                                                 for p, s in pick.scores.items()))
+    print(f"[5] -> {[l.units for l in final.layers[:-1]]}: training loss {hist.loss[INSERT_AT - 1]:.4f} at the "
+          f"insertion, {final.objective(X_tr, y_tr):.4f} at the end (test error {_error(final, X_te, y_te):.3f}); "
+          f"[5] alone: {small.objective(X_tr, y_tr):.4f} (test error {_error(small, X_te, y_te):.3f}); "
+          f"{EPOCHS} epochs in {secs:.2f} s")
+    del scores
+    try:
+        hist.plot(str(out / "insertion_loss.png"), title="[5] relu on two spirals, insertion -> [5,5]")
+        print(f"figure: {out / 'insertion_loss.png'}")
+    except ImportError:
+        print("(matplotlib is not installed: no figure)")
+    return {"final_loss": float(final.objective(X_tr, y_tr)), "small_loss": float(small.objective(X_tr, y_tr))}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("sensinet_results/insertion"))
+    parser.add_argument("--runs", type=int, default=30, help="runs per configuration (default 30)")
+    parser.add_argument("--config", action="append", help="only these configurations (ff5, ff44, res, res2, when)")
+    parser.add_argument("--quick", action="store_true", help="3 runs, 600 epochs: a smoke test")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.runs < 1:
+        raise ValueError(f"--runs: expected >= 1, got {args.runs}")
+    run(args.out, quick=args.quick, runs=args.runs, configs=args.config)
+    return 0
