@@ -134,7 +134,8 @@ def data_away_from_kinks(net: sn.Network, n: int = 12, seed: int = 0, margin: fl
 def run_python(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter (for behaviour that may hang or crash the process)."""
     env = dict(os.environ)
-    pkg = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+    # the child imports the same sensinet as this process (installed, or the dev tree on PYTHONPATH)
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(sn.__file__)))
     env["PYTHONPATH"] = pkg + os.pathsep + env.get("PYTHONPATH", "")
     try:
         return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,

@@ -96,6 +96,12 @@ def section_insertion(out: Path) -> dict:
     return demo_section(out)
 
 
+def section_hierarchical(out: Path) -> dict:
+    from .experiments.hierarchical import demo_section
+
+    return {"rows": demo_section(out)}
+
+
 def section_clusters(out: Path) -> dict:
     from .experiments.clusters import demo_section
 
@@ -103,7 +109,8 @@ def section_clusters(out: Path) -> dict:
 
 
 SECTIONS: dict = {"training": section_training, "sensitivity": section_sensitivity,
-                  "insertion": section_insertion, "clusters": section_clusters}
+                  "hierarchical": section_hierarchical, "insertion": section_insertion,
+                  "clusters": section_clusters}
 
 
 def run_demo(out: Path, sections: list | None = None, quick: bool = False) -> None:
