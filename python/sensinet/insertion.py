@@ -144,8 +144,14 @@ class LayerInsertion:
         self.at_epochs = sorted(int(e) for e in at_epochs) if at_epochs is not None else []
         if any(e < 1 for e in self.at_epochs):
             raise ValueError(f"at_epochs: expected epochs >= 1, got {self.at_epochs}")
-        if plateau is not None and (len(plateau) != 2 or int(plateau[0]) < 1 or not float(plateau[1]) > 0):
-            raise ValueError(f"plateau: expected (window >= 1, threshold > 0), got {plateau!r}")
+        if plateau is not None:
+            try:
+                ok = len(plateau) == 2 and int(plateau[0]) == plateau[0] and int(plateau[0]) >= 1 \
+                    and float(plateau[1]) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"plateau: expected (window >= 1, threshold > 0), got {plateau!r}")
         self.plateau = plateau
         self.score_threshold = score_threshold
         for name, v in (("check_every", check_every), ("max_insertions", max_insertions),
@@ -168,22 +174,7 @@ class LayerInsertion:
                    n_threads: Optional[int] = None) -> list:
         """Candidates with their scores (without X: positions only, scores 0)."""
         kind = self._kind_for(net)
-        valid = []
-        for p in range(1, net.n_layers):
-            prev = net.specs[p - 1]
-            if kind == "identity":
-                if prev[0] != "dense":
-                    continue
-                if prev[4] != "relu":
-                    continue
-            elif kind == "residual1":
-                act = net.specs[p][4] if net.specs[p][0] != "dense" else "tanh"
-                del act
-            valid.append(p)
-        if kind == "identity" and not valid:
-            acts = sorted({s[4] for s in net.specs[:-1]})
-            raise ValueError(f"kind: an identity insertion needs ReLU hidden layers (relu(relu(z)) = relu(z)); "
-                             f"this network's hidden activations are {acts}. Use kind='residual2' instead.")
+        valid = self._valid_positions(net, kind)
         if positions is not None:
             bad = [p for p in positions if p not in valid]
             if bad:
@@ -197,6 +188,28 @@ class LayerInsertion:
             return cands
         self._score(net, X, y, cands, resolve_threads(n_threads))
         return cands
+
+    def _valid_positions(self, net: Network, kind: str) -> list:
+        """Positions where a ``kind`` insertion keeps the function exactly (ValueError when there are none)."""
+        valid = []
+        for p in range(1, net.n_layers):
+            prev = net.specs[p - 1]
+            if kind == "identity" and (prev[0] != "dense" or prev[4] != "relu"):
+                continue
+            if kind == "residual1" and _ACT0.get(self._act(net, Candidate(p, kind, 0)), (0.0, 0.0))[0] != 0.0:
+                continue  # x + act(0) != x
+            valid.append(p)
+        if kind == "identity" and not valid:
+            acts = sorted({s[4] for s in net.specs[:-1]})
+            raise ValueError(f"kind: an identity insertion needs ReLU hidden layers (relu(relu(z)) = relu(z)); "
+                             f"this network's hidden activations are {acts}. Use kind='residual2' instead.")
+        if kind == "residual1" and not valid:
+            acts = sorted({self._act(net, Candidate(p, kind, 0)) for p in range(1, net.n_layers)})
+            raise ValueError(f"kind: a one-weight residual insertion needs act(0) = 0; the block activations "
+                             f"would be {acts}. Use kind='residual2'.")
+        if not valid:
+            raise ValueError(f"kind: no insertion position in a network with {net.n_layers} layer(s)")
+        return valid
 
     def _width(self, net: Network, p: int) -> int:
         return int(net.specs[p - 1][2])
@@ -255,6 +268,13 @@ class LayerInsertion:
         p, w = candidate.position, candidate.width
         if not 1 <= p < net.n_layers:
             raise ValueError(f"position: expected 1 <= position < {net.n_layers}, got {p}")
+        check_choice(candidate.kind, "kind", KINDS[1:])
+        valid = self._valid_positions(net, candidate.kind)
+        if p not in valid:
+            raise ValueError(f"position: {p} is not a valid insertion position for kind={candidate.kind!r}; "
+                             f"valid: {valid}")
+        if w != self._width(net, p):
+            raise ValueError(f"width: expected {self._width(net, p)} at position {p}, got {w}")
         if net.n_layers + 1 > self.max_layers:
             raise ValueError(f"max_layers: inserting would exceed {self.max_layers} layers")
         act = self._act(net, candidate)
@@ -316,7 +336,7 @@ class LayerInsertion:
             raise ValueError(f"at_epochs: {late} are not before the end of training (epochs={epochs})")
         Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
         Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
-        self._kind_for(net) == "identity" and self.candidates(net)  # validates the kind early
+        self.candidates(net)  # validates the kind early
         bs = Xa.shape[0] if batch_size is None else int(batch_size)
         opt = make_optimizer(optimizer, lr)
         hist = InsertionHistory()
@@ -357,7 +377,8 @@ class LayerInsertion:
             cands = None
             if not due and self.plateau is not None:
                 win, thr = int(self.plateau[0]), float(self.plateau[1])
-                if len(hist.loss) > win:
+                since = hist.insertions[-1].epoch if hist.insertions else 0  # the window restarts after one
+                if len(hist.loss) - since > win:
                     old, new_l = hist.loss[-win - 1], hist.loss[-1]
                     due = (old - new_l) / max(abs(old), 1e-300) < thr
             if not due and self.score_threshold is not None:
