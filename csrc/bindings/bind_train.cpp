@@ -36,6 +36,23 @@ void check_block(const Model<T>& m, Index first, Index& last) {
   }
 }
 
+// Runs a training loop without the GIL, holding the model's lock except while a poll calls Python; a
+// callback's exception (or Ctrl-C) is raised once the loop has stopped with consistent weights.
+template <class T, class Loop>
+auto run_training(Model<T>& m, const py::object& callback, int n_threads, Loop loop) {
+  TrainingGuard guard(m.training);
+  decltype(loop(std::function<bool(const Progress&)>())) r;
+  {
+    py::gil_scoped_release nogil;
+    std::unique_lock<std::mutex> lock(m.mu);
+    auto poll = make_poll(callback, lock);
+    ThreadScope threads(n_threads);
+    r = loop(poll);
+  }
+  rethrow_pending();
+  return r;
+}
+
 template <class T>
 void bind_train_for(py::module_& mod) {
   mod.def(
@@ -71,16 +88,9 @@ void bind_train_for(py::module_& mod) {
         tc.last = last;
         tc.poll_every = poll_every;
         tc.max_steps = max_steps;
-        TrainingGuard guard(m.training);
-        TrainResult r;
-        {
-          py::gil_scoped_release nogil;
-          std::unique_lock<std::mutex> lock(m.mu);
-          auto poll = make_poll(callback, lock);
-          ThreadScope threads(n_threads);
-          r = train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws);
-        }
-        rethrow_pending();
+        TrainResult r = run_training(m, callback, n_threads, [&](const std::function<bool(const Progress&)>& poll) {
+          return train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws);
+        });
         py::dict d;
         d["status"] = status_name(r.status);
         d["steps"] = r.steps;
@@ -114,16 +124,9 @@ void bind_train_for(py::module_& mod) {
         c.first = first;
         c.last = last;
         c.max_evals = max_evals;
-        TrainingGuard guard(m.training);
-        LbfgsResult r;
-        {
-          py::gil_scoped_release nogil;
-          std::unique_lock<std::mutex> lock(m.mu);
-          auto poll = make_poll(callback, lock);
-          ThreadScope threads(n_threads);
-          r = lbfgs(m.arch, m.theta.data(), X, Y, c, poll, m.ws);
-        }
-        rethrow_pending();
+        LbfgsResult r = run_training(m, callback, n_threads, [&](const std::function<bool(const Progress&)>& poll) {
+          return lbfgs(m.arch, m.theta.data(), X, Y, c, poll, m.ws);
+        });
         py::dict d;
         d["status"] = status_name(r.status);
         d["iterations"] = r.iterations;

@@ -313,6 +313,17 @@ def _as_network(model: Any) -> Network:
                     f"{module}.{type(model).__name__}")
 
 
+def _one_sample(net: Network, x: Any) -> NDArray:
+    """One sample as a validated (1, n_inputs) array."""
+    d = net.n_inputs
+    xa = np.asarray(x)
+    if xa.ndim == 1:
+        xa = xa.reshape(1, -1)
+    if xa.ndim != 2 or xa.shape[0] != 1:
+        raise ValueError(f"x: expected one sample of shape ({d},) or (1, {d}), got shape {np.shape(x)}")
+    return net._X(xa, "x")
+
+
 def _pattern_hash(P: NDArray) -> NDArray:
     """A 64-bit mix of each row of packed words (splitmix64 finaliser per word); collisions are checked."""
     with np.errstate(over="ignore"):
@@ -1086,20 +1097,14 @@ class ReluClusters(_ClusterModel):
         pattern; with inexact maps it gets the map of the nearest cluster by Hamming distance.
         """
         self._check_fitted()
-        d = self.net.n_inputs
-        xa = np.asarray(x)
-        if xa.ndim == 1:
-            xa = xa.reshape(1, -1)
-        if xa.ndim != 2 or xa.shape[0] != 1:
-            raise ValueError(f"x: expected one sample of shape ({d},) or (1, {d}), got shape {np.shape(x)}")
-        Xa = self.net._X(xa, "x")
+        Xa = _one_sample(self.net, x)
         P = self._patterns_of(Xa, 1)
         c = int(self._match(P)[0])
         if self.exact:
             if c >= 0:
                 W, b = self.affine_maps.W_eff[c], self.affine_maps.b_eff[c]
             else:
-                Wl, bl = _exact_maps(self._plan, P, self.n_bits, d, self.net.n_outputs)
+                Wl, bl = _exact_maps(self._plan, P, self.n_bits, self.net.n_inputs, self.net.n_outputs)
                 W, b = Wl[0], bl[0]
         else:
             m = c if c >= 0 else int(self._nearest(P)[0])
@@ -1299,13 +1304,7 @@ class MergedClusters(_ClusterModel):
     def explain(self, x: Any) -> Explanation:
         """The surrogate explanation of one sample: contributions sum with b_eff to the *surrogate's* output;
         ``network_output`` is the network's."""
-        d = self.net.n_inputs
-        xa = np.asarray(x)
-        if xa.ndim == 1:
-            xa = xa.reshape(1, -1)
-        if xa.ndim != 2 or xa.shape[0] != 1:
-            raise ValueError(f"x: expected one sample of shape ({d},) or (1, {d}), got shape {np.shape(x)}")
-        Xa = self.net._X(xa, "x")
+        Xa = _one_sample(self.net, x)
         g = int(self._assign(Xa)[0])
         return _make_explanation(Xa[0].astype(np.float64), g, self.affine_maps.W_eff[g], self.affine_maps.b_eff[g],
                                  self.net.forward(Xa)[0], self.feature_names, bool(self.exact_clusters[g]))

@@ -771,7 +771,7 @@ def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[
                            n_threads: Optional[int] = None, h: float = 1e-3) -> float:
     """d2J/ds_G^2 of one factor shared by the outputs and the given hidden sensitivity layers (five-point
     second difference; the L2 terms do not depend on s)."""
-    from .sensitivity import _group_sites, _per_sample_loss
+    from .sensitivity import _group_sites, _per_sample_loss, scaled_inputs
 
     threads = resolve_threads(n_threads)
     Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
@@ -782,12 +782,7 @@ def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[
     for k in (-2, -1, 0, 1, 2):
         t = k * h
         if trip:
-            scales, Xs = [], Xa
-            for layer, part, u in trip:
-                if layer < 0:
-                    Xs = np.ascontiguousarray(Xa * (1 + t * u))
-                else:
-                    scales.append((layer, part, (1 + t * u).astype(net.dtype)))
+            Xs, scales = scaled_inputs(net, Xa, trip, t)
             Z = np.asarray(_core.scaled_forward(net._model, Xs, None, scales, threads), dtype=np.float64)
         else:
             Z = Z0

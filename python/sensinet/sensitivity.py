@@ -404,14 +404,20 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
                       _scaled_objective(net, Xa, Y, t, -step, threads)) / (2 * step) for t in trip])
 
 
-def _scaled_objective(net: Network, Xa: NDArray, Y: NDArray, triples: list, t: float, threads: int) -> float:
-    """J with the group factor set to 1 + t (the shared factor multiplies every member neuron)."""
+def scaled_inputs(net: Network, Xa: NDArray, triples: list, t: float) -> tuple:
+    """(X, engine scales) with a group factor set to 1 + t: input sites scale X, the others the engine."""
     scales, Xs = [], Xa
     for layer, part, u in triples:
         if layer < 0:
             Xs = np.ascontiguousarray(Xa * (1 + t * u))
         else:
             scales.append((layer, part, (1 + t * u).astype(net.dtype)))
+    return Xs, scales
+
+
+def _scaled_objective(net: Network, Xa: NDArray, Y: NDArray, triples: list, t: float, threads: int) -> float:
+    """J with the group factor set to 1 + t (the shared factor multiplies every member neuron)."""
+    Xs, scales = scaled_inputs(net, Xa, triples, t)
     return float(_core.scaled_forward(net._model, Xs, Y, scales, threads))
 
 
