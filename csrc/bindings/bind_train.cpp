@@ -88,6 +88,7 @@ void bind_train_for(py::module_& mod) {
         tc.last = last;
         tc.poll_every = poll_every;
         tc.max_steps = max_steps;
+        tc.poll_reads_weights = !callback.is_none();
         TrainResult r = run_training(m, callback, n_threads, [&](const std::function<bool(const Progress&)>& poll) {
           return train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws);
         });

@@ -378,6 +378,8 @@ class Network:
                 stop = True
             return stop
 
+        # Without a consumer the engine needs no Python at epoch ends (and no weight sync for it).
+        needs_poll = bar is not None or Xv is not None or callback is not None
         t0 = time.perf_counter()
         result.status = "error"  # replaced below unless the engine raises (a callback's exception, Ctrl-C)
         try:
@@ -394,7 +396,8 @@ class Network:
                                 epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
                                 seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
                                 first=first, last=last, poll_every=int(callback_every),
-                                max_steps=-1 if max_steps is None else int(max_steps), callback=poll,
+                                max_steps=-1 if max_steps is None else int(max_steps),
+                                callback=poll if needs_poll else None,
                                 n_threads=threads)
                 opt.t = r["t"]
                 result.status = r["status"]

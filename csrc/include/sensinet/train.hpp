@@ -36,6 +36,7 @@ struct TrainConfig {
   Index first = 0, last = -1;  // block of layers to train; x is the input of layer `first`
   Index poll_every = 0;        // 0: only at epoch ends (and the 0.1 s interrupt check)
   Index max_steps = -1;        // stop after this many steps (-1: no limit)
+  bool poll_reads_weights = true;  // scheduled polls run code that reads the weights (sync them first)
 };
 
 enum class TrainStatus { Completed = 0, Stopped = 1, Diverged = 2 };
@@ -89,7 +90,7 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
     }
   };
   auto do_poll = [&](const Progress& p) {
-    sync();
+    if (tc.poll_reads_weights && p.scheduled) sync();
     return poll(p);
   };
   for (Index e = 0; e < tc.epochs && !stop; ++e) {
@@ -147,11 +148,13 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
       }
     }
   }
-  // The last step's weights were never evaluated: one forward pass on the last minibatch tells whether
-  // they diverged (then the previous weights, whose loss was finite, are kept).
+  // The last step's weights were never evaluated: a forward pass on (up to 32 rows of) the last minibatch
+  // tells whether they diverged (then the previous weights, whose loss was finite, are kept). Overflow from
+  // huge weights shows on any row; a sample keeps this check cheap for short fit calls.
   if (res.status != TrainStatus::Diverged && res.steps > 0) {
-    forward(a, cur, xb, ws, first);
-    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb, ws.dout, T(1) / T(xb.rows())) +
+    const Index rows = std::min<Index>(xb.rows(), 32);
+    forward(a, cur, xb.topRows(rows), ws, first);
+    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb.topRows(rows), ws.dout, T(1) / T(rows)) +
                    add_l2(a, cur, static_cast<T*>(nullptr), first, last);
     if (!std::isfinite(loss)) {
       res.status = TrainStatus::Diverged;
