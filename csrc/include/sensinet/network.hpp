@@ -10,6 +10,44 @@
 
 namespace sensinet {
 
+// dst (=|+=) A * B, split by output columns over the engine's threads. Each thread runs a single-threaded
+// Eigen GEMM on its slice, so the only synchronisation is the barrier at the end of the region (Eigen's
+// own parallel GEMM busy-waits on hand-offs between threads, which collapses when another thread pool, e.g.
+// PyTorch's autograd workers, competes for the cores).
+template <class Dst, class A, class B>
+void gemm(Dst&& dst, const A& a, const B& b, bool accumulate) {
+  const Index cols = dst.cols();
+  int threads = Eigen::nbThreads();
+  const double flops = 2.0 * double(a.rows()) * double(a.cols()) * double(cols);
+  if (threads > 1 && (cols < 32 * threads || flops < 4e6)) threads = 1;
+  if (threads <= 1) {
+    if (accumulate)
+      dst.noalias() += a * b;
+    else
+      dst.noalias() = a * b;
+    return;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    // column blocks in multiples of 16 keep the slices aligned to SIMD widths
+    const Index per = ((cols + threads - 1) / threads + 15) / 16 * 16;
+    const Index c0 = std::min(cols, per * t), c1 = std::min(cols, per * (t + 1));
+    if (c1 > c0) {
+      if (accumulate)
+        dst.middleCols(c0, c1 - c0).noalias() += a * b.middleCols(c0, c1 - c0);
+      else
+        dst.middleCols(c0, c1 - c0).noalias() = a * b.middleCols(c0, c1 - c0);
+    }
+  }
+#else
+  if (accumulate)
+    dst.noalias() += a * b;
+  else
+    dst.noalias() = a * b;
+#endif
+}
+
 // Read-only views of one layer's parameters inside the flat vector.
 template <class T>
 struct LayerView {
@@ -72,7 +110,7 @@ void forward(const Architecture& a, const T* theta, const In& x, Workspace<T>& w
     RowMatrix<T>& z = ws.z[l];
     RowMatrix<T>& h = ws.h[l];
     z.resize(in.rows(), s.inner_width());
-    z.noalias() = in * p.W1;
+    gemm(z, in, p.W1, false);
     z.rowwise() += p.b1.transpose();
     h.resize(z.rows(), z.cols());
     activate<T>(s.act, T(s.alpha), z.data(), h.data(), z.size());
@@ -83,7 +121,7 @@ void forward(const Architecture& a, const T* theta, const In& x, Workspace<T>& w
       o.resize(0, 0);
     } else if (s.kind == LayerKind::Residual2) {
       o = in;
-      o.noalias() += h * p.W2;
+      gemm(o, h, p.W2, true);
     } else {
       o = in + h;
     }
@@ -148,30 +186,30 @@ void backward(const Architecture& a, const T* theta, Workspace<T>& ws, RowMatrix
       if (hook) hook->neurons(l, 0, g, h);
       mul_derivative_stacked(s.act, alpha, z, h, g);
       if (params) {
-        put(MatMap<T>(gp, s.n_in, s.n_out), x.transpose() * g);
+        gemm(MatMap<T>(gp, s.n_in, s.n_out), x.transpose(), g, accumulate);
         put(VecMap<T>(gp + s.n_w1(), s.n_out), g.colwise().sum().transpose());
       }
       if (propagate) {
         ws.gtmp.resize(g.rows(), s.n_in);
-        ws.gtmp.noalias() = g * p.W1.transpose();
+        gemm(ws.gtmp, g, p.W1.transpose(), false);
         g.swap(ws.gtmp);
       }
     } else {
       if (hook) hook->neurons(l, 1, g, ws.out[l]);
       if (s.kind == LayerKind::Residual2) {
         ws.gh.resize(g.rows(), s.n_hidden);
-        ws.gh.noalias() = g * p.W2.transpose();
-        if (params) put(MatMap<T>(gp + s.n_w1() + s.n_b1(), s.n_hidden, s.n_out), h.transpose() * g);
+        gemm(ws.gh, g, p.W2.transpose(), false);
+        if (params) gemm(MatMap<T>(gp + s.n_w1() + s.n_b1(), s.n_hidden, s.n_out), h.transpose(), g, accumulate);
       } else {
         ws.gh = g;
       }
       if (hook) hook->neurons(l, 0, ws.gh, h);
       mul_derivative_stacked(s.act, alpha, z, h, ws.gh);
       if (params) {
-        put(MatMap<T>(gp, s.n_in, s.inner_width()), x.transpose() * ws.gh);
+        gemm(MatMap<T>(gp, s.n_in, s.inner_width()), x.transpose(), ws.gh, accumulate);
         put(VecMap<T>(gp + s.n_w1(), s.n_b1()), ws.gh.colwise().sum().transpose());
       }
-      if (propagate) g.noalias() += ws.gh * p.W1.transpose();
+      if (propagate) gemm(g, ws.gh, p.W1.transpose(), true);
     }
   }
   if (input_grad) input_grad->swap(g);
