@@ -7,6 +7,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import _core  # noqa: E402
 from ._config import get_num_threads, set_num_threads  # noqa: E402
 from ._version import __version__  # noqa: E402
+from .cuda import cuda_available, cuda_info  # noqa: E402  (imports the CUDA extension lazily)
 from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
 from .network import DivergenceError, FitResult, Network  # noqa: E402
 from .optimizers import LBFGS, SGD, Adam  # noqa: E402
@@ -48,7 +49,8 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
 
 __all__ = [
     "ACTIVATIONS", "Adam", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
-    "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "group_curvature", "group_sensitivity",
+    "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "cuda_available", "cuda_info",
+    "group_curvature", "group_sensitivity",
     "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",
     "get_num_threads", "load", "save", "set_num_threads", "to_torch",
 ]

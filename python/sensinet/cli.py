@@ -18,9 +18,18 @@ EXPERIMENTS = {
 def _version_text() -> str:
     from . import __version__, build_info
 
+    from .cuda import cuda_info
+
     info = build_info()
+    cuda = cuda_info()
+    if cuda["available"]:
+        gpu = "yes (" + ", ".join(d["name"] for d in cuda["devices"]) + ")"
+    elif cuda["built"]:
+        gpu = f"no ({cuda['reason']})"
+    else:
+        gpu = "no (extension not built)"
     return (f"sensinet {__version__} (Eigen {info['eigen']}, SIMD: {info['simd']}, "
-            f"OpenMP: {'yes' if info['openmp'] else 'no'})")
+            f"OpenMP: {'yes' if info['openmp'] else 'no'}, CUDA: {gpu})")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

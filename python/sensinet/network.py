@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _core
+from . import cuda as _cuda_backend
 from ._config import resolve_threads
 from ._progress import ProgressBar
 from ._validation import LOSSES, as_matrix, check_choice, resolve_dtype, targets
@@ -54,6 +55,11 @@ class Network:
     dtype : float64 (default) or float32
     seed : int, optional
         Seed of the initialisation (He-uniform for relu-like layers, Glorot-uniform otherwise; biases 0).
+    device : {"cpu", "cuda", "cuda:N"}
+        Where the parameters, caches and training run (default "cpu"). On a CUDA device forward, predict,
+        loss_and_grad, fit (SGD / Adam) and :func:`sensinet.sensitivity` run on the GPU (needs the
+        optional extension ``sensinet._cuda``; see :func:`sensinet.cuda_available`), and ``parameters``
+        is a read-only host copy (assign ``net.parameters = values`` to change them). See :meth:`to`.
 
     Examples
     --------
@@ -62,8 +68,27 @@ class Network:
     8961
     """
 
+    _device = "cpu"  # class defaults: instances built without __init__ (copies, unpickling) start on the CPU
+    _cuda = None
+    _stale = False  # on a CUDA device: the host mirror is older than the device's parameters
+
+    @property
+    def _model(self) -> Any:
+        """The CPU engine's model. On a CUDA device it holds the host mirror of the parameters, brought up to
+        date here (one device-to-host copy) after the device changed them, so CPU-only code sees them."""
+        if self._stale:
+            self._pull()
+        return self.__dict__["_host_model"]
+
+    @_model.setter
+    def _model(self, model: Any) -> None:
+        self.__dict__["_host_model"] = model
+
     def __init__(self, n_inputs: int, layers: Sequence[Layer], loss: str = "mse", dtype: Any = np.float64,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, device: str = "cpu") -> None:
+        device, index = _cuda_backend.parse_device(device)
+        if index is not None:
+            _cuda_backend.require(index)  # fail before building anything
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 1:
             raise ValueError(f"n_inputs: expected an int >= 1, got {n_inputs!r}")
         layers = list(layers)
@@ -83,7 +108,11 @@ class Network:
         self._specs = specs
         self.layers = tuple(layers)
         self.loss = loss
+        self._device = "cpu"
+        self._cuda = None
         self.reinitialize(seed)
+        if device != "cpu":
+            self.to(device)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -93,9 +122,10 @@ class Network:
     def reinitialize(self, seed: Optional[int] = None) -> "Network":
         """Draw new weights (He-uniform for relu / leaky_relu layers, Glorot-uniform otherwise), zero biases."""
         rng = np.random.default_rng(seed)
-        self.parameters[:] = 0
+        self._stale = False  # every parameter is overwritten
+        self._model.parameters[:] = 0
         for l, spec in enumerate(self._specs):
-            views = self.layer_parameters(l)
+            views = self._views(self._model.parameters, l)
             relu_like = spec[4] in ("relu", "leaky_relu")
             for name, W in views.items():
                 if W.ndim != 2:
@@ -103,13 +133,19 @@ class Network:
                 fan_in, fan_out = W.shape
                 bound = np.sqrt(6.0 / fan_in) if relu_like and name != "W2" else np.sqrt(6.0 / (fan_in + fan_out))
                 W[...] = rng.uniform(-bound, bound, size=W.shape)
+        self._push()
         return self
 
     def copy(self) -> "Network":
         """An independent copy (one memcpy of the parameter vector)."""
         new = object.__new__(Network)
-        new.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "_model"}))
+        new.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items()
+                                           if k not in ("_host_model", "_cuda", "_stale")}))
         new._model = self._model.copy()
+        new._cuda = None
+        if self._cuda is not None:
+            new._device = "cpu"
+            new.to(self._device)
         return new
 
     def astype(self, dtype: Any) -> "Network":
@@ -119,12 +155,66 @@ class Network:
         for attr in ("metadata", "classes_"):
             if hasattr(self, attr):
                 setattr(new, attr, copy.deepcopy(getattr(self, attr)))
+        if self._cuda is not None:
+            new.to(self._device)
         return new
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> str:
+        """Where the network lives: "cpu", "cuda" (device 0) or "cuda:N"."""
+        return self._device
+
+    def to(self, device: str) -> "Network":
+        """Move the network to ``device`` ("cpu", "cuda" or "cuda:N"); returns ``self``.
+
+        On a CUDA device the flat parameter vector, the activation caches, the optimizer state during
+        ``fit`` and the data of each call live in GPU memory; forward, predict, layer_input,
+        loss_and_grad, objective, fit (SGD / Adam; L-BFGS raises NotImplementedError) and
+        :func:`sensinet.sensitivity` (reverse mode) run there. ``parameters`` then returns a read-only host
+        copy and ``layer_parameters`` views of such a copy: assign ``net.parameters = values`` to change
+        the weights. A host mirror of the parameters is kept in step, so the CPU-only functions (finite
+        differences, curvature, ReLU clusters, saving) keep working on the same weights.
+        Raises RuntimeError ("CUDA is not available: ...") without a usable device or extension.
+        """
+        device, index = _cuda_backend.parse_device(device)
+        if device == self._device:
+            return self
+        if device == "cpu":
+            self._pull()
+            self._cuda = None  # frees the device memory
+            self._device = "cpu"
+            return self
+        cls = _cuda_backend.model_class(self.dtype, index)
+        if self._cuda is not None:
+            self._pull()
+        model = cls(self._specs, self.loss, index)
+        model.set_parameters(self._model.parameters)
+        self._cuda = model
+        self._device = device
+        return self
+
+    def _push(self) -> None:
+        """Host mirror -> device (after a host-side change of the parameters)."""
+        if self._cuda is not None:
+            self._cuda.set_parameters(self._model.parameters)
+
+    def _pull(self) -> None:
+        """Device -> host mirror (after the device changed the parameters)."""
+        if self._cuda is not None:
+            self.__dict__["_host_model"].parameters[:] = self._cuda.get_parameters()
+        self._stale = False
 
     # ------------------------------------------------------------------ structure
     @property
     def parameters(self) -> NDArray:
-        """The flat parameter vector: a writable view of the engine's memory (no copy)."""
+        """The flat parameter vector: a writable view of the engine's memory (no copy).
+
+        On a CUDA device: a read-only host copy of the device's vector (assign ``net.parameters = v``)."""
+        if self._cuda is not None:
+            p = self._cuda.get_parameters()
+            p.flags.writeable = False
+            return p
         return self._model.parameters
 
     @parameters.setter
@@ -134,7 +224,9 @@ class Network:
             raise ValueError(f"parameters: expected shape ({self.n_params},), got {v.shape}")
         if not np.isfinite(v).all():
             raise ValueError("parameters: contains NaN or infinity")
+        self._stale = False  # every parameter is overwritten
         self._model.parameters[:] = v
+        self._push()
 
     @property
     def n_params(self) -> int:
@@ -165,8 +257,10 @@ class Network:
     def layer_parameters(self, layer: int) -> dict:
         """Views (no copies) of one layer's parameters: W, b (dense, one-weight residual) or W1, b1, W2."""
         layer = self._check_layer(layer, "layer")
+        return self._views(self.parameters, layer)
+
+    def _views(self, p: NDArray, layer: int) -> dict:
         kind, n_in, n_out, hidden, *_ = self._specs[layer]
-        p = self.parameters
         o = self.offsets[layer]
         if kind == "residual2":
             W1 = p[o:o + n_in * hidden].reshape(n_in, hidden)
@@ -226,10 +320,14 @@ class Network:
 
     def forward(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Raw network outputs (logits for classification heads), shape (n_samples, n_outputs)."""
+        if self._cuda is not None:
+            return self._cuda.forward(self._X(X), False, 0)
         return self._model.forward(self._X(X), False, 0, resolve_threads(n_threads))
 
     def predict(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Outputs through the head's link: values (mse), softmax or sigmoid probabilities (classification)."""
+        if self._cuda is not None:
+            return self._cuda.forward(self._X(X), True, 0)
         return self._model.forward(self._X(X), True, 0, resolve_threads(n_threads))
 
     __call__ = forward
@@ -237,6 +335,8 @@ class Network:
     def layer_input(self, X: Any, layer: int, n_threads: Optional[int] = None) -> NDArray:
         """Input of ``layer`` (the output of layer-1); ``layer == n_layers`` gives the network output."""
         layer = self._check_layer(layer, "layer", allow_end=True)
+        if self._cuda is not None:
+            return self._cuda.layer_input(self._X(X), layer)
         return self._model.layer_input(self._X(X), layer, resolve_threads(n_threads))
 
     def loss_and_grad(self, X: Any, y: Any, theta: Optional[Any] = None, layers: BlockSpec = None,
@@ -259,6 +359,9 @@ class Network:
         Y = self._Y(y, Xa.shape[0])
         th = None if theta is None else self._theta(theta)
         threads = resolve_threads(n_threads)
+        if self._cuda is not None:  # the block input is computed on the device
+            loss, grad = self._cuda.loss_and_grad(Xa, Y, first, last, True, th, 0)
+            return float(loss), grad
         if first > 0:
             Xa = self._model.layer_input(Xa, first, threads) if th is None else self._layer_input_at(Xa, first, th)
         loss, grad = self._model.loss_and_grad(Xa, Y, th, first, last, True, threads)
@@ -284,6 +387,9 @@ class Network:
     def objective(self, X: Any, y: Any, n_threads: Optional[int] = None) -> float:
         """Full-batch objective J (mean loss + L2) without the gradient."""
         Xa = self._X(X)
+        if self._cuda is not None:
+            loss, _ = self._cuda.loss_and_grad(Xa, self._Y(y, Xa.shape[0]), 0, -1, False)
+            return float(loss)
         loss, _ = self._model.loss_and_grad(Xa, self._Y(y, Xa.shape[0]), None, 0, -1, False,
                                             resolve_threads(n_threads))
         return float(loss)
@@ -326,6 +432,9 @@ class Network:
             Ctrl-C stops between two steps and leaves consistent weights.
         """
         opt = make_optimizer(optimizer, lr)
+        if self._cuda is not None and isinstance(opt, LBFGS):
+            raise NotImplementedError("fit: L-BFGS is not available on a CUDA device; use optimizer='sgd' or "
+                                      "'adam', or move the network with net.to('cpu')")
         first, last = self._block(layers)
         threads = resolve_threads(n_threads)
         Xa = self._X(X)
@@ -349,7 +458,7 @@ class Network:
                 raise ValueError("validation_data: expected a pair (X_val, y_val)")
             Xv = self._X(validation_data[0], "validation_data[0]")
             Yv = targets(validation_data[1], self.loss, self.n_outputs, Xv.shape[0], self.dtype, "validation_data[1]")
-        if first > 0:
+        if first > 0 and self._cuda is None:  # on a device, the block input is computed there
             Xa = self._model.layer_input(Xa, first, threads)
         result = FitResult(status="completed", optimizer=type(opt).__name__.lower(), epochs=0, steps=0,
                            block=(first, last))
@@ -360,7 +469,10 @@ class Network:
             stop = False
             if info["epoch_end"]:
                 if Xv is not None:
-                    val, _ = self._model.loss_and_grad(Xv, Yv, None, 0, -1, False, threads)
+                    if "val_loss" in info:  # computed on the device, where the validation data lives
+                        val = info["val_loss"]
+                    else:
+                        val, _ = self._model.loss_and_grad(Xv, Yv, None, 0, -1, False, threads)
                     info["val_loss"] = float(val)
                     result.val_curve.append(float(val))
                     if val < best["val"] - tol:
@@ -392,13 +504,19 @@ class Network:
                 result.steps = r["evaluations"]
             else:
                 m, v = opt._state_for(self.n_params, self.dtype)
-                r = _core.train(self._model, Xa, Y, **opt._engine_args(), state_m=m, state_v=v, t=opt.t,
-                                epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
-                                seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
-                                first=first, last=last, poll_every=int(callback_every),
-                                max_steps=-1 if max_steps is None else int(max_steps),
-                                callback=poll if needs_poll else None,
-                                n_threads=threads)
+                kw = dict(**opt._engine_args(), state_m=m, state_v=v, t=opt.t, epochs=int(epochs),
+                          batch_size=int(batch_size), shuffle=bool(shuffle),
+                          seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
+                          first=first, last=last, poll_every=int(callback_every),
+                          max_steps=-1 if max_steps is None else int(max_steps),
+                          callback=poll if needs_poll else None, n_threads=threads)
+                if self._cuda is not None:
+                    try:  # data, block input and validation data move to the device once per call
+                        r = self._cuda.train(Xa, Y, **kw, input_layer=0, X_val=Xv, Y_val=Yv)
+                    finally:
+                        self._stale = True  # the host mirror is refreshed when CPU code next needs it
+                else:
+                    r = _core.train(self._model, Xa, Y, **kw)
                 opt.t = r["t"]
                 result.status = r["status"]
                 result.loss_curve = list(r["epoch_loss"])
@@ -412,7 +530,9 @@ class Network:
         if best["early"]:
             result.status = "early_stopped"
         if best["theta"] is not None and best["epoch"] is not None and Xv is not None and patience is not None:
+            self._stale = False  # every parameter is overwritten
             self._model.parameters[:] = best["theta"]
+            self._push()
         result.best_epoch = best["epoch"]
         if result.status == "diverged":
             raise DivergenceError(
@@ -450,16 +570,25 @@ class Network:
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
         """Architecture + parameters (the C++ object itself cannot be pickled)."""
-        state = {k: v for k, v in self.__dict__.items() if k != "_model"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_host_model", "_cuda", "_stale")}
         state["_parameters"] = self.parameters.copy()
         return state
 
     def __setstate__(self, state: dict) -> None:
         params = state.pop("_parameters")
+        device = state.pop("_device", "cpu")
         self.__dict__.update(state)
         cls = _core.Model64 if self.dtype == np.float64 else _core.Model32
         self._model = cls(self._specs, self.loss)
         self._model.parameters[:] = params
+        self._device, self._cuda = "cpu", None
+        if device != "cpu":
+            try:
+                self.to(device)
+            except RuntimeError as exc:
+                import warnings
+
+                warnings.warn(f"Network: pickled on {device}, restored on cpu ({exc})", RuntimeWarning, stacklevel=2)
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
@@ -471,5 +600,6 @@ class Network:
                 parts.append(f"Residual({layer.width}, {layer.activation!r}, hidden={layer.inner}, "
                              f"weights={layer.weights})")
         dt = "float64" if self.dtype == np.float64 else "float32"
+        dev = "" if self._device == "cpu" else f", device={self._device!r}"
         return (f"Network(n_inputs={self.n_inputs}, layers=[{', '.join(parts)}], loss={self.loss!r}, "
-                f"dtype={dt}, n_params={self.n_params})")
+                f"dtype={dt}, n_params={self.n_params}{dev})")

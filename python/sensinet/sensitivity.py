@@ -331,6 +331,8 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
     per_sample : bool
         Also return the (n_samples, K, width) per-sample values. For large data use
         :func:`iter_per_sample`, which streams them in batches.
+        On a CUDA network the reduced matrices come from the GPU; per-sample values and finite
+        differences from the CPU engine on the host copy of the weights.
     eps : float, optional
         Finite-difference step (default 1e-6 in float64, 1e-3 in float32).
     """
@@ -340,7 +342,10 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
     check_choice(method, "method", ("reverse", "finite_difference"))
     sites = select_sites(net, layers)
     threads = resolve_threads(n_threads)
-    if method == "reverse":
+    if method == "reverse" and net._cuda is not None and not per_sample:  # on the GPU (reduced matrices)
+        mats = list(net._cuda.sensitivities(Xa, Y, wrt == "loss", [s.engine for s in sites], _REDUCE_CODE[reduce]))
+        samples = None
+    elif method == "reverse":
         mats, samples = _core.sensitivities(net._model, Xa, Y, wrt == "loss", [s.engine for s in sites],
                                             _REDUCE_CODE[reduce], per_sample, threads)
         mats, samples = list(mats), (list(samples) if per_sample else None)
@@ -396,7 +401,10 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
     trip = [_group_sites(net, g) for g in groups]
     if method == "reverse":
         sites = sorted({(l, p) for t in trip for (l, p, _) in t})
-        mats, _ = _core.sensitivities(net._model, Xa, Y, True, sites, 2, False, threads)
+        if net._cuda is not None:
+            mats = net._cuda.sensitivities(Xa, Y, True, sites, 2)
+        else:
+            mats, _ = _core.sensitivities(net._model, Xa, Y, True, sites, 2, False, threads)
         g = {site: m[0] for site, m in zip(sites, mats)}
         return np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
     step = eps if eps is not None else (1e-6 if net.dtype == np.float64 else 1e-3)

@@ -1,0 +1,484 @@
+// sensinet._cuda: the optional CUDA backend. pybind11 only: argument checks (the CPU bindings' helpers),
+// GIL release around device work, conversion; the engine is cuda_network.{hpp,cu}.
+// CudaModel64 / CudaModel32 take the spec tuples and loss of _core.Model64 / Model32.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common.hpp"  // csrc/bindings: matrix_arg, vector_arg, TrainingGuard, rethrow_pending
+#include "cuda_network.hpp"
+#include "sensinet/sensitivity.hpp"
+
+#ifndef SENSINET_CUDA_ARCHITECTURES
+#define SENSINET_CUDA_ARCHITECTURES "unknown"
+#endif
+
+namespace sensinet::bind {
+
+namespace cu = sensinet::cuda;
+
+// The engine's integer codes are the CPU engine's enum values.
+static_assert(int(LayerKind::Dense) == cu::kDense && int(LayerKind::Residual2) == cu::kResidual2 &&
+              int(LayerKind::Residual1) == cu::kResidual1);
+static_assert(int(Loss::MSE) == 0 && int(Loss::CrossEntropy) == 1 && int(Loss::BinaryCrossEntropy) == 2);
+static_assert(int(Activation::Identity) == 0 && int(Activation::Relu) == 1 && int(Activation::LeakyRelu) == 2 &&
+              int(Activation::Tanh) == 3 && int(Activation::Sigmoid) == 4 && int(Activation::Softplus) == 5);
+static_assert(int(Reduce::MeanAbs) == 0 && int(Reduce::RMS) == 1 && int(Reduce::Mean) == 2);
+
+using SpecTuple = std::tuple<std::string, Index, Index, Index, std::string, double, double>;
+
+// As bind_network.cpp's make_architecture: the CPU engine validates the specs.
+static Architecture cuda_architecture(const std::vector<SpecTuple>& specs, const std::string& loss) {
+  std::vector<LayerSpec> layers;
+  for (const auto& [kind, n_in, n_out, n_hidden, act, alpha, l2] : specs) {
+    LayerSpec s;
+    s.kind = parse_kind(kind);
+    s.n_in = n_in;
+    s.n_out = n_out;
+    s.n_hidden = n_hidden;
+    s.act = parse_activation(act);
+    s.alpha = alpha;
+    s.l2 = l2;
+    layers.push_back(s);
+  }
+  return Architecture(std::move(layers), parse_loss(loss));
+}
+
+static cu::NetDesc to_desc(const Architecture& a) {
+  std::vector<cu::LayerDesc> layers;
+  for (const LayerSpec& s : a.layers) {
+    cu::LayerDesc d;
+    d.kind = static_cast<int>(s.kind);
+    d.n_in = s.n_in;
+    d.n_out = s.n_out;
+    d.n_hidden = s.n_hidden;
+    d.act = static_cast<int>(s.act);
+    d.alpha = s.alpha;
+    d.l2 = s.l2;
+    layers.push_back(d);
+  }
+  return cu::NetDesc(std::move(layers), static_cast<int>(a.loss));
+}
+
+template <class T>
+struct CudaModel {
+  Architecture arch;
+  cu::CudaNetwork<T> net;
+  std::mutex mu;          // one call at a time (device work runs without the GIL)
+  bool training = false;  // a training loop runs (a callback may not train or free its buffers)
+  CudaModel(Architecture a, int device) : arch(std::move(a)), net(to_desc(arch), device) {}
+};
+
+// A contiguous 1-D array of dtype T and length n (read only).
+template <class T>
+const T* cvector_arg(const py::array& a, const char* name, Index n) {
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a contiguous array");
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+void check_block(const CudaModel<T>& m, Index first, Index& last) {
+  if (last < 0) last = m.arch.n_layers() - 1;
+  try {
+    m.arch.check_block(first, last);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+static Index resolve_input_layer(const py::object& input_layer, Index first) {
+  if (input_layer.is_none()) return first;
+  const Index l = input_layer.cast<Index>();
+  if (l < 0 || l > first)
+    throw py::value_error("input_layer: expected a layer index in [0, first=" + std::to_string(first) + "], got " +
+                          std::to_string(l));
+  return l;
+}
+
+// The engine's poll: re-acquires the GIL with the model's lock released (the callback may evaluate the
+// network), checks for KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
+// As common.hpp's make_poll, plus the validation objective in the info dict.
+static cu::PollFn make_cuda_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
+  return [callback, &lock](const cu::PollInfo& p) -> bool {
+    lock.unlock();
+    struct Relock {
+      std::unique_lock<std::mutex>& l;
+      ~Relock() { l.lock(); }
+    } relock{lock};
+    py::gil_scoped_acquire gil;
+    if (PyErr_Occurred()) return true;
+    if (PyErr_CheckSignals() != 0) return true;
+    if (callback.is_none() || !p.scheduled) return false;
+    try {
+      py::dict info;
+      info["epoch"] = p.epoch;
+      info["step"] = p.step;
+      info["loss"] = p.loss;
+      info["epoch_end"] = p.epoch_end;
+      if (p.has_val) info["val_loss"] = p.val_loss;
+      py::object r = callback(info);
+      return !r.is_none() && r.cast<bool>();
+    } catch (py::error_already_set& e) {
+      e.restore();
+      return true;
+    }
+  };
+}
+
+static const char* status_text(cu::Status s) {
+  switch (s) {
+    case cu::Status::Completed: return "completed";
+    case cu::Status::Stopped: return "stopped";
+    case cu::Status::Diverged: return "diverged";
+  }
+  return "?";
+}
+
+template <class T>
+void bind_cuda_model(py::module_& mod, const char* name) {
+  using M = CudaModel<T>;
+  py::class_<M>(mod, name,
+                "A network on a CUDA device: parameters, caches, training state and data in GPU memory. Built "
+                "from the spec tuples and loss of _core.Model64 / Model32.")
+      .def(py::init([](const std::vector<SpecTuple>& specs, const std::string& loss, int device) {
+             Architecture a = cuda_architecture(specs, loss);
+             py::gil_scoped_release nogil;
+             return new M(std::move(a), device);
+           }),
+           py::arg("specs"), py::arg("loss"), py::arg("device") = 0)
+      .def_property_readonly("n_params", [](const M& m) { return m.arch.n_params(); })
+      .def_property_readonly("n_layers", [](const M& m) { return m.arch.n_layers(); })
+      .def_property_readonly("n_inputs", [](const M& m) { return m.arch.n_inputs(); })
+      .def_property_readonly("n_outputs", [](const M& m) { return m.arch.n_outputs(); })
+      .def_property_readonly("offsets", [](const M& m) { return m.arch.offsets; })
+      .def_property_readonly("device", [](const M& m) { return m.net.device(); })
+      .def_property_readonly("dtype", [](const M&) { return py::dtype::of<T>(); })
+      .def(
+          "set_parameters",
+          [](M& m, const py::array& theta) {
+            const T* p = cvector_arg<T>(theta, "theta", m.arch.n_params());
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(m.mu);
+            m.net.set_parameters(p);
+          },
+          py::arg("theta"), "Upload a host parameter vector (n_params,) into the device's flat vector.")
+      .def(
+          "get_parameters",
+          [](M& m) {
+            py::array_t<T> out(m.arch.n_params());
+            T* p = out.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> lock(m.mu);
+              m.net.get_parameters(p);
+            }
+            return out;
+          },
+          "A host copy of the device's flat parameter vector.")
+      .def(
+          "forward",
+          [](M& m, const py::array& x, bool link, Index first, int /*n_threads*/) {
+            if (first < 0 || first >= m.arch.n_layers())
+              throw py::value_error("first: expected a layer index in [0, " + std::to_string(m.arch.n_layers()) +
+                                    "), got " + std::to_string(first));
+            auto X = matrix_arg<T>(x, "X", m.arch.layers[first].n_in);
+            py::array_t<T> out({X.rows(), m.arch.n_outputs()});
+            T* o = out.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> lock(m.mu);
+              m.net.forward(X.data(), X.rows(), first, link, o);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("link") = false, py::arg("first") = 0, py::arg("n_threads") = 0,
+          "Network output (logits for classification heads; link: probabilities); X is the input of `first`.")
+      .def(
+          "layer_input",
+          [](M& m, const py::array& x, Index layer, int /*n_threads*/) {
+            if (layer < 0 || layer > m.arch.n_layers())
+              throw py::value_error("layer: expected an index in [0, " + std::to_string(m.arch.n_layers()) +
+                                    "], got " + std::to_string(layer));
+            auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
+            const Index w = layer == 0 ? m.arch.n_inputs() : m.arch.layers[layer - 1].n_out;
+            py::array_t<T> out({X.rows(), w});
+            T* o = out.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> lock(m.mu);
+              m.net.layer_input(X.data(), X.rows(), layer, o);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("layer"), py::arg("n_threads") = 0)
+      .def(
+          "loss_and_grad",
+          [](M& m, const py::array& x, const py::array& y, Index first, Index last, bool want_grad,
+             const py::object& theta, const py::object& input_layer, int /*n_threads*/) {
+            check_block(m, first, last);
+            const Index in_layer = resolve_input_layer(input_layer, first);
+            auto X = matrix_arg<T>(x, "X", m.arch.layers[in_layer].n_in);
+            auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
+            const T* th = nullptr;
+            py::array theta_arr;
+            if (!theta.is_none()) {
+              theta_arr = py::array(theta);
+              th = cvector_arg<T>(theta_arr, "theta", m.arch.n_params());
+            }
+            const Index len = m.arch.offsets[last + 1] - m.arch.offsets[first];
+            py::array_t<T> grad(want_grad ? len : 0);
+            T* g = want_grad ? grad.mutable_data() : nullptr;
+            T loss;
+            {
+              py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> lock(m.mu);
+              loss = m.net.loss_and_grad(X.data(), Y.data(), X.rows(), in_layer, first, last, th, g);
+            }
+            return py::make_tuple(loss, grad);
+          },
+          py::arg("X"), py::arg("Y"), py::arg("first") = 0, py::arg("last") = -1, py::arg("want_grad") = true,
+          py::arg("theta") = py::none(), py::arg("input_layer") = py::none(), py::arg("n_threads") = 0,
+          "Full-batch J = mean loss + L2 and dJ/d(parameters of layers first..last). X is the input of "
+          "`input_layer` (default: of `first`); the block input is computed on the device.")
+      .def(
+          "train",
+          [](M& m, const py::array& x, const py::array& y, const std::string& optimizer, double lr, double momentum,
+             bool nesterov, double beta1, double beta2, double eps, py::array state_m, py::array state_v, long long t,
+             Index epochs, Index batch_size, bool shuffle, uint64_t seed, Index first, Index last, Index poll_every,
+             Index max_steps, py::object callback, int /*n_threads*/, const py::object& input_layer,
+             const py::object& x_val, const py::object& y_val, bool cuda_graphs) {
+            check_block(m, first, last);
+            const Index in_layer = resolve_input_layer(input_layer, first);
+            auto X = matrix_arg<T>(x, "X", m.arch.layers[in_layer].n_in);
+            auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
+            const OptKind kind = parse_optimizer(optimizer);
+            if (!(lr > 0)) throw py::value_error("lr: expected > 0, got " + std::to_string(lr));
+            if (epochs < 0) throw py::value_error("epochs: expected >= 0, got " + std::to_string(epochs));
+            if (batch_size < 1) throw py::value_error("batch_size: expected >= 1, got " + std::to_string(batch_size));
+            T* sm = vector_arg<T>(state_m, "state_m", m.arch.n_params());
+            T* sv = vector_arg<T>(state_v, "state_v", m.arch.n_params());
+            std::optional<CStridedMap<T>> XV, YV;
+            py::array xv_arr, yv_arr;  // keep converted arrays alive for the call
+            if (!x_val.is_none() || !y_val.is_none()) {
+              if (x_val.is_none() || y_val.is_none())
+                throw py::value_error("X_val, Y_val: give both or neither");
+              xv_arr = py::array(x_val);
+              yv_arr = py::array(y_val);
+              XV.emplace(matrix_arg<T>(xv_arr, "X_val", m.arch.n_inputs()));
+              YV.emplace(matrix_arg<T>(yv_arr, "Y_val", m.arch.n_outputs(), XV->rows()));
+            }
+            cu::OptSettings oc;
+            oc.kind = kind == OptKind::Adam ? 1 : 0;
+            oc.lr = lr;
+            oc.momentum = momentum;
+            oc.nesterov = nesterov;
+            oc.beta1 = beta1;
+            oc.beta2 = beta2;
+            oc.eps = eps;
+            cu::TrainSettings tc;
+            tc.epochs = epochs;
+            tc.batch_size = batch_size;
+            tc.shuffle = shuffle;
+            tc.seed = seed;
+            tc.first = first;
+            tc.last = last;
+            tc.input_layer = in_layer;
+            tc.poll_every = poll_every;
+            tc.max_steps = max_steps;
+            tc.graphs = cuda_graphs;
+            tc.poll_reads_weights = !callback.is_none();
+            TrainingGuard guard(m.training);
+            cu::TrainOutcome r;
+            {
+              py::gil_scoped_release nogil;
+              std::unique_lock<std::mutex> lock(m.mu);
+              auto poll = make_cuda_poll(callback, lock);
+              r = m.net.train(X.data(), Y.data(), X.rows(), XV ? XV->data() : nullptr, YV ? YV->data() : nullptr,
+                              XV ? XV->rows() : 0, oc, sm, sv, t, tc, poll);
+            }
+            rethrow_pending();
+            py::dict d;
+            d["status"] = status_text(r.status);
+            d["steps"] = r.steps;
+            d["epochs"] = r.epochs_done;
+            d["epoch_loss"] = r.epoch_loss;
+            d["val_loss"] = r.val_loss;
+            d["last_loss"] = r.last_loss;
+            d["t"] = r.t;
+            d["graphs"] = r.graphs;
+            return d;
+          },
+          py::arg("X"), py::arg("Y"), py::kw_only(), py::arg("optimizer"), py::arg("lr"), py::arg("momentum") = 0.0,
+          py::arg("nesterov") = false, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
+          py::arg("state_m"), py::arg("state_v"), py::arg("t") = 0, py::arg("epochs") = 1, py::arg("batch_size") = 32,
+          py::arg("shuffle") = true, py::arg("seed") = 0, py::arg("first") = 0, py::arg("last") = -1,
+          py::arg("poll_every") = 0, py::arg("max_steps") = -1, py::arg("callback") = py::none(),
+          py::arg("n_threads") = 0, py::arg("input_layer") = py::none(), py::arg("X_val") = py::none(),
+          py::arg("Y_val") = py::none(), py::arg("cuda_graphs") = true,
+          "Minibatch training on the device with the keyword arguments of _core.train (the state arrays are "
+          "uploaded, kept on the device and written back on return). Extra: input_layer (X is the input of "
+          "that layer; the block input is computed on the device), X_val/Y_val (objective at each epoch end, "
+          "passed to the callback as val_loss), cuda_graphs (replay full minibatch steps as CUDA graphs).")
+      .def(
+          "sensitivities",
+          [](M& m, const py::array& x, const py::object& y, bool wrt_loss,
+             const std::vector<std::pair<Index, int>>& raw_sites, int reduce, int /*n_threads*/) {
+            auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
+            std::optional<CStridedMap<T>> Y;
+            py::array y_arr;  // keeps a converted array alive for the call
+            if (wrt_loss) {
+              if (y.is_none()) throw py::value_error("y: required for wrt='loss'");
+              y_arr = py::array(y);
+              Y.emplace(matrix_arg<T>(y_arr, "Y", m.arch.n_outputs(), X.rows()));
+            }
+            if (reduce < 0 || reduce > 2) throw py::value_error("reduce: expected 0 (mean_abs), 1 (rms) or 2 (mean)");
+            std::vector<Site> sites;
+            for (const auto& [layer, part] : raw_sites) sites.push_back(Site{layer, part});
+            try {
+              check_sites(m.arch, sites);
+            } catch (const std::invalid_argument& e) {
+              throw py::value_error(e.what());
+            }
+            std::vector<cu::SiteDesc> ds;
+            for (const Site& s : sites) ds.push_back(cu::SiteDesc{s.layer, s.part});
+            std::vector<std::vector<double>> acc;
+            {
+              py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> lock(m.mu);
+              m.net.sensitivities(X.data(), Y ? Y->data() : nullptr, X.rows(), wrt_loss, ds, reduce, acc);
+            }
+            const Index K = wrt_loss ? 1 : m.arch.n_outputs();
+            py::list mats;
+            for (std::size_t i = 0; i < sites.size(); ++i) {
+              const Index w = site_width(m.arch, sites[i]);
+              py::array_t<double> out({K, w});
+              double* o = out.mutable_data();
+              for (Index j = 0; j < K * w; ++j) {
+                const double v = acc[i][j] / double(X.rows());
+                o[j] = reduce == int(Reduce::RMS) ? std::sqrt(v) : v;
+              }
+              mats.append(out);
+            }
+            return mats;
+          },
+          py::arg("X"), py::arg("Y"), py::arg("wrt_loss"), py::arg("sites"), py::arg("reduce") = 0,
+          py::arg("n_threads") = 0,
+          "Reduced sensitivity matrices per site (as _core.sensitivities without per_sample): a list of "
+          "(K, width) float64 arrays.")
+      .def("device_name", [](const M& m) { return m.net.device_name(); })
+      .def("memory_info",
+           [](M& m) {
+             cu::MemoryInfo i;
+             {
+               py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> lock(m.mu);
+               i = m.net.memory_info();
+             }
+             py::dict d;
+             d["free"] = i.free;
+             d["total"] = i.total;
+             d["model_bytes"] = i.model_bytes;
+             d["process_bytes"] = cu::bytes_in_use();
+             return d;
+           },
+           "Device memory (cudaMemGetInfo free/total), this model's buffers and all sensinet buffers, in bytes.")
+      .def("transfer_stats",
+           [](const M& m) {
+             const cu::TransferStats s = m.net.transfer_stats();
+             py::dict d;
+             d["h2d_calls"] = s.h2d_calls;
+             d["h2d_bytes"] = s.h2d_bytes;
+             d["d2h_calls"] = s.d2h_calls;
+             d["d2h_bytes"] = s.d2h_bytes;
+             return d;
+           },
+           "Host<->device copies made by this model since the last reset (count and bytes).")
+      .def("reset_transfer_stats", [](M& m) { m.net.reset_transfer_stats(); })
+      .def(
+          "free_workspace",
+          [](M& m) {
+            if (m.training) throw py::value_error("free_workspace: the network is training");
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(m.mu);
+            m.net.free_workspace();
+          },
+          "Free the caches, data and training buffers kept for the next call (the parameters stay).");
+}
+
+}  // namespace sensinet::bind
+
+PYBIND11_MODULE(_cuda, m) {
+  namespace py = pybind11;
+  namespace cu = sensinet::cuda;
+  using namespace sensinet::bind;
+  m.doc() = "sensinet CUDA backend (private; use sensinet.cuda and Network(..., device='cuda'))";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const cu::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const cu::CudaError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+  bind_cuda_model<double>(m, "CudaModel64");
+  bind_cuda_model<float>(m, "CudaModel32");
+  m.def(
+      "available",
+      []() {
+        try {
+          return cu::device_count(nullptr) > 0;
+        } catch (...) {
+          return false;
+        }
+      },
+      "True when a CUDA device can be used (never raises).");
+  m.def(
+      "probe",
+      []() {
+        std::string err;
+        const int n = cu::device_count(&err);
+        return py::make_tuple(n, err);
+      },
+      "(device count, reason when 0).");
+  m.def("devices", []() {
+    py::list out;
+    for (const auto& d : cu::device_list()) {
+      py::dict i;
+      i["index"] = d.index;
+      i["name"] = d.name;
+      i["total_memory"] = d.total_memory;
+      i["compute_capability"] = py::make_tuple(d.major, d.minor);
+      i["multiprocessors"] = d.multiprocessors;
+      out.append(i);
+    }
+    return out;
+  });
+  m.def("bytes_in_use", &cu::bytes_in_use, "Bytes held by all sensinet device buffers of this process.");
+  m.def(
+      "_try_alloc",
+      [](std::size_t bytes, int device) {
+        py::gil_scoped_release nogil;
+        cu::try_allocate(bytes, device);
+      },
+      py::arg("bytes"), py::arg("device") = 0, "Allocate and free `bytes` on the device (tests).");
+  m.def("driver_version", &cu::driver_version, "CUDA driver version (0 without a driver).");
+  py::dict info;
+  info["cuda_runtime"] = cu::runtime_version();
+  info["cublas"] = cu::cublas_version();
+  info["architectures"] = SENSINET_CUDA_ARCHITECTURES;
+  m.attr("build_info") = info;
+}
