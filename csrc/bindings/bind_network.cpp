@@ -4,24 +4,6 @@
 
 namespace sensinet::bind {
 
-using SpecTuple = std::tuple<std::string, Index, Index, Index, std::string, double, double>;
-
-Architecture make_architecture(const std::vector<SpecTuple>& specs, const std::string& loss) {
-  std::vector<LayerSpec> layers;
-  for (const auto& [kind, n_in, n_out, n_hidden, act, alpha, l2] : specs) {
-    LayerSpec s;
-    s.kind = parse_kind(kind);
-    s.n_in = n_in;
-    s.n_out = n_out;
-    s.n_hidden = n_hidden;
-    s.act = parse_activation(act);
-    s.alpha = alpha;
-    s.l2 = l2;
-    layers.push_back(s);
-  }
-  return Architecture(std::move(layers), parse_loss(loss));
-}
-
 template <class T>
 const T* theta_arg(Model<T>& m, const py::object& theta) {
   if (theta.is_none()) return m.theta.data();

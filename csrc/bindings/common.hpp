@@ -16,6 +16,27 @@ namespace sensinet::bind {
 
 namespace py = pybind11;
 
+// A layer spec as Python passes it: (kind, n_in, n_out, n_hidden, activation, alpha, l2).
+using SpecTuple = std::tuple<std::string, Index, Index, Index, std::string, double, double>;
+
+// The engine's architecture from Python's spec tuples; Architecture validates (std::invalid_argument ->
+// ValueError).
+inline Architecture make_architecture(const std::vector<SpecTuple>& specs, const std::string& loss) {
+  std::vector<LayerSpec> layers;
+  for (const auto& [kind, n_in, n_out, n_hidden, act, alpha, l2] : specs) {
+    LayerSpec s;
+    s.kind = parse_kind(kind);
+    s.n_in = n_in;
+    s.n_out = n_out;
+    s.n_hidden = n_hidden;
+    s.act = parse_activation(act);
+    s.alpha = alpha;
+    s.l2 = l2;
+    layers.push_back(s);
+  }
+  return Architecture(std::move(layers), parse_loss(loss));
+}
+
 template <class T>
 constexpr const char* dtype_name() {
   return std::is_same_v<T, double> ? "float64" : "float32";

@@ -33,25 +33,6 @@ static_assert(int(Activation::Identity) == 0 && int(Activation::Relu) == 1 && in
               int(Activation::Tanh) == 3 && int(Activation::Sigmoid) == 4 && int(Activation::Softplus) == 5);
 static_assert(int(Reduce::MeanAbs) == 0 && int(Reduce::RMS) == 1 && int(Reduce::Mean) == 2);
 
-using SpecTuple = std::tuple<std::string, Index, Index, Index, std::string, double, double>;
-
-// As bind_network.cpp's make_architecture: the CPU engine validates the specs.
-static Architecture cuda_architecture(const std::vector<SpecTuple>& specs, const std::string& loss) {
-  std::vector<LayerSpec> layers;
-  for (const auto& [kind, n_in, n_out, n_hidden, act, alpha, l2] : specs) {
-    LayerSpec s;
-    s.kind = parse_kind(kind);
-    s.n_in = n_in;
-    s.n_out = n_out;
-    s.n_hidden = n_hidden;
-    s.act = parse_activation(act);
-    s.alpha = alpha;
-    s.l2 = l2;
-    layers.push_back(s);
-  }
-  return Architecture(std::move(layers), parse_loss(loss));
-}
-
 static cu::NetDesc to_desc(const Architecture& a) {
   std::vector<cu::LayerDesc> layers;
   for (const LayerSpec& s : a.layers) {
@@ -154,7 +135,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
                 "A network on a CUDA device: parameters, caches, training state and data in GPU memory. Built "
                 "from the spec tuples and loss of _core.Model64 / Model32.")
       .def(py::init([](const std::vector<SpecTuple>& specs, const std::string& loss, int device) {
-             Architecture a = cuda_architecture(specs, loss);
+             Architecture a = make_architecture(specs, loss);
              py::gil_scoped_release nogil;
              return new M(std::move(a), device);
            }),
