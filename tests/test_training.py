@@ -418,3 +418,25 @@ def test_classification_training(head):
     P = net.predict(X)
     acc = np.mean(P.argmax(1) == y) if head == "cross_entropy" else np.mean((P > 0.5) == y)
     assert acc > 0.9
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_ctrl_c_stops_promptly_with_consistent_weights(optimizer):
+    # SIGINT during a long fit (no Python callback): KeyboardInterrupt within a fraction of a second, and
+    # the network keeps finite weights that evaluate to a finite loss.
+    r = run_python(CHILD_PRELUDE + f"""
+import os, signal, threading, time
+threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.perf_counter()
+try:
+    if "{optimizer}" == "lbfgs":
+        net.fit(X, y, optimizer=sn.LBFGS(max_iter=10**7, gtol=0, ftol=0))
+    else:
+        net.fit(X, y, optimizer="adam", epochs=10**7, batch_size=8)
+except KeyboardInterrupt:
+    waited = time.perf_counter() - t0
+    assert waited < 1.5, waited
+    assert np.isfinite(net.parameters).all() and np.isfinite(net.objective(X, y))
+    print("OK", round(waited, 2))
+""", timeout=20)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
