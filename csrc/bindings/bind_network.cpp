@@ -63,11 +63,8 @@ void bind_model(py::module_& mod, const char* name) {
       .def(
           "layer_input",
           [](M& m, const py::array& x, Index layer, int n_threads) {
-            if (layer < 0 || layer > m.arch.n_layers())
-              throw py::value_error("layer: expected an index in [0, " + std::to_string(m.arch.n_layers()) +
-                                    "], got " + std::to_string(layer));
+            const Index w = layer_input_width(m.arch, layer);
             auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
-            const Index w = layer == 0 ? m.arch.n_inputs() : m.arch.layers[layer - 1].n_out;
             py::array_t<T> out({X.rows(), w});
             {
               py::gil_scoped_release nogil;

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <type_traits>
 #include <string>
 
 #include "sensinet/model.hpp"
@@ -100,11 +101,18 @@ struct ThreadScope {
   }
 };
 
-// Wraps an optional Python callable as the engine's poll. Runs with the GIL re-acquired and the model's
-// lock released (the callback may evaluate the network), checks for KeyboardInterrupt; a Python exception
-// stops the loop and is re-raised after it.
-inline std::function<bool(const Progress&)> make_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
-  return [callback, &lock](const Progress& p) -> bool {
+// Progress types that also carry a validation loss (the CUDA engine's) pass it on as info["val_loss"].
+template <class P, class = void>
+struct has_val_loss : std::false_type {};
+template <class P>
+struct has_val_loss<P, std::void_t<decltype(std::declval<P>().val_loss)>> : std::true_type {};
+
+// Wraps an optional Python callable as an engine's poll (P: its progress type). Runs with the GIL
+// re-acquired and the model's lock released (the callback may evaluate the network), checks for
+// KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
+template <class P = Progress>
+std::function<bool(const P&)> make_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
+  return [callback, &lock](const P& p) -> bool {
     lock.unlock();
     struct Relock {
       std::unique_lock<std::mutex>& l;
@@ -120,6 +128,8 @@ inline std::function<bool(const Progress&)> make_poll(py::object callback, std::
       info["step"] = p.step;
       info["loss"] = p.loss;
       info["epoch_end"] = p.epoch_end;
+      if constexpr (has_val_loss<P>::value)
+        if (p.has_val) info["val_loss"] = p.val_loss;
       py::object r = callback(info);
       return !r.is_none() && r.cast<bool>();
     } catch (py::error_already_set& e) {
@@ -127,6 +137,14 @@ inline std::function<bool(const Progress&)> make_poll(py::object callback, std::
       return true;
     }
   };
+}
+
+// Width of the input of layer `layer` (layer == n_layers: the network output); raises for a bad index.
+inline Index layer_input_width(const Architecture& a, Index layer) {
+  if (layer < 0 || layer > a.n_layers())
+    throw py::value_error("layer: expected an index in [0, " + std::to_string(a.n_layers()) + "], got " +
+                          std::to_string(layer));
+  return layer == 0 ? a.n_inputs() : a.layers[layer - 1].n_out;
 }
 
 inline void rethrow_pending() {

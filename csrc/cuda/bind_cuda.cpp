@@ -92,33 +92,6 @@ static Index resolve_input_layer(const py::object& input_layer, Index first) {
 // The engine's poll: re-acquires the GIL with the model's lock released (the callback may evaluate the
 // network), checks for KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
 // As common.hpp's make_poll, plus the validation objective in the info dict.
-static cu::PollFn make_cuda_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
-  return [callback, &lock](const cu::PollInfo& p) -> bool {
-    lock.unlock();
-    struct Relock {
-      std::unique_lock<std::mutex>& l;
-      ~Relock() { l.lock(); }
-    } relock{lock};
-    py::gil_scoped_acquire gil;
-    if (PyErr_Occurred()) return true;
-    if (PyErr_CheckSignals() != 0) return true;
-    if (callback.is_none() || !p.scheduled) return false;
-    try {
-      py::dict info;
-      info["epoch"] = p.epoch;
-      info["step"] = p.step;
-      info["loss"] = p.loss;
-      info["epoch_end"] = p.epoch_end;
-      if (p.has_val) info["val_loss"] = p.val_loss;
-      py::object r = callback(info);
-      return !r.is_none() && r.cast<bool>();
-    } catch (py::error_already_set& e) {
-      e.restore();
-      return true;
-    }
-  };
-}
-
 static const char* status_text(cu::Status s) {
   switch (s) {
     case cu::Status::Completed: return "completed";
@@ -190,11 +163,8 @@ void bind_cuda_model(py::module_& mod, const char* name) {
       .def(
           "layer_input",
           [](M& m, const py::array& x, Index layer, int /*n_threads*/) {
-            if (layer < 0 || layer > m.arch.n_layers())
-              throw py::value_error("layer: expected an index in [0, " + std::to_string(m.arch.n_layers()) +
-                                    "], got " + std::to_string(layer));
+            const Index w = layer_input_width(m.arch, layer);
             auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
-            const Index w = layer == 0 ? m.arch.n_inputs() : m.arch.layers[layer - 1].n_out;
             py::array_t<T> out({X.rows(), w});
             T* o = out.mutable_data();
             {
@@ -286,7 +256,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             {
               py::gil_scoped_release nogil;
               std::unique_lock<std::mutex> lock(m.mu);
-              auto poll = make_cuda_poll(callback, lock);
+              auto poll = make_poll<cu::PollInfo>(callback, lock);
               r = m.net.train(X.data(), Y.data(), X.rows(), XV ? XV->data() : nullptr, YV ? YV->data() : nullptr,
                               XV ? XV->rows() : 0, oc, sm, sv, t, tc, poll);
             }
