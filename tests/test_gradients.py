@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sensinet as sn
-from conftest import (ACTIVATIONS, HEADS, data_away_from_kinks, fd_gradient, make_net, mixed_layers, random_data,
-                      rel_err)
+from conftest import (ACTIVATIONS, HEADS, data_away_from_kinks, fd_gradient, make_net, mixed_layers, np_forward,
+                      random_data, rel_err)
 
 FD_TOL = 1e-6
 
@@ -238,6 +238,23 @@ def test_full_batch_over_several_row_chunks():
         acc_g += w * (gp - reg_g)
     assert loss == pytest.approx(acc_l + reg, rel=1e-12)
     assert rel_err(g, acc_g + reg_g) < 1e-11
+
+
+# ---------------------------------------------------------------------------------------------- small products
+# Products under 4 MFLOP run on the register-blocked kernel (small_gemm.hpp): rows in blocks of 4, columns in
+# vectors of 4/8/16 values with a masked last vector. Widths and batch sizes on both sides of every edge.
+@pytest.mark.parametrize("width", [2, 3, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 33, 49])
+@pytest.mark.parametrize("rows", [1, 3, 13])
+def test_widths_across_simd_vector_edges(width, rows):
+    layers = [sn.Dense(width, "tanh"), sn.Residual(width, "sigmoid", hidden=width + 1), sn.Residual(width, "softplus"),
+              sn.Dense(3)]
+    net = make_net(5, layers, seed=width)
+    X, y = random_data(net, n=rows, seed=width)
+    out, _, _ = np_forward(net, X)
+    np.testing.assert_allclose(net.forward(X), out, rtol=1e-12, atol=1e-13)
+    check_fd(net, X, y)
+    net32 = net.astype(np.float32)
+    np.testing.assert_allclose(net32.forward(X.astype(np.float32)), out, rtol=2e-5, atol=2e-5)
 
 
 # ---------------------------------------------------------------------------------------------- hypothesis
