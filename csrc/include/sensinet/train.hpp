@@ -60,6 +60,7 @@ struct TrainResult {
 template <class T, class In, class Y>
 TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, const OptConfig& oc, OptState<T>& st,
                   const TrainConfig& tc, const std::function<bool(const Progress&)>& poll, Workspace<T>& ws) {
+  static_assert(In::InnerStrideAtCompileTime == 1 && Y::InnerStrideAtCompileTime == 1, "rows must be contiguous");
   const Index n = x.rows(), d = x.cols(), k = y.cols();
   const Index first = tc.first, last = tc.last < 0 ? a.n_layers() - 1 : tc.last;
   const Index off = a.offsets[first], len = a.offsets[last + 1] - off;
@@ -76,7 +77,14 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   std::vector<Index> idx(n);
   std::iota(idx.begin(), idx.end(), Index(0));
   std::mt19937_64 rng(tc.seed);
-  RowMatrix<T> xb(bs, d), yb(bs, k);
+  RowMatrix<T> xb(tc.shuffle ? bs : 0, d), yb(tc.shuffle ? bs : 0, k);  // shuffled minibatches are gathered
+  // The current minibatch: rows [0, m) from xp / yp with row strides xstride / ystride.
+  const T* xp = x.data();
+  const T* yp = y.data();
+  Index m = 0, xstride = x.outerStride(), ystride = y.outerStride();
+  auto batch = [&](const T* p, Index cols, Index stride) {
+    return CStridedMap<T>(p, m, cols, Eigen::OuterStride<>(stride));
+  };
   TrainResult res;
   auto last_poll = std::chrono::steady_clock::now();
   bool stop = false;
@@ -102,15 +110,18 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
         stop = true;
         break;
       }
-      const Index m = std::min(bs, n - s);
-      xb.resize(m, d);
-      yb.resize(m, k);
-      for (Index i = 0; i < m; ++i) {
-        xb.row(i) = x.row(idx[s + i]);
-        yb.row(i) = y.row(idx[s + i]);
+      m = std::min(bs, n - s);
+      if (tc.shuffle) {
+        for (Index i = 0; i < m; ++i) {
+          std::memcpy(xb.data() + i * d, x.data() + idx[s + i] * x.outerStride(), sizeof(T) * d);
+          std::memcpy(yb.data() + i * k, y.data() + idx[s + i] * y.outerStride(), sizeof(T) * k);
+        }
+        xp = xb.data(), yp = yb.data(), xstride = d, ystride = k;
+      } else {  // consecutive rows: read them in place
+        xp = x.data() + s * x.outerStride(), yp = y.data() + s * y.outerStride();
       }
-      forward(a, cur, xb, ws, first);
-      T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb, ws.dout, T(1) / T(m));
+      forward(a, cur, batch(xp, d, xstride), ws, first);
+      T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout, T(1) / T(m));
       backward(a, cur, ws, ws.dout, first, first, last, grad, /*accumulate=*/false);
       loss += add_l2(a, cur, grad, first, last);
       if (!std::isfinite(loss)) {
@@ -152,9 +163,9 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   // tells whether they diverged (then the previous weights, whose loss was finite, are kept). Overflow from
   // huge weights shows on any row; a sample keeps this check cheap for short fit calls.
   if (res.status != TrainStatus::Diverged && res.steps > 0) {
-    const Index rows = std::min<Index>(xb.rows(), 32);
-    forward(a, cur, xb.topRows(rows), ws, first);
-    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), yb.topRows(rows), ws.dout, T(1) / T(rows)) +
+    m = std::min<Index>(m, 32);
+    forward(a, cur, batch(xp, d, xstride), ws, first);
+    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout, T(1) / T(m)) +
                    add_l2(a, cur, static_cast<T*>(nullptr), first, last);
     if (!std::isfinite(loss)) {
       res.status = TrainStatus::Diverged;
