@@ -24,6 +24,7 @@ bool small_product(Dst& dst, const A& a, const B& b, bool accumulate, const T* b
   constexpr bool direct = (int(Dst::Flags) & int(A::Flags) & int(B::Flags) & Eigen::DirectAccessBit) != 0;
   if constexpr (direct) {
     const Index m = dst.rows(), n = dst.cols(), k = a.cols();
+    if (a.rows() != m || b.rows() != k || b.cols() != n) return false;  // Eigen resizes (or asserts)
     if (n < 2 || dst.colStride() != 1 || 2.0 * double(m) * double(n) * double(k) > kSmallGemmFlops) return false;
     const T* bp = b.data();
     Index ldb = b.rowStride();

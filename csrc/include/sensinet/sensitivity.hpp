@@ -211,7 +211,8 @@ std::vector<double> group_curvature(const Architecture& a, const T* theta, const
           Rz[l].setZero(m, sp.inner_width());
           Rh[l].setZero(m, sp.inner_width());
         } else {
-          Rz[l].noalias() = Rin * p.W1;
+          Rz[l].resize(m, sp.inner_width());
+          gemm(Rz[l], Rin, p.W1, false);
           Rh[l] = Rz[l];
           multiply_derivative<T>(sp.act, T(sp.alpha), z.data(), h.data(), Rh[l].data(), Rh[l].size());
         }
@@ -222,7 +223,7 @@ std::vector<double> group_curvature(const Architecture& a, const T* theta, const
         } else {
           if (rin_zero) Rout[l].setZero(m, sp.n_out);
           else Rout[l] = Rin;
-          if (sp.kind == LayerKind::Residual2) Rout[l].noalias() += tmp * p.W2;
+          if (sp.kind == LayerKind::Residual2) gemm(Rout[l], tmp, p.W2, true);
           else Rout[l] += tmp;
           Rin = Rout[l];
           if (uo[l]) Rin.array() += ws.out[l].array().rowwise() * urow(uo[l], sp.n_out);
@@ -263,8 +264,10 @@ std::vector<double> group_curvature(const Architecture& a, const T* theta, const
             Rg.array() += g.array().rowwise() * u;
           }
           if (sp.kind == LayerKind::Residual2) {
-            gh.noalias() = g * p.W2.transpose();
-            Rgh.noalias() = Rg * p.W2.transpose();
+            gh.resize(m, sp.n_hidden);
+            Rgh.resize(m, sp.n_hidden);
+            gemm(gh, g, p.W2.transpose(), false);
+            gemm(Rgh, Rg, p.W2.transpose(), false);
           } else {
             gh = g;
             Rgh = Rg;
@@ -285,13 +288,13 @@ std::vector<double> group_curvature(const Architecture& a, const T* theta, const
         multiply_derivative<T>(sp.act, T(sp.alpha), z.data(), h.data(), Rgh.data(), Rgh.size());
         Rgh += tmp;
         multiply_derivative<T>(sp.act, T(sp.alpha), z.data(), h.data(), gh.data(), gh.size());
-        if (sp.kind == LayerKind::Dense) {
-          g.noalias() = gh * p.W1.transpose();
-          Rg.noalias() = Rgh * p.W1.transpose();
-        } else {
-          g.noalias() += gh * p.W1.transpose();
-          Rg.noalias() += Rgh * p.W1.transpose();
+        const bool dense = sp.kind == LayerKind::Dense;  // a residual block adds to its skip path's g
+        if (dense) {
+          g.resize(m, sp.n_in);
+          Rg.resize(m, sp.n_in);
         }
+        gemm(g, gh, p.W1.transpose(), !dense);
+        gemm(Rg, Rgh, p.W1.transpose(), !dense);
       }
       if (ux) c += ((Rg.array() * xs.array()).rowwise() * urow(ux, xs.cols())).sum();
       result[gi] += static_cast<double>(c);
