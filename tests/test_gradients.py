@@ -219,12 +219,14 @@ def test_scipy_lbfgsb_with_loss_and_grad():
 
 
 # ---------------------------------------------------------------------------------------------- row chunks
-def test_full_batch_over_several_row_chunks():
+@pytest.mark.parametrize("n_inputs", [1, 3])
+def test_full_batch_over_several_row_chunks(n_inputs):
     # A wide layer makes the engine process the batch in chunks of 256 rows; the sum over chunks must equal
-    # the weighted sum of single-chunk evaluations.
-    net = make_net(3, [sn.Dense(4096, "tanh"), sn.Dense(2, l2=0.1)], seed=11, bias_scale=0.1)
+    # the weighted sum of single-chunk evaluations. With one input the first layer's weight gradient
+    # (1 x 256 x 4096, 2.1 MFLOP) accumulates over chunks in the small-matrix kernel, with three in Eigen's.
+    net = make_net(n_inputs, [sn.Dense(4096, "tanh"), sn.Dense(2, l2=0.1)], seed=11, bias_scale=0.1)
     rng = np.random.default_rng(11)
-    X, Y = rng.normal(size=(700, 3)), rng.normal(size=(700, 2))
+    X, Y = rng.normal(size=(700, n_inputs)), rng.normal(size=(700, 2))
     loss, g = net.loss_and_grad(X, Y)
     parts = [slice(0, 200), slice(200, 450), slice(450, 700)]
     reg = 0.5 * 0.1 * np.sum(net.layer_parameters(1)["W"] ** 2)
