@@ -97,8 +97,8 @@ inline void tanh_double(const double* x, double* y, Index n) {
   const P p0 = pset1<P>(1.26177193074810590878e-4), p1 = pset1<P>(3.02994407707441961300e-2);
   const P h0 = pset1<P>(1.50099252569332227521e-6), h1 = pset1<P>(1.26224170174842052096e-3),
           h2 = pset1<P>(1.13632774104077514383e-1), two = pset1<P>(2.0);
-  Index i = 0;
-  for (; i + PS <= n; i += PS) {
+  const Index full = n - n % PS;
+  for (Index i = 0; i < full; i += PS) {
     const P v = ploadu<P>(x + i);
     const P t = pmax(pmul(m2, pabs(v)), lo);  // NaN stays NaN: pmax returns its first operand then
     // k = 0 up to |t| = 1/2, a little past |g| = ln2 / 2 (the rational is still accurate to about 1e-17
@@ -116,7 +116,7 @@ inline void tanh_double(const double* x, double* y, Index n) {
     const P num = pmadd(q, sm, pmul(p, nsp)), den = pmadd(q, sp, pmul(p, nsm));
     pstoreu(y + i, pxor(divide(num, den), pand(v, sign)));
   }
-  for (; i < n; ++i) y[i] = std::tanh(x[i]);
+  for (Index i = full; i < n; ++i) y[i] = std::tanh(x[i]);
 }
 
 template <class T>
