@@ -64,31 +64,13 @@ void bind_train_for(py::module_& mod) {
         check_block(m, first, last);
         auto X = matrix_arg<T>(x, "X", m.arch.layers[first].n_in);
         auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
-        OptConfig oc;
-        oc.kind = parse_optimizer(optimizer);
-        oc.lr = lr;
-        oc.momentum = momentum;
-        oc.nesterov = nesterov;
-        oc.beta1 = beta1;
-        oc.beta2 = beta2;
-        oc.eps = eps;
-        if (!(lr > 0)) throw py::value_error("lr: expected > 0, got " + std::to_string(lr));
-        if (epochs < 0) throw py::value_error("epochs: expected >= 0, got " + std::to_string(epochs));
-        if (batch_size < 1) throw py::value_error("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        const OptConfig oc = opt_config(optimizer, lr, momentum, nesterov, beta1, beta2, eps);
+        const TrainConfig tc = train_config(epochs, batch_size, shuffle, seed, first, last, poll_every, max_steps,
+                                            callback);
         OptState<T> st;
         st.m = vector_arg<T>(state_m, "state_m", m.arch.n_params());
         st.v = vector_arg<T>(state_v, "state_v", m.arch.n_params());
         st.t = t;
-        TrainConfig tc;
-        tc.epochs = epochs;
-        tc.batch_size = batch_size;
-        tc.shuffle = shuffle;
-        tc.seed = seed;
-        tc.first = first;
-        tc.last = last;
-        tc.poll_every = poll_every;
-        tc.max_steps = max_steps;
-        tc.poll_reads_weights = !callback.is_none();
         TrainResult r = run_training(m, callback, n_threads, [&](const std::function<bool(const Progress&)>& poll) {
           return train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws);
         });

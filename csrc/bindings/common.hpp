@@ -83,6 +83,39 @@ T* vector_arg(py::array& a, const char* name, Index n) {
   return static_cast<T*>(a.mutable_data());
 }
 
+// The optimizer of a train() call, validated (the CPU and CUDA bindings share the checks and messages).
+inline OptConfig opt_config(const std::string& optimizer, double lr, double momentum, bool nesterov, double beta1,
+                            double beta2, double eps) {
+  OptConfig oc;
+  oc.kind = parse_optimizer(optimizer);
+  if (!(lr > 0)) throw py::value_error("lr: expected > 0, got " + std::to_string(lr));
+  oc.lr = lr;
+  oc.momentum = momentum;
+  oc.nesterov = nesterov;
+  oc.beta1 = beta1;
+  oc.beta2 = beta2;
+  oc.eps = eps;
+  return oc;
+}
+
+// The loop settings of a train() call, validated; a Python callback means polls read the weights.
+inline TrainConfig train_config(Index epochs, Index batch_size, bool shuffle, uint64_t seed, Index first, Index last,
+                                Index poll_every, Index max_steps, const py::object& callback) {
+  if (epochs < 0) throw py::value_error("epochs: expected >= 0, got " + std::to_string(epochs));
+  if (batch_size < 1) throw py::value_error("batch_size: expected >= 1, got " + std::to_string(batch_size));
+  TrainConfig tc;
+  tc.epochs = epochs;
+  tc.batch_size = batch_size;
+  tc.shuffle = shuffle;
+  tc.seed = seed;
+  tc.first = first;
+  tc.last = last;
+  tc.poll_every = poll_every;
+  tc.max_steps = max_steps;
+  tc.poll_reads_weights = !callback.is_none();
+  return tc;
+}
+
 // Marks a model as training for the duration of a loop: a callback that starts another training run
 // on the same network would overwrite the loop's buffers.
 struct TrainingGuard {

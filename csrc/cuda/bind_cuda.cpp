@@ -49,6 +49,35 @@ static cu::NetDesc to_desc(const Architecture& a) {
   return cu::NetDesc(std::move(layers), static_cast<int>(a.loss));
 }
 
+// The device engine's copies of the settings common.hpp validated (cuda_network.hpp stays free of Eigen).
+static cu::OptSettings device_settings(const OptConfig& c) {
+  cu::OptSettings d;
+  d.kind = c.kind == OptKind::Adam ? 1 : 0;
+  d.lr = c.lr;
+  d.momentum = c.momentum;
+  d.nesterov = c.nesterov;
+  d.beta1 = c.beta1;
+  d.beta2 = c.beta2;
+  d.eps = c.eps;
+  return d;
+}
+
+static cu::TrainSettings device_settings(const TrainConfig& c, Index input_layer, bool graphs) {
+  cu::TrainSettings d;
+  d.epochs = c.epochs;
+  d.batch_size = c.batch_size;
+  d.shuffle = c.shuffle;
+  d.seed = c.seed;
+  d.first = c.first;
+  d.last = c.last;
+  d.input_layer = input_layer;
+  d.poll_every = c.poll_every;
+  d.max_steps = c.max_steps;
+  d.poll_reads_weights = c.poll_reads_weights;
+  d.graphs = graphs;
+  return d;
+}
+
 template <class T>
 struct CudaModel {
   Architecture arch;
@@ -215,10 +244,9 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             const Index in_layer = resolve_input_layer(input_layer, first);
             auto X = matrix_arg<T>(x, "X", m.arch.layers[in_layer].n_in);
             auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
-            const OptKind kind = parse_optimizer(optimizer);
-            if (!(lr > 0)) throw py::value_error("lr: expected > 0, got " + std::to_string(lr));
-            if (epochs < 0) throw py::value_error("epochs: expected >= 0, got " + std::to_string(epochs));
-            if (batch_size < 1) throw py::value_error("batch_size: expected >= 1, got " + std::to_string(batch_size));
+            const OptConfig opt = opt_config(optimizer, lr, momentum, nesterov, beta1, beta2, eps);
+            const TrainConfig loop = train_config(epochs, batch_size, shuffle, seed, first, last, poll_every,
+                                                  max_steps, callback);
             T* sm = vector_arg<T>(state_m, "state_m", m.arch.n_params());
             T* sv = vector_arg<T>(state_v, "state_v", m.arch.n_params());
             std::optional<CStridedMap<T>> XV, YV;
@@ -231,26 +259,8 @@ void bind_cuda_model(py::module_& mod, const char* name) {
               XV.emplace(matrix_arg<T>(xv_arr, "X_val", m.arch.n_inputs()));
               YV.emplace(matrix_arg<T>(yv_arr, "Y_val", m.arch.n_outputs(), XV->rows()));
             }
-            cu::OptSettings oc;
-            oc.kind = kind == OptKind::Adam ? 1 : 0;
-            oc.lr = lr;
-            oc.momentum = momentum;
-            oc.nesterov = nesterov;
-            oc.beta1 = beta1;
-            oc.beta2 = beta2;
-            oc.eps = eps;
-            cu::TrainSettings tc;
-            tc.epochs = epochs;
-            tc.batch_size = batch_size;
-            tc.shuffle = shuffle;
-            tc.seed = seed;
-            tc.first = first;
-            tc.last = last;
-            tc.input_layer = in_layer;
-            tc.poll_every = poll_every;
-            tc.max_steps = max_steps;
-            tc.graphs = cuda_graphs;
-            tc.poll_reads_weights = !callback.is_none();
+            const cu::OptSettings oc = device_settings(opt);
+            const cu::TrainSettings tc = device_settings(loop, in_layer, cuda_graphs);
             TrainingGuard guard(m.training);
             cu::TrainOutcome r;
             {
