@@ -76,6 +76,28 @@ def mixed_layers(width: int, act: str, n_out: int = 1, head_act: str = "identity
 
 
 # ---------------------------------------------------------------------------------------------- NumPy reference
+def draw_hidden_layers(draw, n_layers: int, width, *, l2=(0.0,), alphas=(0.01,)) -> list:
+    """Hypothesis: n_layers hidden layers, each a Dense layer of a new width (1-6) or a residual block (two
+    weights with a hidden width 1-6, or one) of the current width; width None makes the first one Dense.
+    l2 and alphas are the choices of weight decay and of the leaky_relu slope."""
+    from hypothesis import strategies as st  # optional for the rest of the suite
+
+    layers = []
+    for _ in range(n_layers):
+        act = draw(st.sampled_from(ACTIVATIONS))
+        decay = draw(st.sampled_from(l2))
+        alpha = draw(st.sampled_from(alphas)) if act == "leaky_relu" else 0.01
+        kind = draw(st.sampled_from(["dense", "residual2", "residual1"])) if width is not None else "dense"
+        if kind == "dense":
+            width = draw(st.integers(1, 6))
+            layers.append(sn.Dense(width, act, alpha=alpha, l2=decay))
+        elif kind == "residual2":
+            layers.append(sn.Residual(width, act, hidden=draw(st.integers(1, 6)), weights=2, alpha=alpha, l2=decay))
+        else:
+            layers.append(sn.Residual(width, act, weights=1, alpha=alpha, l2=decay))
+    return layers
+
+
 def np_act(name: str, z: np.ndarray, alpha: float = 0.01) -> np.ndarray:
     if name == "identity":
         return z.copy()

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sensinet as sn
-from conftest import (ACTIVATIONS, HEADS, data_away_from_kinks, fd_gradient, make_net, mixed_layers, np_forward,
-                      random_data, rel_err)
+from conftest import (ACTIVATIONS, HEADS, data_away_from_kinks, draw_hidden_layers, fd_gradient, make_net,
+                      mixed_layers, np_forward, random_data, rel_err)
 
 FD_TOL = 1e-6
 
@@ -265,18 +265,7 @@ def architectures(draw):
     n_in = draw(st.integers(1, 6))
     depth = draw(st.integers(1, 4))
     loss, k = HEADS[draw(st.sampled_from(sorted(HEADS)))]
-    layers, width = [], n_in
-    for _ in range(depth - 1):
-        act = draw(st.sampled_from(ACTIVATIONS))
-        l2 = draw(st.sampled_from([0.0, 0.0, 0.3]))
-        kind = draw(st.sampled_from(["dense", "residual2", "residual1"]))
-        if kind == "dense":
-            width = draw(st.integers(1, 6))
-            layers.append(sn.Dense(width, act, l2=l2))
-        elif kind == "residual2":
-            layers.append(sn.Residual(width, act, hidden=draw(st.integers(1, 6)), weights=2, l2=l2))
-        else:
-            layers.append(sn.Residual(width, act, weights=1, l2=l2))
+    layers = draw_hidden_layers(draw, depth - 1, n_in, l2=(0.0, 0.0, 0.3))
     head_act = "identity" if loss != "mse" else draw(st.sampled_from(ACTIVATIONS))
     layers.append(sn.Dense(k, head_act, l2=draw(st.sampled_from([0.0, 0.1]))))
     return n_in, layers, loss, draw(st.integers(0, 2**16))

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import sensinet as sn
-from conftest import ACTIVATIONS, HEADS, data_away_from_kinks, make_net, random_data, rel_err
+from conftest import ACTIVATIONS, HEADS, data_away_from_kinks, draw_hidden_layers, make_net, random_data, rel_err
 from sensinet.sensitivity import sites_of
 
 try:
@@ -278,18 +278,7 @@ def test_many_chunks_of_samples():
 # ---------------------------------------------------------------------------------------------- random architectures
 def architectures(draw):
     n_in = draw(st.integers(1, 4))
-    blocks, width = [], None
-    for _ in range(draw(st.integers(1, 3))):
-        act = draw(st.sampled_from(ACTIVATIONS))
-        alpha = draw(st.sampled_from([0.01, 0.3])) if act == "leaky_relu" else 0.01
-        kind = draw(st.sampled_from(["dense", "res2", "res1"])) if width is not None else "dense"
-        if kind == "dense":
-            width = draw(st.integers(1, 6))
-            blocks.append(sn.Dense(width, act, alpha=alpha))
-        elif kind == "res2":
-            blocks.append(sn.Residual(width, act, hidden=draw(st.integers(1, 6)), weights=2, alpha=alpha))
-        else:
-            blocks.append(sn.Residual(width, act, weights=1, alpha=alpha))
+    blocks = draw_hidden_layers(draw, draw(st.integers(1, 3)), None, alphas=(0.01, 0.3))
     head = draw(st.sampled_from(sorted(HEADS)))
     wrt = draw(st.sampled_from(["output", "loss"]))
     reduce = draw(st.sampled_from(REDUCES))
