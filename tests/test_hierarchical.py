@@ -203,12 +203,12 @@ def test_second_order_rule_uses_the_curvature(monkeypatch):
     other = (2, 2) if first.sites == (1, 1) else (1, 1)
     # mocked curvature: tiny for the first-order loser, huge for the winner -> second order flips the choice
     monkeypatch.setattr(HierarchicalOptimizer, "_curvature",
-                        lambda self, net, X, Y, node, th, c: (1e-12 if node == other else 1e12, 0.0))
+                        lambda self, net, data, node, th, c: (1e-12 if node == other else 1e12, 0.0))
     s2 = HierarchicalOptimizer(score="second_order", p_rand=0.0, max_outer=1).run(net.copy(), X, y).steps[0]
     assert s2.sites == other and s2.rule == "second_order"
     # a non-positive curvature falls back to the first-order comparison
     monkeypatch.setattr(HierarchicalOptimizer, "_curvature",
-                        lambda self, net, X, Y, node, th, c: (-1.0 if node == first.sites else 1.0, 0.0))
+                        lambda self, net, data, node, th, c: (-1.0 if node == first.sites else 1.0, 0.0))
     s3 = HierarchicalOptimizer(score="second_order", p_rand=0.0, max_outer=1).run(net.copy(), X, y).steps[0]
     assert s3.sites == first.sites and s3.rule == "first_order"
     monkeypatch.undo()

@@ -62,20 +62,27 @@ void bind_model(py::module_& mod, const char* name) {
           py::arg("X"), py::arg("link") = false, py::arg("first") = 0, py::arg("n_threads") = 0)
       .def(
           "layer_input",
-          [](M& m, const py::array& x, Index layer, int n_threads) {
+          [](M& m, const py::array& x, Index layer, Index from, const py::object& theta, int n_threads) {
             const Index w = layer_input_width(m.arch, layer);
-            auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
+            if (from < 0 || from > layer)
+              throw py::value_error("from_layer: expected an index in [0, layer=" + std::to_string(layer) +
+                                    "], got " + std::to_string(from));
+            const Index din = from == m.arch.n_layers() ? m.arch.n_outputs() : m.arch.layers[from].n_in;
+            auto X = matrix_arg<T>(x, "X", din);
+            const T* th = theta_arg(m, theta);
             py::array_t<T> out({X.rows(), w});
             {
               py::gil_scoped_release nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               ThreadScope threads(n_threads);
-              layer_input(m.arch, m.theta.data(), X, layer, MatMap<T>(out.mutable_data(), X.rows(), w), m.ws);
+              layer_input(m.arch, th, X, from, layer, MatMap<T>(out.mutable_data(), X.rows(), w), m.ws);
             }
             return out;
           },
-          py::arg("X"), py::arg("layer"), py::arg("n_threads") = 0,
-          "Input of layer `layer` (the output of layer-1); layer == n_layers gives the network output.")
+          py::arg("X"), py::arg("layer"), py::arg("from_layer") = 0, py::arg("theta") = py::none(),
+          py::arg("n_threads") = 0,
+          "Input of layer `layer` (the output of layer-1; layer == n_layers gives the network output) for X, "
+          "the input of layer `from_layer`; theta: evaluate at that parameter vector.")
       .def(
           "loss_and_grad",
           [](M& m, const py::array& x, const py::array& y, const py::object& theta, Index first, Index last,

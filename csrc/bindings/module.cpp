@@ -6,6 +6,7 @@ void bind_network(py::module_& m);
 void bind_train(py::module_& m);
 void bind_sensitivity(py::module_& m);
 void bind_patterns(py::module_& m);
+void bind_data(py::module_& m);
 
 template <class T>
 py::array_t<T> activation_values(const std::string& name, const py::array_t<T, py::array::c_style>& z, double alpha,
@@ -40,6 +41,7 @@ PYBIND11_MODULE(_core, m) {
   bind_train(m);
   bind_sensitivity(m);
   bind_patterns(m);
+  bind_data(m);
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("n_threads: expected >= 1, got " + std::to_string(n));
     Eigen::setNbThreads(n);

@@ -4,19 +4,15 @@ import os as _os
 # The engine's OpenMP threads must sleep, not spin, between kernels; libgomp reads this once at load.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _core  # noqa: E402
 from ._config import get_num_threads, set_num_threads  # noqa: E402
 from ._version import __version__  # noqa: E402
+from ._engine import build_info  # noqa: E402
 from .cuda import cuda_available, cuda_info  # noqa: E402  (imports the CUDA extension lazily)
+from .data import Dataset  # noqa: E402
 from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
 from .network import DivergenceError, FitResult, Network  # noqa: E402
 from .optimizers import LBFGS, SGD, Adam  # noqa: E402
 from .sensitivity import SensitivityResult, group_curvature, group_sensitivity, sensitivity  # noqa: E402
-
-
-def build_info() -> dict:
-    """How the engine was built: Eigen version, SIMD instruction sets, OpenMP."""
-    return {"eigen": _core.eigen_version, "simd": _core.simd, "openmp": bool(_core.openmp)}
 
 
 def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier modules
@@ -48,7 +44,7 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
 
 
 __all__ = [
-    "ACTIVATIONS", "Adam", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
+    "ACTIVATIONS", "Adam", "Dataset", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
     "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "cuda_available", "cuda_info",
     "group_curvature", "group_sensitivity",
     "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",

@@ -33,7 +33,6 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
 from ._config import resolve_threads
 from .layers import PIECEWISE_LINEAR
 from .network import Network
@@ -982,7 +981,7 @@ class ReluClusters(_ClusterModel):
     def _patterns_of(self, Xa: NDArray, threads: int) -> NDArray:
         if not self.pattern_layers:
             return np.zeros((Xa.shape[0], 1), dtype=np.uint64)
-        return _core.relu_patterns(self.net._model, Xa, list(self.pattern_layers), threads)
+        return self.net._engine.relu_patterns(Xa, list(self.pattern_layers), threads)
 
     def fit(self, X: Any, feature_names: Optional[Sequence[str]] = None, n_threads: Optional[int] = None,
             _direction: str = "auto") -> "ReluClusters":

@@ -89,10 +89,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
 from ._config import resolve_threads
 from ._progress import ProgressBar
-from ._validation import as_matrix, targets
+from .data import Dataset
 from .network import DivergenceError, FitResult, Network
 from .optimizers import LBFGS, SGD, Adam
 
@@ -500,14 +499,15 @@ class HierarchicalOptimizer:
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         threads = resolve_threads(self.n_threads if n_threads is None else n_threads)
-        Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
-        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
-        Xv = Yv = None
+        # validated (and, on a GPU, uploaded) once: every inner call below reuses the prepared data
+        data = net._data(X, y)
+        net._pair(data, None)
+        vdata = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data: expected a pair (X_val, y_val)")
-            Xv = as_matrix(validation_data[0], "validation_data[0]", net.dtype, net.n_inputs)
-            Yv = targets(validation_data[1], net.loss, net.n_outputs, Xv.shape[0], net.dtype, "validation_data[1]")
+            net._validation(validation_data)
+            vdata = (validation_data if not isinstance(validation_data, (tuple, list)) else
+                     net._data(validation_data[0], validation_data[1], ("validation_data[0]", "validation_data[1]")))
+        n_samples = data.n_samples
         if not keep_state:
             self.reset()
         ss = np.random.SeedSequence(seed)
@@ -526,7 +526,7 @@ class HierarchicalOptimizer:
                              f"the budget ({budget:g}) to the hierarchical phase")
 
         t0 = time.perf_counter()
-        J0 = net.objective(Xa, Y, n_threads=threads)
+        J0 = net.objective(data, n_threads=threads)
         res = HierarchicalResult(status="running", J0=J0, J=J0, work=0.0, seconds=0.0, curve=[(0.0, J0, 0.0)],
                                  config={**self.config(), "budget": budget, "batch_size": bs, "random_state": seed})
         self.result_ = res
@@ -563,7 +563,7 @@ class HierarchicalOptimizer:
                     status = "budget"
                     break
                 # ---- 1. sensitivities (one reverse sweep)
-                gs = self._site_sensitivities(net, Xa, Y, hidden_sites, want_output, threads)
+                gs = self._site_sensitivities(net, data, hidden_sites, want_output, threads)
                 if hidden_sites:
                     work += sweep_work(net, min(hidden_sites), c)
                 if want_output:  # g of the output site needs the outputs: one more forward pass
@@ -585,7 +585,7 @@ class HierarchicalOptimizer:
                     H = []
                     for node in (left, right):
                         if node not in curv_cache:
-                            curv_cache[node], w = self._curvature(net, Xa, Y, node, threads, c)
+                            curv_cache[node], w = self._curvature(net, data, node, threads, c)
                             work += w
                         H.append(curv_cache[node])
                     if H[0] > 0 and H[1] > 0:
@@ -613,7 +613,7 @@ class HierarchicalOptimizer:
                 J_before = J
                 inner_status = ""
                 try:
-                    net.fit(Xa, Y, optimizer=opt, epochs=n_inner, batch_size=min(bs, Xa.shape[0]), shuffle=shuffle,
+                    net.fit(data, optimizer=opt, epochs=n_inner, batch_size=min(bs, n_samples), shuffle=shuffle,
                             seed=int(shuffle_rng.integers(2**31 - 1)), layers=range(first, last + 1),
                             n_threads=threads)
                     h = net.history_
@@ -624,12 +624,12 @@ class HierarchicalOptimizer:
                     if isinstance(opt, LBFGS):
                         work += cache_w + bw * max(int(evals), 1)
                     else:
-                        n_samples_seen = _samples_seen(h, Xa.shape[0], min(bs, Xa.shape[0]))
-                        work += cache_w + bw * n_samples_seen / Xa.shape[0]
-                J = net.objective(Xa, Y, n_threads=threads)
+                        n_samples_seen = _samples_seen(h, n_samples, min(bs, n_samples))
+                        work += cache_w + bw * n_samples_seen / n_samples
+                J = net.objective(data, n_threads=threads)
                 accepted = True
                 if self.monotone and not (J <= J_before):
-                    net.parameters[:] = saved
+                    net.parameters = saved
                     _restore(opt, saved_state)
                     J, accepted = J_before, False
                 it += 1
@@ -641,8 +641,8 @@ class HierarchicalOptimizer:
                 if bar is not None:
                     bar.update(int(100 * min(work / budget, 1.0)), f"J {J:.4g} block {first}-{last}")
                 stop = None
-                if Xv is not None:
-                    val, _ = net._model.loss_and_grad(Xv, Yv, None, 0, -1, False, threads)
+                if vdata is not None:
+                    val = net.objective(vdata, n_threads=threads)
                     res.val_curve.append(float(val))
                     if val < best_val["val"] - val_tol:
                         best_val.update(val=float(val), wait=0,
@@ -662,26 +662,26 @@ class HierarchicalOptimizer:
                     status = stop
                     break
             if status == "early_stopped" and best_val["theta"] is not None:
-                net.parameters[:] = best_val["theta"]
-                J = net.objective(Xa, Y, n_threads=threads)
+                net.parameters = best_val["theta"]
+                J = net.objective(data, n_threads=threads)
             # ---- 4. polish
             if self.polish_iters and status not in ("early_stopped", "stopped"):
                 popt = (LBFGS(max_iter=self.polish_iters) if self.inner == "lbfgs" else
                         (Adam(lr=self.lr or 1e-3) if self.inner == "adam" else SGD(lr=self.lr or 1e-2,
                                                                                    momentum=self.momentum)))
                 try:
-                    net.fit(Xa, Y, optimizer=popt, epochs=self.polish_iters, batch_size=min(bs, Xa.shape[0]),
+                    net.fit(data, optimizer=popt, epochs=self.polish_iters, batch_size=min(bs, n_samples),
                             shuffle=shuffle, seed=int(shuffle_rng.integers(2**31 - 1)), n_threads=threads)
                 finally:
                     h = getattr(net, "history_", None) or FitResult("failed", "", 0, 0)
                     pw = (h.steps if isinstance(popt, LBFGS) else
-                          _samples_seen(h, Xa.shape[0], min(bs, Xa.shape[0])) / Xa.shape[0])
+                          _samples_seen(h, n_samples, min(bs, n_samples)) / n_samples)
                     work += pw
                     res.polish_work = float(pw)
-                J = net.objective(Xa, Y, n_threads=threads)
+                J = net.objective(data, n_threads=threads)
                 res.curve.append((work, J, time.perf_counter() - t0))
         except DivergenceError as exc:
-            J = net.objective(Xa, Y, n_threads=threads)
+            J = net.objective(data, n_threads=threads)
             res.curve.append((work, J, time.perf_counter() - t0))
             finish("diverged")
             exc.result = res  # type: ignore[attr-defined]
@@ -718,31 +718,32 @@ class HierarchicalOptimizer:
         return self
 
     # -------------------------------------------------------------------------------------------- internals
-    def _site_sensitivities(self, net: Network, Xa: NDArray, Y: NDArray, hidden_sites: list, want_output: bool,
+    def _site_sensitivities(self, net: Network, data: Dataset, hidden_sites: list, want_output: bool,
                             threads: int) -> dict:
         """{sensitivity layer: concatenated g_j of its sites} for the tree's layers."""
         from .sensitivity import sensitivity
 
         gs: dict = {}
         if hidden_sites:
-            r = sensitivity(net, Xa, Y, layers=hidden_sites, wrt="loss", reduce="mean", n_threads=threads)
+            r = sensitivity(net, data, layers=hidden_sites, wrt="loss", reduce="mean", n_threads=threads)
             for site, M in zip(r.sites, r.matrices):
                 gs.setdefault(site.layer, []).append(np.asarray(M[0], dtype=np.float64))
             gs = {k: np.concatenate(v) for k, v in gs.items()}
         if want_output:
-            gs[net.n_layers] = output_sensitivity(net, Xa, Y, threads)
+            gs[net.n_layers] = output_sensitivity(net, data, n_threads=threads)
         return gs
 
-    def _curvature(self, net: Network, Xa: NDArray, Y: NDArray, node: tuple, threads: int, c: NDArray) -> tuple:
+    def _curvature(self, net: Network, data: Dataset, node: tuple, threads: int, c: NDArray) -> tuple:
         """(d2J/ds_G^2 of one factor shared by the sites lo..hi, its work)."""
         from .sensitivity import group_curvature
 
         L = net.n_layers
         hidden = [i for i in range(node[0], node[1] + 1) if i < L]
         if node[1] < L:
-            H = float(group_curvature(net, Xa, Y, [{i: None for i in hidden}], method="exact", n_threads=threads)[0])
+            H = float(group_curvature(net, data, None, [{i: None for i in hidden}], method="exact",
+                                      n_threads=threads)[0])
             return H, curvature_work(net, node[0], c)
-        return output_group_curvature(net, Xa, Y, hidden, threads), (5 if hidden else 1) * _forward_share(c, 0)
+        return output_group_curvature(net, data, None, hidden, threads), (5 if hidden else 1) * _forward_share(c, 0)
 
 
 # ================================================================================================ output site
@@ -758,13 +759,12 @@ def _dloss_dz(net: Network, Z: NDArray, Y: NDArray) -> NDArray:
     return (1.0 / (1.0 + np.exp(-Z)) - Y) / n
 
 
-def output_sensitivity(net: Network, X: Any, y: Any, n_threads: Optional[int] = None) -> NDArray:
+def output_sensitivity(net: Network, X: Any, y: Any = None, n_threads: Optional[int] = None) -> NDArray:
     """Objective sensitivity of a scaling factor on each raw network output: ``g_k = sum_n dJ/dz_nk z_nk``."""
     threads = resolve_threads(n_threads)
-    Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
-    Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype).astype(np.float64)
-    Z = np.asarray(net._model.forward(Xa, False, 0, threads), dtype=np.float64)
-    return np.sum(_dloss_dz(net, Z, Y) * Z, axis=0)
+    Xm, Ym = net._pair(X, y)
+    Z = np.asarray(net._engine.forward(Xm, False, 0, threads), dtype=np.float64)
+    return np.sum(_dloss_dz(net, Z, Ym.array.astype(np.float64)) * Z, axis=0)
 
 
 def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[int] = (),
@@ -774,16 +774,16 @@ def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[
     from .sensitivity import _group_sites, _per_sample_loss, scaled_inputs
 
     threads = resolve_threads(n_threads)
-    Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
-    Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
+    Xm, Ym = net._pair(X, y)
+    Xa, Y = Xm.array, Ym.array
     trip = _group_sites(net, {i: None for i in hidden_sites}) if hidden_sites else []
-    Z0 = None if trip else np.asarray(net._model.forward(Xa, False, 0, threads), dtype=np.float64)
+    Z0 = None if trip else np.asarray(net._engine.forward(Xm, False, 0, threads), dtype=np.float64)
     vals = []
     for k in (-2, -1, 0, 1, 2):
         t = k * h
         if trip:
             Xs, scales = scaled_inputs(net, Xa, trip, t)
-            Z = np.asarray(_core.scaled_forward(net._model, Xs, None, scales, threads), dtype=np.float64)
+            Z = np.asarray(net._engine.scaled_forward(Xs, None, scales, threads), dtype=np.float64)
         else:
             Z = Z0
         vals.append(float(np.mean(_per_sample_loss(net, (1 + t) * Z, Y))))

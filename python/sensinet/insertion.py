@@ -22,9 +22,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
 from ._config import resolve_threads
-from ._validation import as_matrix, check_choice, targets
+from ._engine import activation
+from ._validation import check_choice
 from .layers import Dense, Residual
 from .network import Network
 from .optimizers import SGD, Adam, make_optimizer
@@ -235,7 +235,7 @@ class LayerInsertion:
             Gm = G * (v > 0)
             return v.T @ Gm, Gm.sum(axis=0)
         if c.kind == "residual2":
-            a = _core.activation(act, np.ascontiguousarray(self.residual_scale * v))
+            a = activation(act, self.residual_scale * v)
             return a.T @ G, np.zeros(c.width)
         f0, d0 = _ACT0.get(act, (0.0, 0.01)) if act != "leaky_relu" else (0.0, 0.01)
         if f0 != 0.0:
@@ -244,15 +244,16 @@ class LayerInsertion:
         return d0 * (v.T @ G), d0 * G.sum(axis=0)
 
     def _score(self, net: Network, X: Any, y: Any, cands: list, threads: int) -> None:
-        Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
-        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
+        Xm, Ym = net._pair(X, y)
+        Xa, Y = Xm.array, Ym.array
         sites = [_position_site(net, c.position) for c in cands]
         n = Xa.shape[0]
         batches = [(0, n)] if self.score != "minibatch" else [(s, min(n, s + self.minibatch_size))
                                                                for s in range(0, n, self.minibatch_size)]
         acc = np.zeros(len(cands))
         for s, e in batches:
-            vals, adjs = _core.site_adjoints(net._model, Xa[s:e], Y[s:e], sites, 1.0 / (e - s), threads)
+            part = (Xm, Ym) if (s, e) == (0, n) else (Xa[s:e], Y[s:e])
+            vals, adjs = net._engine.site_adjoints(*part, sites, 1.0 / (e - s), threads)
             for i, c in enumerate(cands):
                 gW, gb = self._grads(net, c, vals[i], adjs[i])
                 acc[i] += float(np.sum(gW ** 2) + (np.sum(gb ** 2) if self.include_bias else 0.0))
@@ -291,14 +292,16 @@ class LayerInsertion:
         for l in range(net.n_layers):
             nl = l if l < p else l + 1
             mapping.append((slice(old_off[l], old_off[l + 1]), slice(new_off[nl], new_off[nl + 1])))
-        new.parameters[:] = 0
+        theta, old = np.zeros(new.n_params, dtype=new.dtype), net._engine.read_parameters()
         for o, nsl in mapping:
-            new.parameters[nsl] = net.parameters[o]
-        views = new.layer_parameters(p)
+            theta[nsl] = old[o]
+        views = new._views(theta, p)
         if candidate.kind == "identity":
             views["W"][...] = np.eye(w)
         elif candidate.kind == "residual2":
             views["W1"][...] = self.residual_scale * np.eye(w)
+        new.parameters = theta
+        new.to(net.device)  # the grown network lives where the original does
         for attr in ("metadata", "classes_"):
             if hasattr(net, attr):
                 setattr(new, attr, getattr(net, attr))
@@ -314,10 +317,11 @@ class LayerInsertion:
             new_opt = Adam(lr=opt.lr * self.lr_factor, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps)
         if self.reset_optimizer or opt.state_m is None:
             return new_opt
-        m, v = new_opt._state_for(new.n_params, new.dtype)
+        m, v = new_opt._host_state(new.n_params, new.dtype)
+        old_m, old_v = opt.state_m, opt.state_v
         for o, nsl in mapping:
-            m[nsl] = opt.state_m[o]
-            v[nsl] = opt.state_v[o]
+            m[nsl] = old_m[o]
+            v[nsl] = old_v[o]
         new_opt.t = opt.t
         return new_opt
 
@@ -334,16 +338,18 @@ class LayerInsertion:
         late = [e for e in self.at_epochs if e >= epochs]
         if late:
             raise ValueError(f"at_epochs: {late} are not before the end of training (epochs={epochs})")
-        Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
-        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
+        data = net._data(X, y)  # validated once: every round and every grown network reuses it
+        net._pair(data, None)
+        n_samples = data.n_samples
         self.candidates(net)  # validates the kind early
-        bs = Xa.shape[0] if batch_size is None else int(batch_size)
+        bs = n_samples if batch_size is None else int(batch_size)
         opt = make_optimizer(optimizer, lr)
         hist = InsertionHistory()
         Xv = Yv = None
         if validation_data is not None:
-            Xv = as_matrix(validation_data[0], "validation_data[0]", net.dtype, net.n_inputs)
-            Yv = np.asarray(validation_data[1])
+            Xv, _ = net._validation(validation_data)  # checks both halves against the head
+            Yv = (validation_data.y if not isinstance(validation_data, (tuple, list)) else
+                  np.asarray(validation_data[1]))
         t0 = time.perf_counter()
         epoch = 0
         schedule = list(self.at_epochs)
@@ -368,7 +374,7 @@ class LayerInsertion:
                     stop_at = min(stop_at, epoch + self.check_every)
             else:
                 stop_at = epochs
-            cur.fit(Xa, Y, optimizer=opt, epochs=stop_at - epoch, batch_size=bs, shuffle=bs < Xa.shape[0],
+            cur.fit(data, optimizer=opt, epochs=stop_at - epoch, batch_size=bs, shuffle=bs < n_samples,
                     seed=seed + epoch, callback=on_epoch, n_threads=n_threads)
             epoch = stop_at
             if epoch >= epochs or len(hist.insertions) >= self.max_insertions or cur.n_layers >= self.max_layers:
@@ -382,11 +388,11 @@ class LayerInsertion:
                     old, new_l = hist.loss[-win - 1], hist.loss[-1]
                     due = (old - new_l) / max(abs(old), 1e-300) < thr
             if not due and self.score_threshold is not None:
-                cands = self.candidates(cur, Xa, Y, n_threads=n_threads)
+                cands = self.candidates(cur, data, n_threads=n_threads)
                 due = max(c.score for c in cands) > self.score_threshold
             if not due:
                 continue
-            cands = cands or self.candidates(cur, Xa, Y, n_threads=n_threads)
+            cands = cands or self.candidates(cur, data, n_threads=n_threads)
             pick = (max if self.choose == "largest" else min)(cands, key=lambda c: c.score)
             cur, opt = self.insert(cur, pick, opt)
             hist.insertions.append(Insertion(epoch=epoch, position=pick.position, kind=pick.kind,

@@ -406,6 +406,6 @@ def load(path: Any) -> Any:
     if net.n_params != params.shape[0]:  # the engine's own count; cannot differ from _n_params
         raise ValueError(f"header.n_params: the engine built {net.n_params} parameters, the file has "
                          f"{params.shape[0]}{where}")
-    net._model.parameters[:] = params
+    net.parameters = params
     net.metadata = metadata
     return net

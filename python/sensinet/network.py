@@ -1,4 +1,4 @@
-"""Network: layer specs plus one flat parameter vector owned by the C++ engine (numpy sees it without a copy)."""
+"""Network: layer specs plus one flat parameter vector owned by its engine (numpy sees it without a copy)."""
 from __future__ import annotations
 
 import copy
@@ -9,11 +9,12 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
 from . import cuda as _cuda_backend
 from ._config import resolve_threads
+from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
-from ._validation import LOSSES, as_matrix, check_choice, resolve_dtype, targets
+from ._validation import LOSSES, check_choice, resolve_dtype
+from .data import DataCache, Dataset, Matrix, as_dataset
 from .layers import Dense, Layer, Residual, layer_from_spec
 from .optimizers import LBFGS, Optimizer, make_optimizer
 
@@ -58,8 +59,8 @@ class Network:
     device : {"cpu", "cuda", "cuda:N"}
         Where the parameters, caches and training run (default "cpu"). On a CUDA device forward, predict,
         loss_and_grad, fit (SGD / Adam) and :func:`sensinet.sensitivity` run on the GPU (needs the
-        optional extension ``sensinet._cuda``; see :func:`sensinet.cuda_available`), and ``parameters``
-        is a read-only host copy (assign ``net.parameters = values`` to change them). See :meth:`to`.
+        optional extension ``sensinet._cuda``; see :func:`sensinet.cuda_available`); parameters,
+        optimizer state and prepared data stay there between calls. See :meth:`to`.
 
     Examples
     --------
@@ -67,22 +68,6 @@ class Network:
     >>> net.n_params
     8961
     """
-
-    _device = "cpu"  # class defaults: instances built without __init__ (copies, unpickling) start on the CPU
-    _cuda = None
-    _stale = False  # on a CUDA device: the host mirror is older than the device's parameters
-
-    @property
-    def _model(self) -> Any:
-        """The CPU engine's model. On a CUDA device it holds the host mirror of the parameters, brought up to
-        date here (one device-to-host copy) after the device changed them, so CPU-only code sees them."""
-        if self._stale:
-            self._pull()
-        return self.__dict__["_host_model"]
-
-    @_model.setter
-    def _model(self, model: Any) -> None:
-        self.__dict__["_host_model"] = model
 
     def __init__(self, n_inputs: int, layers: Sequence[Layer], loss: str = "mse", dtype: Any = np.float64,
                  seed: Optional[int] = None, device: str = "cpu") -> None:
@@ -103,13 +88,11 @@ class Network:
         for layer in layers:
             specs.append(layer.spec(width))
             width = specs[-1][2]
-        cls = _core.Model64 if self.dtype == np.float64 else _core.Model32
-        self._model = cls(specs, loss)
         self._specs = specs
         self.layers = tuple(layers)
         self.loss = loss
-        self._device = "cpu"
-        self._cuda = None
+        self._engine: Any = CpuEngine(specs, loss, self.dtype)
+        self._cache = DataCache()
         self.reinitialize(seed)
         if device != "cpu":
             self.to(device)
@@ -122,115 +105,104 @@ class Network:
     def reinitialize(self, seed: Optional[int] = None) -> "Network":
         """Draw new weights (He-uniform for relu / leaky_relu layers, Glorot-uniform otherwise), zero biases."""
         rng = np.random.default_rng(seed)
-        self._stale = False  # every parameter is overwritten
-        self._model.parameters[:] = 0
+        p = np.zeros(self.n_params, dtype=self.dtype)
         for l, spec in enumerate(self._specs):
-            views = self._views(self._model.parameters, l)
             relu_like = spec[4] in ("relu", "leaky_relu")
-            for name, W in views.items():
+            for name, W in self._views(p, l).items():
                 if W.ndim != 2:
                     continue
                 fan_in, fan_out = W.shape
                 bound = np.sqrt(6.0 / fan_in) if relu_like and name != "W2" else np.sqrt(6.0 / (fan_in + fan_out))
                 W[...] = rng.uniform(-bound, bound, size=W.shape)
-        self._push()
+        self._engine.set_parameters(p)
         return self
 
+    _PRIVATE = ("_engine", "_cache")  # per-instance machinery: never copied or pickled
+
     def copy(self) -> "Network":
-        """An independent copy (one memcpy of the parameter vector)."""
+        """An independent copy on the same device (one memcpy of the parameter vector)."""
         new = object.__new__(Network)
-        new.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items()
-                                           if k not in ("_host_model", "_cuda", "_stale")}))
-        new._model = self._model.copy()
-        new._cuda = None
-        if self._cuda is not None:
-            new._device = "cpu"
-            new.to(self._device)
+        new.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in self._PRIVATE}))
+        new._cache = DataCache()
+        host = self._engine.host() if self._engine.device != "cpu" else self._engine
+        new._engine = make_engine(self._specs, self.loss, self.dtype, self.device, host=host.copy())
         return new
 
     def astype(self, dtype: Any) -> "Network":
         """A copy with float64 or float32 parameters."""
         new = Network._from_specs(self._specs, self.loss, dtype)
-        new.parameters[:] = self.parameters
+        new.parameters = self._engine.read_parameters()
         for attr in ("metadata", "classes_"):
             if hasattr(self, attr):
                 setattr(new, attr, copy.deepcopy(getattr(self, attr)))
-        if self._cuda is not None:
-            new.to(self._device)
-        return new
+        return new.to(self.device)
 
     # ------------------------------------------------------------------ device
     @property
     def device(self) -> str:
         """Where the network lives: "cpu", "cuda" (device 0) or "cuda:N"."""
-        return self._device
+        return self._engine.device
 
     def to(self, device: str) -> "Network":
         """Move the network to ``device`` ("cpu", "cuda" or "cuda:N"); returns ``self``.
 
-        On a CUDA device the flat parameter vector, the activation caches, the optimizer state during
-        ``fit`` and the data of each call live in GPU memory; forward, predict, layer_input,
-        loss_and_grad, objective, fit (SGD / Adam; L-BFGS raises NotImplementedError) and
-        :func:`sensinet.sensitivity` (reverse mode) run there. ``parameters`` then returns a read-only host
-        copy and ``layer_parameters`` views of such a copy: assign ``net.parameters = values`` to change
-        the weights. A host mirror of the parameters is kept in step, so the CPU-only functions (finite
-        differences, curvature, ReLU clusters, saving) keep working on the same weights.
+        On a CUDA device the flat parameter vector, the activation caches, the optimizer state and the
+        prepared data (:class:`sensinet.Dataset`, or arrays seen before) stay in GPU memory between calls;
+        forward, predict, layer_input, loss_and_grad, objective, fit (SGD / Adam) and reduced
+        :func:`sensinet.sensitivity` run there. ``parameters`` is then a writable view of a host mirror
+        that is refreshed from the device when read; writes through it (or through ``layer_parameters``)
+        reach the device before its next call. L-BFGS, per-sample sensitivities, finite differences,
+        curvature, insertion scores and ReLU patterns still run on the host mirror.
         Raises RuntimeError ("CUDA is not available: ...") without a usable device or extension.
         """
-        device, index = _cuda_backend.parse_device(device)
-        if device == self._device:
+        name, index = _cuda_backend.parse_device(device)
+        if name == self.device:
             return self
-        if device == "cpu":
-            self._pull()
-            self._cuda = None  # frees the device memory
-            self._device = "cpu"
-            return self
-        cls = _cuda_backend.model_class(self.dtype, index)
-        if self._cuda is not None:
-            self._pull()
-        model = cls(self._specs, self.loss, index)
-        model.set_parameters(self._model.parameters)
-        self._cuda = model
-        self._device = device
+        host = self._engine.host() if self._engine.device != "cpu" else self._engine
+        if index is None:
+            self._engine = host  # frees the device memory
+        else:
+            _cuda_backend.require(index)
+            self._engine = make_engine(self._specs, self.loss, self.dtype, name, host=host)
         return self
 
-    def _push(self) -> None:
-        """Host mirror -> device (after a host-side change of the parameters)."""
-        if self._cuda is not None:
-            self._cuda.set_parameters(self._model.parameters)
+    def transfer_stats(self) -> dict:
+        """Host<->device copies made for this network since the last :meth:`reset_transfer_stats`: counts
+        and bytes, and bytes by kind (data, parameters, optimizer state). All zero on the CPU."""
+        return self._engine.transfer_stats()
 
-    def _pull(self) -> None:
-        """Device -> host mirror (after the device changed the parameters)."""
-        if self._cuda is not None:
-            self.__dict__["_host_model"].parameters[:] = self._cuda.get_parameters()
-        self._stale = False
+    def reset_transfer_stats(self) -> None:
+        self._engine.reset_transfer_stats()
+
+    def clear_cache(self) -> "Network":
+        """Forget the arrays this network prepared (and their device copies); see :mod:`sensinet.data`."""
+        self._cache.clear()
+        return self
 
     # ------------------------------------------------------------------ structure
     @property
     def parameters(self) -> NDArray:
-        """The flat parameter vector: a writable view of the engine's memory (no copy).
+        """The flat parameter vector: a writable view (no copy).
 
-        On a CUDA device: a read-only host copy of the device's vector (assign ``net.parameters = v``)."""
-        if self._cuda is not None:
-            p = self._cuda.get_parameters()
-            p.flags.writeable = False
-            return p
-        return self._model.parameters
+        On the CPU it views the engine's own memory. On a CUDA device it views a host mirror, refreshed
+        from the device when read; writes through it reach the device before the device's next call."""
+        return self._engine.parameters
 
     @parameters.setter
     def parameters(self, value: Any) -> None:
         v = np.asarray(value)
         if v.shape != (self.n_params,):
             raise ValueError(f"parameters: expected shape ({self.n_params},), got {v.shape}")
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"parameters: expected a numeric array, got dtype {v.dtype}")
+        v = np.ascontiguousarray(v, dtype=self.dtype)
         if not np.isfinite(v).all():
-            raise ValueError("parameters: contains NaN or infinity")
-        self._stale = False  # every parameter is overwritten
-        self._model.parameters[:] = v
-        self._push()
+            raise ValueError("parameters: contains NaN or infinity (after conversion to the network's dtype)")
+        self._engine.set_parameters(v)
 
     @property
     def n_params(self) -> int:
-        return int(self._model.n_params)
+        return self._engine.n_params
 
     @property
     def n_layers(self) -> int:
@@ -247,7 +219,7 @@ class Network:
     @property
     def offsets(self) -> list:
         """offsets[l]: index of layer l's first parameter in the flat vector; offsets[-1] == n_params."""
-        return list(self._model.offsets)
+        return self._engine.offsets
 
     @property
     def specs(self) -> list:
@@ -310,36 +282,52 @@ class Network:
             raise ValueError(f"layers: expected consecutive layer indices, got {list(layers)}")
         return first, last
 
+    # ------------------------------------------------------------------ data
+    def _data(self, X: Any, y: Any = None, names: tuple = ("X", "y")) -> Dataset:
+        """A prepared data set of (X, y): a Dataset as it is, arrays through this network's cache."""
+        return as_dataset(X, y, self._cache, names, self.n_inputs)
+
+    def _inputs(self, X: Any, name: str = "X") -> Matrix:
+        """X (a Dataset, a prepared Matrix or an array) as the engine's input Matrix."""
+        if isinstance(X, Matrix) and X.array.dtype == self.dtype and X.shape[1] == self.n_inputs:
+            return X
+        return self._data(X, None, (name, "y")).inputs(self.dtype, self.n_inputs, name)
+
+    def _X(self, X: Any, name: str = "X") -> NDArray:
+        """X as a validated, C-contiguous array in the network's dtype (read-only)."""
+        return self._inputs(X, name).array
+
+    def _pair(self, X: Any, y: Any, names: tuple = ("X", "y")) -> tuple:
+        """(X, Y) Matrices of a Dataset or of arrays; Y in the head's target format."""
+        data = self._data(X, y, names)
+        return (data.inputs(self.dtype, self.n_inputs, names[0]),
+                data.targets(self.loss, self.n_outputs, self.dtype, names[1]))
+
+    def _validation(self, validation_data: Any) -> tuple:
+        """(X_val, Y_val) Matrices of a Dataset or a pair (X_val, y_val)."""
+        if isinstance(validation_data, Dataset):
+            return self._pair(validation_data, None, ("validation_data.X", "validation_data.y"))
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data: expected a pair (X_val, y_val) or a Dataset")
+        return self._pair(validation_data[0], validation_data[1], ("validation_data[0]", "validation_data[1]"))
+
     # ------------------------------------------------------------------ evaluation
-    def _X(self, X: Any, name: str = "X", layer: int = 0) -> NDArray:
-        n_cols = self.n_inputs if layer == 0 else int(self._specs[layer][1])
-        return as_matrix(X, name, self.dtype, n_cols)
-
-    def _Y(self, y: Any, n: int) -> NDArray:
-        return targets(y, self.loss, self.n_outputs, n, self.dtype)
-
     def forward(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Raw network outputs (logits for classification heads), shape (n_samples, n_outputs)."""
-        if self._cuda is not None:
-            return self._cuda.forward(self._X(X), False, 0)
-        return self._model.forward(self._X(X), False, 0, resolve_threads(n_threads))
+        return self._engine.forward(self._inputs(X), False, 0, resolve_threads(n_threads))
 
     def predict(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Outputs through the head's link: values (mse), softmax or sigmoid probabilities (classification)."""
-        if self._cuda is not None:
-            return self._cuda.forward(self._X(X), True, 0)
-        return self._model.forward(self._X(X), True, 0, resolve_threads(n_threads))
+        return self._engine.forward(self._inputs(X), True, 0, resolve_threads(n_threads))
 
     __call__ = forward
 
     def layer_input(self, X: Any, layer: int, n_threads: Optional[int] = None) -> NDArray:
         """Input of ``layer`` (the output of layer-1); ``layer == n_layers`` gives the network output."""
         layer = self._check_layer(layer, "layer", allow_end=True)
-        if self._cuda is not None:
-            return self._cuda.layer_input(self._X(X), layer)
-        return self._model.layer_input(self._X(X), layer, resolve_threads(n_threads))
+        return self._engine.layer_input(self._inputs(X), layer, 0, None, resolve_threads(n_threads))
 
-    def loss_and_grad(self, X: Any, y: Any, theta: Optional[Any] = None, layers: BlockSpec = None,
+    def loss_and_grad(self, X: Any, y: Any = None, theta: Optional[Any] = None, layers: BlockSpec = None,
                       n_threads: Optional[int] = None) -> tuple:
         """Full-batch objective J (mean loss + L2 terms) and its gradient.
 
@@ -347,6 +335,7 @@ class Network:
 
         Parameters
         ----------
+        X, y : arrays, or a :class:`sensinet.Dataset` as X (then y is None)
         theta : array, optional
             Full parameter vector to evaluate at (default: the network's own).
         layers : int or (first, last) or sequence of consecutive indices, optional
@@ -355,47 +344,28 @@ class Network:
             block up only.
         """
         first, last = self._block(layers)
-        Xa = self._X(X)
-        Y = self._Y(y, Xa.shape[0])
+        Xm, Ym = self._pair(X, y)
         th = None if theta is None else self._theta(theta)
-        threads = resolve_threads(n_threads)
-        if self._cuda is not None:  # the block input is computed on the device
-            loss, grad = self._cuda.loss_and_grad(Xa, Y, first, last, True, th, 0)
-            return float(loss), grad
-        if first > 0:
-            Xa = self._model.layer_input(Xa, first, threads) if th is None else self._layer_input_at(Xa, first, th)
-        loss, grad = self._model.loss_and_grad(Xa, Y, th, first, last, True, threads)
-        return float(loss), grad
-
-    def _layer_input_at(self, X: NDArray, first: int, theta: NDArray) -> NDArray:
-        saved = self.parameters.copy()
-        try:
-            self._model.parameters[:] = theta
-            return self._model.layer_input(X, first, 1)
-        finally:
-            self._model.parameters[:] = saved
+        return self._engine.loss_and_grad(Xm, Ym, first, last, True, th, 0, resolve_threads(n_threads))
 
     def _theta(self, theta: Any) -> NDArray:
         t = np.asarray(theta)
         if t.ndim != 1 or t.shape[0] != self.n_params:
             raise ValueError(f"theta: expected shape ({self.n_params},), got {t.shape}")
+        if t.dtype.kind not in "biuf":
+            raise TypeError(f"theta: expected a numeric array, got dtype {t.dtype}")
         t = np.ascontiguousarray(t, dtype=self.dtype)
         if not t.flags.writeable:
             t = t.copy()
         return t
 
-    def objective(self, X: Any, y: Any, n_threads: Optional[int] = None) -> float:
+    def objective(self, X: Any, y: Any = None, n_threads: Optional[int] = None) -> float:
         """Full-batch objective J (mean loss + L2) without the gradient."""
-        Xa = self._X(X)
-        if self._cuda is not None:
-            loss, _ = self._cuda.loss_and_grad(Xa, self._Y(y, Xa.shape[0]), 0, -1, False)
-            return float(loss)
-        loss, _ = self._model.loss_and_grad(Xa, self._Y(y, Xa.shape[0]), None, 0, -1, False,
-                                            resolve_threads(n_threads))
-        return float(loss)
+        Xm, Ym = self._pair(X, y)
+        return self._engine.loss_and_grad(Xm, Ym, 0, -1, False, None, None, resolve_threads(n_threads))[0]
 
     # ------------------------------------------------------------------ training
-    def fit(self, X: Any, y: Any, *, optimizer: Union[str, Optimizer] = "adam", lr: Optional[float] = None,
+    def fit(self, X: Any, y: Any = None, *, optimizer: Union[str, Optimizer] = "adam", lr: Optional[float] = None,
             epochs: int = 100, batch_size: int = 32, shuffle: bool = True, seed: Optional[int] = 0,
             layers: BlockSpec = None, validation_data: Optional[tuple] = None, patience: Optional[int] = None,
             tol: float = 0.0, callback: Optional[Callable[[dict], Any]] = None, callback_every: int = 0,
@@ -413,7 +383,9 @@ class Network:
             Minibatch schedule; shuffling uses a seeded Mersenne Twister inside the engine.
         layers : int, (first, last) or sequence, optional
             Train only this block of consecutive layers; the frozen layers below are evaluated once.
-        validation_data : (X_val, y_val), optional
+        X, y : arrays, or a :class:`sensinet.Dataset` as X (then y is None)
+            A Dataset, or the same unchanged arrays again, is neither re-validated nor re-uploaded.
+        validation_data : (X_val, y_val) or Dataset, optional
             Evaluated at every epoch end; with ``patience`` training stops after that many epochs without an
             improvement larger than ``tol`` and the best weights are restored.
         callback : callable, optional
@@ -432,18 +404,15 @@ class Network:
             Ctrl-C stops between two steps and leaves consistent weights.
         """
         opt = make_optimizer(optimizer, lr)
-        if self._cuda is not None and isinstance(opt, LBFGS):
-            raise NotImplementedError("fit: L-BFGS is not available on a CUDA device; use optimizer='sgd' or "
-                                      "'adam', or move the network with net.to('cpu')")
         first, last = self._block(layers)
         threads = resolve_threads(n_threads)
-        Xa = self._X(X)
-        Y = self._Y(y, Xa.shape[0])
+        Xm, Ym = self._pair(X, y)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-        if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
+                                     or patience < 1):
             raise ValueError(f"patience: expected an int >= 1 or None, got {patience!r}")
         if patience is not None and validation_data is None:
             raise ValueError("patience: early stopping needs validation_data=(X_val, y_val)")
@@ -454,12 +423,7 @@ class Network:
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         Xv = Yv = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data: expected a pair (X_val, y_val)")
-            Xv = self._X(validation_data[0], "validation_data[0]")
-            Yv = targets(validation_data[1], self.loss, self.n_outputs, Xv.shape[0], self.dtype, "validation_data[1]")
-        if first > 0 and self._cuda is None:  # on a device, the block input is computed there
-            Xa = self._model.layer_input(Xa, first, threads)
+            Xv, Yv = self._validation(validation_data)
         result = FitResult(status="completed", optimizer=type(opt).__name__.lower(), epochs=0, steps=0,
                            block=(first, last))
         bar = ProgressBar(epochs if not isinstance(opt, LBFGS) else opt.max_iter, desc="fit") if progress else None
@@ -468,17 +432,13 @@ class Network:
         def poll(info: dict) -> bool:
             stop = False
             if info["epoch_end"]:
-                if Xv is not None:
-                    if "val_loss" in info:  # computed on the device, where the validation data lives
-                        val = info["val_loss"]
-                    else:
-                        val, _ = self._model.loss_and_grad(Xv, Yv, None, 0, -1, False, threads)
-                    info["val_loss"] = float(val)
-                    result.val_curve.append(float(val))
+                if "val_loss" in info:  # the engine evaluated the validation objective
+                    val = info["val_loss"] = float(info["val_loss"])
+                    result.val_curve.append(val)
                     if val < best["val"] - tol:
-                        best.update(val=float(val), epoch=info["epoch"], wait=0)
+                        best.update(val=val, epoch=info["epoch"], wait=0)
                         if patience is not None:
-                            best["theta"] = self.parameters.copy()
+                            best["theta"] = self._engine.read_parameters().copy()
                     else:
                         best["wait"] += 1
                         if patience is not None and best["wait"] >= patience:
@@ -492,32 +452,22 @@ class Network:
 
         # Without a consumer the engine needs no Python at epoch ends (and no weight sync for it).
         needs_poll = bar is not None or Xv is not None or callback is not None
+        common = dict(first=first, last=last, input_layer=0, callback=poll if needs_poll else None, X_val=Xv,
+                      Y_val=Yv, threads=threads)
         t0 = time.perf_counter()
         result.status = "error"  # replaced below unless the engine raises (a callback's exception, Ctrl-C)
         try:
             if isinstance(opt, LBFGS):
-                r = _core.lbfgs(self._model, Xa, Y, max_iter=opt.max_iter, history=opt.history, gtol=opt.gtol,
-                                ftol=opt.ftol, first=first, last=last, callback=poll, n_threads=threads)
+                r = self._engine.lbfgs(Xm, Ym, opt, **common)
                 result.status = r["status"]
                 result.loss_curve = list(r["loss_history"])
                 result.epochs = r["iterations"]
                 result.steps = r["evaluations"]
             else:
-                m, v = opt._state_for(self.n_params, self.dtype)
-                kw = dict(**opt._engine_args(), state_m=m, state_v=v, t=opt.t, epochs=int(epochs),
-                          batch_size=int(batch_size), shuffle=bool(shuffle),
-                          seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
-                          first=first, last=last, poll_every=int(callback_every),
-                          max_steps=-1 if max_steps is None else int(max_steps),
-                          callback=poll if needs_poll else None, n_threads=threads)
-                if self._cuda is not None:
-                    try:  # data, block input and validation data move to the device once per call
-                        r = self._cuda.train(Xa, Y, **kw, input_layer=0, X_val=Xv, Y_val=Yv)
-                    finally:
-                        self._stale = True  # the host mirror is refreshed when CPU code next needs it
-                else:
-                    r = _core.train(self._model, Xa, Y, **kw)
-                opt.t = r["t"]
+                r = self._engine.train(
+                    Xm, Ym, opt, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
+                    seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
+                    poll_every=int(callback_every), max_steps=-1 if max_steps is None else int(max_steps), **common)
                 result.status = r["status"]
                 result.loss_curve = list(r["epoch_loss"])
                 result.epochs = r["epochs"]
@@ -529,10 +479,8 @@ class Network:
             self.history_ = result
         if best["early"]:
             result.status = "early_stopped"
-        if best["theta"] is not None and best["epoch"] is not None and Xv is not None and patience is not None:
-            self._stale = False  # every parameter is overwritten
-            self._model.parameters[:] = best["theta"]
-            self._push()
+        if best["theta"] is not None and best["epoch"] is not None and patience is not None:
+            self._engine.set_parameters(best["theta"])
         result.best_epoch = best["epoch"]
         if result.status == "diverged":
             raise DivergenceError(
@@ -569,19 +517,19 @@ class Network:
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
-        """Architecture + parameters (the C++ object itself cannot be pickled)."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_host_model", "_cuda", "_stale")}
-        state["_parameters"] = self.parameters.copy()
+        """Architecture + parameters (the engine itself cannot be pickled)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._PRIVATE}
+        state["_parameters"] = self._engine.read_parameters().copy()
+        state["_device"] = self.device
         return state
 
     def __setstate__(self, state: dict) -> None:
         params = state.pop("_parameters")
         device = state.pop("_device", "cpu")
         self.__dict__.update(state)
-        cls = _core.Model64 if self.dtype == np.float64 else _core.Model32
-        self._model = cls(self._specs, self.loss)
-        self._model.parameters[:] = params
-        self._device, self._cuda = "cpu", None
+        self._engine = CpuEngine(self._specs, self.loss, self.dtype)
+        self._engine.set_parameters(params)
+        self._cache = DataCache()
         if device != "cpu":
             try:
                 self.to(device)
@@ -600,6 +548,6 @@ class Network:
                 parts.append(f"Residual({layer.width}, {layer.activation!r}, hidden={layer.inner}, "
                              f"weights={layer.weights})")
         dt = "float64" if self.dtype == np.float64 else "float32"
-        dev = "" if self._device == "cpu" else f", device={self._device!r}"
+        dev = "" if self.device == "cpu" else f", device={self.device!r}"
         return (f"Network(n_inputs={self.n_inputs}, layers=[{', '.join(parts)}], loss={self.loss!r}, "
                 f"dtype={dt}, n_params={self.n_params}{dev})")

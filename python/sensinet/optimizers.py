@@ -1,9 +1,13 @@
-"""Optimizer configurations. SGD and Adam keep their state (momentum, moments, step count) on the object,
-so passing the same object to successive ``fit`` calls continues where the last one stopped."""
+"""Optimizer configurations. SGD and Adam take their hyperparameters positionally in the documented order
+(``SGD(lr, momentum, nesterov)``, ``Adam(lr, beta1, beta2, eps)``) and keep their state (momentum,
+moments, step count) on the object, so passing the same object to successive ``fit`` calls continues
+where the last one stopped."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Union
+import itertools
+import weakref
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,25 +15,90 @@ from numpy.typing import NDArray
 from ._validation import check_positive
 
 
-@dataclass
+_state_keys = itertools.count(1)
+
+
 class _Stateful:
-    state_m: Optional[NDArray] = field(default=None, repr=False, compare=False)
-    state_v: Optional[NDArray] = field(default=None, repr=False, compare=False)
-    t: int = field(default=0, repr=False, compare=False)
+    """Optimizer state (momentum / Adam moments and the step count) that continues across ``fit`` calls.
+
+    The state lives where the network trained last: in host arrays, or on a GPU, where it stays between
+    calls. Reading ``state_m`` / ``state_v`` brings it to the host."""
+
+    _m: Optional[NDArray] = None
+    _v: Optional[NDArray] = None
+    _home: Any = None  # weak reference to the engine that holds the newest state (None: the host arrays)
+    t: int = 0
+
+    @property
+    def _state_key(self) -> int:
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = self.__dict__["_key"] = next(_state_keys)
+        return key
+
+    def _state_home(self) -> Any:
+        return None if self._home is None else self._home()
+
+    def _state_on(self, engine: Any) -> None:
+        self._home = weakref.ref(engine)
+
+    def _sync_state_to_host(self) -> None:
+        engine = self._state_home()
+        self._home = None
+        if engine is not None and self._m is not None:
+            engine.download_state(self._state_key, self._m, self._v)
+
+    def _host_state(self, n_params: int, dtype: Any) -> tuple:
+        """Host state arrays for n_params in dtype, up to date (zeros and t = 0 when they do not fit)."""
+        if self._state_home() is not None and self._m is not None and self._m.shape == (n_params,) \
+                and self._m.dtype == dtype:
+            return self._m, self._v  # the engine that holds the state uses it from the device
+        self._sync_state_to_host()
+        if self._m is None or self._m.shape != (n_params,) or self._m.dtype != dtype:
+            self._m = np.zeros(n_params, dtype=dtype)
+            self._v = np.zeros(n_params, dtype=dtype)
+            self.t = 0
+            self.__dict__.pop("_key", None)  # a new state: a new key
+        return self._m, self._v
+
+    @property
+    def state_m(self) -> Optional[NDArray]:
+        """First state vector (momentum buffer / Adam's first moment), or None before the first step."""
+        self._sync_state_to_host()
+        return self._m
+
+    @state_m.setter
+    def state_m(self, value: Optional[NDArray]) -> None:
+        self._sync_state_to_host()
+        self._m = None if value is None else np.array(value)
+        self.__dict__.pop("_key", None)
+
+    @property
+    def state_v(self) -> Optional[NDArray]:
+        """Second state vector (Adam's second moment; unused by SGD), or None before the first step."""
+        self._sync_state_to_host()
+        return self._v
+
+    @state_v.setter
+    def state_v(self, value: Optional[NDArray]) -> None:
+        self._sync_state_to_host()
+        self._v = None if value is None else np.array(value)
+        self.__dict__.pop("_key", None)
 
     def reset(self) -> "_Stateful":
         """Forget the accumulated state (moments and step count)."""
-        self.state_m = self.state_v = None
+        self._home = None
+        self._m = self._v = None
         self.t = 0
+        self.__dict__.pop("_key", None)
         return self
 
-    def _state_for(self, n_params: int, dtype: type) -> tuple[NDArray, NDArray]:
-        if self.state_m is None or self.state_m.shape != (n_params,) or self.state_m.dtype != dtype:
-            self.state_m = np.zeros(n_params, dtype=dtype)
-            self.state_v = np.zeros(n_params, dtype=dtype)
-            self.t = 0
-        assert self.state_v is not None
-        return self.state_m, self.state_v
+    def __getstate__(self) -> dict:
+        self._sync_state_to_host()
+        return {k: v for k, v in self.__dict__.items() if k not in ("_home", "_key")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -96,13 +165,21 @@ OPTIMIZERS = ("sgd", "adam", "lbfgs")
 
 
 def make_optimizer(optimizer: Union[str, Optimizer], lr: Optional[float] = None) -> Optimizer:
-    """An optimizer object from a name (with an optional learning rate) or the object itself."""
+    """An optimizer object from a name (with an optional learning rate) or the object itself.
+
+    ``lr`` belongs to a name: with an optimizer object (which carries its own) or with "lbfgs" (which has a
+    line search instead) it is an error rather than silently ignored."""
     if isinstance(optimizer, (SGD, Adam, LBFGS)):
+        if lr is not None:
+            raise ValueError(f"lr: the optimizer object {type(optimizer).__name__} carries its own learning rate; "
+                             f"set it there (e.g. {type(optimizer).__name__}(lr=...)) instead of lr={lr!r}")
         return optimizer
     if optimizer == "sgd":
         return SGD(lr=0.01 if lr is None else lr)
     if optimizer == "adam":
         return Adam(lr=1e-3 if lr is None else lr)
     if optimizer == "lbfgs":
+        if lr is not None:
+            raise ValueError(f"lr: L-BFGS takes no learning rate (it uses a line search), got lr={lr!r}")
         return LBFGS()
     raise ValueError(f"optimizer: expected one of {OPTIMIZERS} or an SGD/Adam/LBFGS object, got {optimizer!r}")

@@ -21,14 +21,13 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
 from ._config import resolve_threads
-from ._validation import as_matrix, check_choice, targets
+from ._validation import check_choice
+from .data import Matrix
 from .network import Network
 
 REDUCTIONS = ("mean_abs", "rms", "mean")
 GROUP_RULES = ("l2", "l1", "max", "shared")
-_REDUCE_CODE = {"mean_abs": 0, "rms": 1, "mean": 2}
 
 
 @dataclass(frozen=True)
@@ -284,25 +283,24 @@ def _fd_site(net: Network, X: NDArray, Y: Optional[NDArray], site: Site, wrt: st
             s = np.ones(site.width, dtype=net.dtype)
             s[idx] += sign * eps
             if layer < 0:
-                o = net._model.forward(np.ascontiguousarray(X * s), False, 0, threads)
+                o = net._engine.forward(np.ascontiguousarray(X * s), False, 0, threads)
             else:
-                o = _core.scaled_forward(net._model, X, None, [(layer, part, s)], threads)
+                o = net._engine.scaled_forward(X, None, [(layer, part, s)], threads)
             vals.append(o if wrt == "output" else _per_sample_loss(net, o, Y)[:, None])
         out.append((vals[0] - vals[1]) / (2 * eps))
     return np.stack(out, axis=2)
 
 
 def _prepare(net: Network, X: Any, y: Any, wrt: str) -> tuple:
+    """(X, Y or None) Matrices of a Dataset or arrays, through the network's cache."""
     if not isinstance(net, Network):
         raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
     check_choice(wrt, "wrt", ("output", "loss"))
-    Xa = as_matrix(X, "X", net.dtype, net.n_inputs)
-    Y = None
     if wrt == "loss":
-        if y is None:
+        if y is None and getattr(X, "y", None) is None:
             raise ValueError("y: required for wrt='loss' (the loss needs targets)")
-        Y = targets(y, net.loss, net.n_outputs, Xa.shape[0], net.dtype)
-    return Xa, Y
+        return net._pair(X, y)
+    return net._inputs(X), None
 
 
 def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
@@ -342,21 +340,31 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
     check_choice(method, "method", ("reverse", "finite_difference"))
     sites = select_sites(net, layers)
     threads = resolve_threads(n_threads)
-    if method == "reverse" and net._cuda is not None and not per_sample:  # on the GPU (reduced matrices)
-        mats = list(net._cuda.sensitivities(Xa, Y, wrt == "loss", [s.engine for s in sites], _REDUCE_CODE[reduce]))
-        samples = None
-    elif method == "reverse":
-        mats, samples = _core.sensitivities(net._model, Xa, Y, wrt == "loss", [s.engine for s in sites],
-                                            _REDUCE_CODE[reduce], per_sample, threads)
-        mats, samples = list(mats), (list(samples) if per_sample else None)
+    if method == "reverse":
+        mats, samples = net._engine.sensitivities(Xa, Y, wrt == "loss", [s.engine for s in sites], reduce,
+                                                  per_sample, threads)
     else:
-        step = eps if eps is not None else (1e-6 if net.dtype == np.float64 else 1e-3)
-        vals = [_fd_site(net, Xa, Y, s, wrt, step, threads=threads) for s in sites]
+        step = _fd_step(eps, net.dtype, 1e-6, 1e-3)
+        vals = [_fd_site(net, Xa.array, _array(Y), s, wrt, step, threads=threads) for s in sites]
         mats = [_reduce(v.astype(np.float64), reduce) for v in vals]
         samples = vals if per_sample else None
     names = [f"output {k}" for k in range(net.n_outputs)] if wrt == "output" else ["loss"]
     return SensitivityResult(wrt=wrt, reduce=reduce, method=method, sites=sites, matrices=mats,
                              n_samples=Xa.shape[0], per_sample=samples, output_names=names)
+
+
+def _array(m: Optional[Matrix]) -> Optional[NDArray]:
+    return None if m is None else m.array
+
+
+def _fd_step(eps: Optional[float], dtype: Any, default64: float, default32: float) -> float:
+    """A finite-difference step: the default of the dtype, or a checked user value."""
+    if eps is None:
+        return default64 if dtype == np.float64 else default32
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps: expected a finite step > 0, got {eps!r}")
+    return float(eps)
 
 
 def iter_per_sample(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
@@ -368,11 +376,12 @@ def iter_per_sample(net: Network, X: Any, y: Any = None, layers: Any = None, wrt
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     sites = select_sites(net, layers)
     threads = resolve_threads(n_threads)
+    Xa, Y = Xa.array, _array(Y)
     for s in range(0, Xa.shape[0], batch_size):
         Yb = None if Y is None else Y[s:s + batch_size]
-        _, samples = _core.sensitivities(net._model, Xa[s:s + batch_size], Yb, wrt == "loss",
-                                         [t.engine for t in sites], 2, True, threads)
-        yield s, sites, list(samples)
+        _, samples = net._engine.sensitivities(Xa[s:s + batch_size], Yb, wrt == "loss", [t.engine for t in sites],
+                                               "mean", True, threads)
+        yield s, sites, samples
 
 
 def _group_sites(net: Network, group: dict) -> list:
@@ -401,13 +410,11 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
     trip = [_group_sites(net, g) for g in groups]
     if method == "reverse":
         sites = sorted({(l, p) for t in trip for (l, p, _) in t})
-        if net._cuda is not None:
-            mats = net._cuda.sensitivities(Xa, Y, True, sites, 2)
-        else:
-            mats, _ = _core.sensitivities(net._model, Xa, Y, True, sites, 2, False, threads)
+        mats, _ = net._engine.sensitivities(Xa, Y, True, sites, "mean", False, threads)
         g = {site: m[0] for site, m in zip(sites, mats)}
         return np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
-    step = eps if eps is not None else (1e-6 if net.dtype == np.float64 else 1e-3)
+    step = _fd_step(eps, net.dtype, 1e-6, 1e-3)
+    Xa, Y = Xa.array, Y.array
     return np.array([(_scaled_objective(net, Xa, Y, t, step, threads) -
                       _scaled_objective(net, Xa, Y, t, -step, threads)) / (2 * step) for t in trip])
 
@@ -426,7 +433,7 @@ def scaled_inputs(net: Network, Xa: NDArray, triples: list, t: float) -> tuple:
 def _scaled_objective(net: Network, Xa: NDArray, Y: NDArray, triples: list, t: float, threads: int) -> float:
     """J with the group factor set to 1 + t (the shared factor multiplies every member neuron)."""
     Xs, scales = scaled_inputs(net, Xa, triples, t)
-    return float(_core.scaled_forward(net._model, Xs, Y, scales, threads))
+    return float(net._engine.scaled_forward(Xs, Y, scales, threads))
 
 
 def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method: str = "exact",
@@ -441,8 +448,9 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
     threads = resolve_threads(n_threads)
     trip = [_group_sites(net, g) for g in groups]
     if method == "exact":
-        return np.array(_core.group_curvature(net._model, Xa, Y, trip, threads))
-    h = eps if eps is not None else (1e-3 if net.dtype == np.float64 else 3e-2)
+        return net._engine.group_curvature(Xa, Y, trip, threads)
+    h = _fd_step(eps, net.dtype, 1e-3, 3e-2)
+    Xa, Y = Xa.array, Y.array
     out = []
     for t in trip:
         J = [_scaled_objective(net, Xa, Y, t, k * h, threads) for k in (-2, -1, 0, 1, 2)]

@@ -306,9 +306,11 @@ void predict(const Architecture& a, const T* theta, const In& x, MatMap<T> out, 
 }
 
 // Input of layer `layer` (the output of layer-1; x itself for layer 0) for all rows, in chunks.
+// Input of layer `layer` (the output of layer-1) for x, the input of layer `from` <= layer.
 template <class T, class In>
-void layer_input(const Architecture& a, const T* theta, const In& x, Index layer, MatMap<T> out, Workspace<T>& ws) {
-  if (layer == 0) {
+void layer_input(const Architecture& a, const T* theta, const In& x, Index from, Index layer, MatMap<T> out,
+                 Workspace<T>& ws) {
+  if (layer == from) {
     out = x;
     return;
   }
@@ -317,7 +319,7 @@ void layer_input(const Architecture& a, const T* theta, const In& x, Index layer
   for (Index s = 0; s < n; s += step) {
     const Index m = std::min(step, n - s);
     CStridedMap<T> xs(x.data() + s * x.outerStride(), m, x.cols(), Eigen::OuterStride<>(x.outerStride()));
-    forward(a, theta, xs, ws, 0, layer - 1);
+    forward(a, theta, xs, ws, from, layer - 1);
     out.middleRows(s, m) = ws.output(layer - 1);
   }
 }

@@ -1,0 +1,21 @@
+// Data helpers: the fingerprint that lets prepared data sets and device mirrors detect in-place changes.
+#include "common.hpp"
+#include "sensinet/fingerprint.hpp"
+
+namespace sensinet::bind {
+
+void bind_data(py::module_& m) {
+  m.def(
+      "fingerprint",
+      [](const py::array& a) {
+        if (!(a.flags() & py::array::c_style))
+          throw py::value_error("array: expected a C-contiguous array for a fingerprint");
+        const void* p = a.data();
+        const std::size_t bytes = static_cast<std::size_t>(a.nbytes());
+        py::gil_scoped_release nogil;
+        return fingerprint(p, bytes);
+      },
+      py::arg("array"), "64-bit position-sensitive fingerprint of a C-contiguous array's bytes.");
+}
+
+}  // namespace sensinet::bind
