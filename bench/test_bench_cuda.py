@@ -117,7 +117,7 @@ def _torch_step_fns(net, X, y, batch, n_batches, epochs, lr):
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("impl", ["sensinet", "torch-eager", "torch-cudagraph"])
+@pytest.mark.parametrize("impl", ["sensinet", "sensinet-fit", "torch-eager", "torch-cudagraph"])
 def test_cuda_training_step(benchmark, impl, config):
     widths, batch, n_batches, epochs = CONFIGS[config]
     steps = n_batches * epochs
@@ -131,8 +131,8 @@ def test_cuda_training_step(benchmark, impl, config):
         v = np.zeros(dev.n_params, np.float32)
         # correctness: one epoch equals torch's SGD from the same weights
         eager, _, tmodel = _torch_step_fns(net, X, y, batch, n_batches, 1, lr)
-        dev._cuda.train(X, Y, optimizer="sgd", lr=lr, state_m=m, state_v=v, epochs=1, batch_size=batch,
-                        shuffle=False)
+        dev._engine._dev.train(X, Y, optimizer="sgd", lr=lr, state_m=m, state_v=v, epochs=1, batch_size=batch,
+                               shuffle=False)
         eager()
         ref = np.concatenate([p.detach().cpu().numpy().T.ravel() if p.ndim == 2 else p.detach().cpu().numpy()
                               for p in tmodel.parameters()])
@@ -140,9 +140,21 @@ def test_cuda_training_step(benchmark, impl, config):
         assert np.max(np.abs(got - ref)) <= 1e-3 * np.max(np.abs(ref))
 
         def run():
-            dev._cuda.train(X, Y, optimizer="sgd", lr=lr, state_m=m, state_v=v, epochs=epochs, batch_size=batch,
-                            shuffle=False)
-        benchmark.extra_info["device"] = dev._cuda.device_name()
+            dev._engine._dev.train(X, Y, optimizer="sgd", lr=lr, state_m=m, state_v=v, epochs=epochs,
+                                   batch_size=batch, shuffle=False)
+        benchmark.extra_info["device"] = dev._engine._dev.device_name()
+    elif impl == "sensinet-fit":  # the public API with NumPy inputs: state and data stay on the device
+        dev = net.copy().to("cuda")
+        opt = sn.SGD(lr)
+
+        def run():
+            dev.fit(X, y, optimizer=opt, epochs=epochs, batch_size=batch, shuffle=False)
+        run()
+        dev.reset_transfer_stats()
+        run()
+        s = dev.transfer_stats()
+        assert (s["h2d_data_bytes"], s["h2d_state_bytes"], s["h2d_param_bytes"]) == (0, 0, 0), s
+        benchmark.extra_info["transfers"] = s
     else:
         eager, graphed, _ = _torch_step_fns(net, X, y, batch, n_batches, epochs, lr)
         run = eager if impl == "torch-eager" else graphed

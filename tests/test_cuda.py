@@ -256,7 +256,7 @@ def test_training_steps_equal_cpu(opt, head, dtype):
     if oc.state_m is not None and np.any(oc.state_m):
         assert rel_err(od.state_m, oc.state_m) < tol
     # the host mirror follows the device
-    np.testing.assert_array_equal(dev._model.parameters, dev.parameters)
+    np.testing.assert_array_equal(dev._engine.host().read_parameters(), dev.parameters)
 
 
 @pytest.mark.cuda
@@ -274,7 +274,7 @@ def test_cuda_graph_steps_equal_plain_launches(opt, dtype):
         dev = base.copy().to("cuda")
         m = np.zeros(dev.n_params, dtype)
         v = np.zeros(dev.n_params, dtype)
-        r = dev._cuda.train(X, Y, optimizer=opt, lr=0.01, momentum=0.0, state_m=m, state_v=v, epochs=4,
+        r = dev._engine._dev.train(X, Y, optimizer=opt, lr=0.01, momentum=0.0, state_m=m, state_v=v, epochs=4,
                             batch_size=32, seed=3, cuda_graphs=graphs)
         assert r["graphs"] == graphs
         results.append((dev.parameters, r["epoch_loss"], m, r["t"]))
@@ -375,11 +375,15 @@ def test_max_steps_equal_cpu(max_steps):
 
 @pytest.mark.cuda
 @needs_gpu
-def test_lbfgs_on_cuda_is_not_implemented():
-    dev = make_net(3, [sn.Dense(4, "tanh"), sn.Dense(1)]).to("cuda")
+def test_lbfgs_on_a_cuda_network_equals_the_cpu_engine():
+    """L-BFGS runs on the host mirror for now; the result reaches the device."""
+    cpu = make_net(3, [sn.Dense(4, "tanh"), sn.Dense(1)])
+    dev = cpu.copy().to("cuda")
     X, y = random_data(dev, n=10)
-    with pytest.raises(NotImplementedError, match="L-BFGS"):
-        dev.fit(X, y, optimizer="lbfgs")
+    cpu.fit(X, y, optimizer="lbfgs")
+    dev.fit(X, y, optimizer="lbfgs")
+    assert rel_err(dev.parameters, cpu.parameters) < 1e-10
+    assert rel_err(dev.predict(X), cpu.predict(X)) < 1e-10
 
 
 @pytest.mark.cuda
@@ -455,13 +459,13 @@ def test_no_device_memory_leak_over_200_fits():
     keep = one_round(0)  # warm-up: cuBLAS / graph resources of the first use, buffers of every size used
     keep.fit(X, y, optimizer="sgd", lr=0.01, epochs=1, batch_size=32)
     base_bytes = mod.bytes_in_use()
-    base_free = keep._cuda.memory_info()["free"]
+    base_free = keep._engine._dev.memory_info()["free"]
     for i in range(200):
         keep.fit(X, y, optimizer="sgd", lr=0.01, epochs=1, batch_size=32)
         if i % 20 == 0:
             one_round(i)
     assert mod.bytes_in_use() == base_bytes
-    assert abs(keep._cuda.memory_info()["free"] - base_free) < 16 << 20
+    assert abs(keep._engine._dev.memory_info()["free"] - base_free) < 16 << 20
 
 
 @pytest.mark.cuda
@@ -471,9 +475,9 @@ def test_data_moves_to_the_device_once_per_fit():
     X, y = random_data(dev, n=4000)
     Y = np.asarray(y, np.float64)
     epochs, bs = 3, 40  # 300 steps
-    dev._cuda.reset_transfer_stats()
+    dev.reset_transfer_stats()
     dev.fit(X, y, optimizer="adam", epochs=epochs, batch_size=bs)
-    s = dev._cuda.transfer_stats()
+    s = dev.transfer_stats()
     P = dev.n_params * 8
     # X, Y and the optimizer state once, the permutation (8 bytes a row) once per epoch; nothing per step
     assert s["h2d_bytes"] <= X.nbytes + Y.nbytes + 2 * P + epochs * len(X) * 8 + 4096
@@ -484,20 +488,67 @@ def test_data_moves_to_the_device_once_per_fit():
 
 @pytest.mark.cuda
 @needs_gpu
-def test_device_round_trip_copy_pickle_and_read_only_parameters():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_second_fit_uploads_neither_data_nor_state(dtype):
+    """Parameters, optimizer state and prepared data stay on the device between calls."""
+    cpu = make_net(10, [sn.Dense(32, "relu"), sn.Dense(16, "tanh"), sn.Dense(2)], loss="cross_entropy", dtype=dtype)
+    dev = cpu.copy().to("cuda")
+    X, y = random_data(dev, n=512)
+    X = X.astype(dtype)
+    oc, od = sn.Adam(1e-2), sn.Adam(1e-2)
+    val = (X[:64], y[:64])
+    dev.fit(X, y, optimizer=od, epochs=2, batch_size=32, validation_data=val)
+    cpu.fit(X, y, optimizer=oc, epochs=2, batch_size=32, validation_data=val)
+    dev.reset_transfer_stats()
+    dev.fit(X, y, optimizer=od, epochs=2, batch_size=32, validation_data=val)
+    cpu.fit(X, y, optimizer=oc, epochs=2, batch_size=32, validation_data=val)
+    s = dev.transfer_stats()
+    assert (s["h2d_data_bytes"], s["h2d_state_bytes"], s["h2d_param_bytes"]) == (0, 0, 0)
+    assert (s["d2h_state_bytes"], s["d2h_param_bytes"]) == (0, 0)
+    assert rel_err(dev.parameters, cpu.parameters) < rtol(dtype, train=True)  # the kept state was the right one
+    assert rel_err(od.state_v, oc.state_v) < rtol(dtype, train=True)
+    # a Dataset, sensitivities and objectives reuse the same device copies
+    data = sn.Dataset(X, y)
+    dev.fit(data, optimizer=od, epochs=1)
+    dev.reset_transfer_stats()
+    dev.fit(data, optimizer=od, epochs=1)
+    dev.objective(data)
+    sn.sensitivity(dev, data, wrt="loss")
+    assert dev.transfer_stats()["h2d_data_bytes"] == 0
+    X[0, 0] += 1.0  # changed in place: uploaded again, never stale
+    assert rel_err(dev.predict(X), dev.copy().to("cpu").predict(X)) < rtol(dtype)
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_parameter_views_of_a_cuda_network_write_through():
+    cpu = make_net(4, [sn.Dense(8, "tanh"), sn.Dense(2)])
+    dev = cpu.copy().to("cuda")
+    X, y = random_data(dev, n=40)
+    W = dev.layer_parameters(0)["W"]
+    W[...] = 0.3
+    cpu.layer_parameters(0)["W"][...] = 0.3
+    assert rel_err(dev.forward(X), cpu.forward(X)) < 1e-12
+    dev.fit(X, y, epochs=2, seed=1)
+    cpu.fit(X, y, epochs=2, seed=1)
+    assert rel_err(W, cpu.layer_parameters(0)["W"]) < 1e-10  # a held view is never stale
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_device_round_trip_copy_pickle_and_writable_parameters():
     net = make_net(3, [sn.Dense(6, "relu"), sn.Residual(6, "tanh"), sn.Dense(2)], loss="cross_entropy")
     theta = net.parameters.copy()
     assert net.to("cuda") is net and net.device == "cuda"
     assert "device='cuda'" in repr(net)
     p = net.parameters
-    assert not p.flags.writeable
-    with pytest.raises(ValueError):
-        p[0] = 1.0
+    assert p.flags.writeable
     np.testing.assert_array_equal(p, theta)
+    del p
     net.parameters = theta * 2  # the setter uploads
     np.testing.assert_array_equal(net.parameters, theta * 2)
     c = net.copy()
-    assert c.device == "cuda" and c._cuda is not net._cuda
+    assert c.device == "cuda" and c._engine._dev is not net._engine._dev
     c.parameters = theta
     np.testing.assert_array_equal(net.parameters, theta * 2)
     u = pickle.loads(pickle.dumps(net))
@@ -508,7 +559,7 @@ def test_device_round_trip_copy_pickle_and_read_only_parameters():
     net.reinitialize(3)
     assert not np.array_equal(net.parameters, theta * 2)
     net.to("cpu")
-    assert net.device == "cpu" and net._cuda is None and net.parameters.flags.writeable
+    assert net.device == "cpu" and net._engine.device == "cpu" and net.parameters.flags.writeable
 
 
 @pytest.mark.cuda
@@ -517,6 +568,6 @@ def test_cuda_info_lists_the_device():
     info = sn.cuda_info()
     assert info["available"] and info["devices"] and info["devices"][0]["name"]
     dev = make_net(3, [sn.Dense(4), sn.Dense(1)]).to("cuda")
-    assert dev._cuda.device_name() == info["devices"][0]["name"]
-    m = dev._cuda.memory_info()
+    assert dev._engine._dev.device_name() == info["devices"][0]["name"]
+    m = dev._engine._dev.memory_info()
     assert 0 < m["free"] <= m["total"] and m["model_bytes"] > 0

@@ -49,6 +49,12 @@ static cu::NetDesc to_desc(const Architecture& a) {
   return cu::NetDesc(std::move(layers), static_cast<int>(a.loss));
 }
 
+// Residency keys of one train() call (0: not resident); see cu::TrainSettings.
+struct Keys {
+  Index x = 0, y = 0, xv = 0, yv = 0, state = 0;
+  bool state_upload = true;
+};
+
 // The device engine's copies of the settings common.hpp validated (cuda_network.hpp stays free of Eigen).
 static cu::OptSettings device_settings(const OptConfig& c) {
   cu::OptSettings d;
@@ -62,7 +68,7 @@ static cu::OptSettings device_settings(const OptConfig& c) {
   return d;
 }
 
-static cu::TrainSettings device_settings(const TrainConfig& c, Index input_layer, bool graphs) {
+static cu::TrainSettings device_settings(const TrainConfig& c, Index input_layer, bool graphs, const Keys& k) {
   cu::TrainSettings d;
   d.epochs = c.epochs;
   d.batch_size = c.batch_size;
@@ -75,6 +81,12 @@ static cu::TrainSettings device_settings(const TrainConfig& c, Index input_layer
   d.max_steps = c.max_steps;
   d.poll_reads_weights = c.poll_reads_weights;
   d.graphs = graphs;
+  d.x_key = k.x;
+  d.y_key = k.y;
+  d.xv_key = k.xv;
+  d.yv_key = k.yv;
+  d.state_key = k.state;
+  d.state_upload = k.state_upload;
   return d;
 }
 
@@ -160,9 +172,9 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           py::arg("theta"), "Upload a host parameter vector (n_params,) into the device's flat vector.")
       .def(
           "get_parameters",
-          [](M& m) {
-            py::array_t<T> out(m.arch.n_params());
-            T* p = out.mutable_data();
+          [](M& m, py::object out_obj) {
+            py::array out = out_obj.is_none() ? py::array(py::array_t<T>(m.arch.n_params())) : py::array(out_obj);
+            T* p = vector_arg<T>(out, "out", m.arch.n_params());
             {
               py::gil_scoped_release nogil;
               std::lock_guard<std::mutex> lock(m.mu);
@@ -170,10 +182,11 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             }
             return out;
           },
-          "A host copy of the device's flat parameter vector.")
+          py::arg("out") = py::none(),
+          "A host copy of the device's flat parameter vector (into `out`, a writable (n_params,) array, if given).")
       .def(
           "forward",
-          [](M& m, const py::array& x, bool link, Index first, int /*n_threads*/) {
+          [](M& m, const py::array& x, bool link, Index first, Index x_key) {
             if (first < 0 || first >= m.arch.n_layers())
               throw py::value_error("first: expected a layer index in [0, " + std::to_string(m.arch.n_layers()) +
                                     "), got " + std::to_string(first));
@@ -183,15 +196,15 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             {
               py::gil_scoped_release nogil;
               std::lock_guard<std::mutex> lock(m.mu);
-              m.net.forward(X.data(), X.rows(), first, link, o);
+              m.net.forward(X.data(), X.rows(), first, link, o, x_key);
             }
             return out;
           },
-          py::arg("X"), py::arg("link") = false, py::arg("first") = 0, py::arg("n_threads") = 0,
+          py::arg("X"), py::arg("link") = false, py::arg("first") = 0, py::arg("x_key") = 0,
           "Network output (logits for classification heads; link: probabilities); X is the input of `first`.")
       .def(
           "layer_input",
-          [](M& m, const py::array& x, Index layer, int /*n_threads*/) {
+          [](M& m, const py::array& x, Index layer, Index x_key) {
             const Index w = layer_input_width(m.arch, layer);
             auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
             py::array_t<T> out({X.rows(), w});
@@ -199,15 +212,15 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             {
               py::gil_scoped_release nogil;
               std::lock_guard<std::mutex> lock(m.mu);
-              m.net.layer_input(X.data(), X.rows(), layer, o);
+              m.net.layer_input(X.data(), X.rows(), layer, o, x_key);
             }
             return out;
           },
-          py::arg("X"), py::arg("layer"), py::arg("n_threads") = 0)
+          py::arg("X"), py::arg("layer"), py::arg("x_key") = 0)
       .def(
           "loss_and_grad",
           [](M& m, const py::array& x, const py::array& y, Index first, Index last, bool want_grad,
-             const py::object& theta, const py::object& input_layer, int /*n_threads*/) {
+             const py::object& theta, const py::object& input_layer, Index x_key, Index y_key) {
             check_block(m, first, last);
             const Index in_layer = resolve_input_layer(input_layer, first);
             auto X = matrix_arg<T>(x, "X", m.arch.layers[in_layer].n_in);
@@ -225,12 +238,13 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             {
               py::gil_scoped_release nogil;
               std::lock_guard<std::mutex> lock(m.mu);
-              loss = m.net.loss_and_grad(X.data(), Y.data(), X.rows(), in_layer, first, last, th, g);
+              loss = m.net.loss_and_grad(X.data(), Y.data(), X.rows(), in_layer, first, last, th, g, x_key, y_key);
             }
             return py::make_tuple(loss, grad);
           },
           py::arg("X"), py::arg("Y"), py::arg("first") = 0, py::arg("last") = -1, py::arg("want_grad") = true,
-          py::arg("theta") = py::none(), py::arg("input_layer") = py::none(), py::arg("n_threads") = 0,
+          py::arg("theta") = py::none(), py::arg("input_layer") = py::none(), py::arg("x_key") = 0,
+          py::arg("y_key") = 0,
           "Full-batch J = mean loss + L2 and dJ/d(parameters of layers first..last). X is the input of "
           "`input_layer` (default: of `first`); the block input is computed on the device.")
       .def(
@@ -239,7 +253,8 @@ void bind_cuda_model(py::module_& mod, const char* name) {
              bool nesterov, double beta1, double beta2, double eps, py::array state_m, py::array state_v, long long t,
              Index epochs, Index batch_size, bool shuffle, uint64_t seed, Index first, Index last, Index poll_every,
              Index max_steps, py::object callback, int /*n_threads*/, const py::object& input_layer,
-             const py::object& x_val, const py::object& y_val, bool cuda_graphs) {
+             const py::object& x_val, const py::object& y_val, bool cuda_graphs, Index state_key, bool state_upload,
+             Index x_key, Index y_key, Index xv_key, Index yv_key) {
             check_block(m, first, last);
             const Index in_layer = resolve_input_layer(input_layer, first);
             auto X = matrix_arg<T>(x, "X", m.arch.layers[in_layer].n_in);
@@ -260,7 +275,8 @@ void bind_cuda_model(py::module_& mod, const char* name) {
               YV.emplace(matrix_arg<T>(yv_arr, "Y_val", m.arch.n_outputs(), XV->rows()));
             }
             const cu::OptSettings oc = device_settings(opt);
-            const cu::TrainSettings tc = device_settings(loop, in_layer, cuda_graphs);
+            const cu::TrainSettings tc =
+                device_settings(loop, in_layer, cuda_graphs, Keys{x_key, y_key, xv_key, yv_key, state_key, state_upload});
             TrainingGuard guard(m.training);
             cu::TrainOutcome r;
             {
@@ -288,15 +304,19 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           py::arg("shuffle") = true, py::arg("seed") = 0, py::arg("first") = 0, py::arg("last") = -1,
           py::arg("poll_every") = 0, py::arg("max_steps") = -1, py::arg("callback") = py::none(),
           py::arg("n_threads") = 0, py::arg("input_layer") = py::none(), py::arg("X_val") = py::none(),
-          py::arg("Y_val") = py::none(), py::arg("cuda_graphs") = true,
+          py::arg("Y_val") = py::none(), py::arg("cuda_graphs") = true, py::arg("state_key") = 0,
+          py::arg("state_upload") = true, py::arg("x_key") = 0, py::arg("y_key") = 0, py::arg("xv_key") = 0,
+          py::arg("yv_key") = 0,
           "Minibatch training on the device with the keyword arguments of _core.train (the state arrays are "
           "uploaded, kept on the device and written back on return). Extra: input_layer (X is the input of "
           "that layer; the block input is computed on the device), X_val/Y_val (objective at each epoch end, "
-          "passed to the callback as val_loss), cuda_graphs (replay full minibatch steps as CUDA graphs).")
+          "passed to the callback as val_loss), cuda_graphs (replay full minibatch steps as CUDA graphs), "
+          "state_key / state_upload (keep the optimizer state on the device under that key: no write-back), "
+          "x_key / y_key / xv_key / yv_key (keep those arrays' device copies for later calls).")
       .def(
           "sensitivities",
           [](M& m, const py::array& x, const py::object& y, bool wrt_loss,
-             const std::vector<std::pair<Index, int>>& raw_sites, int reduce, int /*n_threads*/) {
+             const std::vector<std::pair<Index, int>>& raw_sites, int reduce, Index x_key, Index y_key) {
             auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
             std::optional<CStridedMap<T>> Y;
             py::array y_arr;  // keeps a converted array alive for the call
@@ -319,7 +339,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             {
               py::gil_scoped_release nogil;
               std::lock_guard<std::mutex> lock(m.mu);
-              m.net.sensitivities(X.data(), Y ? Y->data() : nullptr, X.rows(), wrt_loss, ds, reduce, acc);
+              m.net.sensitivities(X.data(), Y ? Y->data() : nullptr, X.rows(), wrt_loss, ds, reduce, acc, x_key, y_key);
             }
             const Index K = wrt_loss ? 1 : m.arch.n_outputs();
             py::list mats;
@@ -336,7 +356,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             return mats;
           },
           py::arg("X"), py::arg("Y"), py::arg("wrt_loss"), py::arg("sites"), py::arg("reduce") = 0,
-          py::arg("n_threads") = 0,
+          py::arg("x_key") = 0, py::arg("y_key") = 0,
           "Reduced sensitivity matrices per site (as _core.sensitivities without per_sample): a list of "
           "(K, width) float64 arrays.")
       .def("device_name", [](const M& m) { return m.net.device_name(); })
@@ -352,6 +372,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
              d["free"] = i.free;
              d["total"] = i.total;
              d["model_bytes"] = i.model_bytes;
+             d["resident_bytes"] = i.resident_bytes;
              d["process_bytes"] = cu::bytes_in_use();
              return d;
            },
@@ -364,10 +385,45 @@ void bind_cuda_model(py::module_& mod, const char* name) {
              d["h2d_bytes"] = s.h2d_bytes;
              d["d2h_calls"] = s.d2h_calls;
              d["d2h_bytes"] = s.d2h_bytes;
+             d["h2d_data_bytes"] = s.h2d_data_bytes;
+             d["h2d_param_bytes"] = s.h2d_param_bytes;
+             d["h2d_state_bytes"] = s.h2d_state_bytes;
+             d["d2h_param_bytes"] = s.d2h_param_bytes;
+             d["d2h_state_bytes"] = s.d2h_state_bytes;
              return d;
            },
            "Host<->device copies made by this model since the last reset (count and bytes).")
       .def("reset_transfer_stats", [](M& m) { m.net.reset_transfer_stats(); })
+      .def("has_state", [](M& m, Index key) { return m.net.has_state(key); }, py::arg("key"))
+      .def(
+          "download_state",
+          [](M& m, Index key, py::array state_m, py::array state_v) {
+            T* pm = vector_arg<T>(state_m, "state_m", m.arch.n_params());
+            T* pv = vector_arg<T>(state_v, "state_v", m.arch.n_params());
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(m.mu);
+            m.net.download_state(key, pm, pv);
+          },
+          py::arg("key"), py::arg("state_m"), py::arg("state_v"),
+          "Copy the optimizer state kept under `key` into host arrays (it stays on the device).")
+      .def(
+          "drop_state",
+          [](M& m, Index key) {
+            if (m.training) throw py::value_error("drop_state: the network is training");
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(m.mu);
+            m.net.drop_state(key);
+          },
+          py::arg("key"))
+      .def(
+          "forget_data",
+          [](M& m, Index key) {
+            if (m.training) return;  // the loop may use it; evicted later like any other copy
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(m.mu);
+            m.net.forget_data(key);
+          },
+          py::arg("key"))
       .def(
           "free_workspace",
           [](M& m) {

@@ -237,6 +237,18 @@ struct CudaNetwork<T>::Impl {
   GraphExec graph[2];
   std::vector<L2Slot> l2;
   TransferStats stats;
+  // Device copies of prepared host arrays by key (most recently used last) and optimizer states by key.
+  struct Resident {
+    i64 key = 0, count = 0;
+    DeviceBuffer<T> buf;
+  };
+  struct State {
+    i64 key = 0;
+    DeviceBuffer<T> m, v;
+  };
+  static constexpr std::size_t kMaxResident = 8;  // >= the 4 arrays one call uses, so none evicts its own
+  std::vector<Resident> resident;
+  std::vector<State> states;
 
   Impl(NetDesc d, int dev) : a(std::move(d)), device(dev) {
     SENSINET_CUBLAS_CHECK(cublasSetStream(blas.get(), stream.get()));
@@ -260,24 +272,75 @@ struct CudaNetwork<T>::Impl {
   i64 n_l2() const { return static_cast<i64>(l2.size()); }
 
   // ---------------------------------------------------------------- transfers (counted)
-  void upload(T* dst, const T* src, i64 count) {
-    if (count == 0) return;
-    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * count, cudaMemcpyHostToDevice, st()));
-    stats.h2d_calls += 1;
-    stats.h2d_bytes += static_cast<i64>(sizeof(T) * count);
+  void count(Xfer kind, bool h2d, i64 bytes) {
+    if (h2d) {
+      stats.h2d_calls += 1;
+      stats.h2d_bytes += bytes;
+      if (kind == Xfer::Data) stats.h2d_data_bytes += bytes;
+      if (kind == Xfer::Params) stats.h2d_param_bytes += bytes;
+      if (kind == Xfer::State) stats.h2d_state_bytes += bytes;
+    } else {
+      stats.d2h_calls += 1;
+      stats.d2h_bytes += bytes;
+      if (kind == Xfer::Params) stats.d2h_param_bytes += bytes;
+      if (kind == Xfer::State) stats.d2h_state_bytes += bytes;
+    }
+  }
+  void upload(T* dst, const T* src, i64 count_, Xfer kind = Xfer::Data) {
+    if (count_ == 0) return;
+    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * count_, cudaMemcpyHostToDevice, st()));
+    count(kind, true, static_cast<i64>(sizeof(T) * count_));
   }
   void upload_bytes(void* dst, const void* src, std::size_t bytes) {
     if (bytes == 0) return;
     SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st()));
-    stats.h2d_calls += 1;
-    stats.h2d_bytes += static_cast<i64>(bytes);
+    count(Xfer::Other, true, static_cast<i64>(bytes));
   }
   template <class U>
-  void download(U* dst, const U* src, i64 count) {
-    if (count == 0) return;
-    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(U) * count, cudaMemcpyDeviceToHost, st()));
-    stats.d2h_calls += 1;
-    stats.d2h_bytes += static_cast<i64>(sizeof(U) * count);
+  void download(U* dst, const U* src, i64 count_, Xfer kind = Xfer::Other) {
+    if (count_ == 0) return;
+    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(U) * count_, cudaMemcpyDeviceToHost, st()));
+    count(kind, false, static_cast<i64>(sizeof(U) * count_));
+  }
+
+  // The device copy of host data: the resident copy of `key` (uploaded on first use), or, for key 0, an
+  // upload into `scratch`.
+  const T* data_in(DeviceBuffer<T>& scratch, i64 key, const T* host, i64 n, const char* what) {
+    if (key <= 0) {
+      scratch.reserve(n, what);
+      upload(scratch.data(), host, n);
+      return scratch.data();
+    }
+    for (auto it = resident.begin(); it != resident.end(); ++it) {
+      if (it->key == key && it->count == n) {
+        std::rotate(it, it + 1, resident.end());
+        return resident.back().buf.data();
+      }
+    }
+    Resident r;
+    try {
+      r.buf.reserve(n, what);
+    } catch (const OutOfMemory&) {  // the kept copies of other data go first
+      resident.clear();
+      r.buf.reserve(n, what);
+    }
+    upload(r.buf.data(), host, n);
+    r.key = key;
+    r.count = n;
+    if (resident.size() >= kMaxResident) resident.erase(resident.begin());
+    resident.push_back(std::move(r));
+    return resident.back().buf.data();
+  }
+  State* find_state(i64 key) {
+    for (State& x : states)
+      if (x.key == key) return &x;
+    return nullptr;
+  }
+  std::size_t resident_bytes() const {
+    std::size_t b = 0;
+    for (const Resident& r : resident) b += r.buf.capacity() * sizeof(T);
+    for (const State& x : states) b += (x.m.capacity() + x.v.capacity()) * sizeof(T);
+    return b;
   }
   void copy_d2d(T* dst, const T* src, i64 count) {
     if (count == 0 || dst == src) return;
@@ -427,7 +490,7 @@ struct CudaNetwork<T>::Impl {
       b += d->capacity() * sizeof(T);
     b += idx.capacity() * sizeof(i64) + ctl.capacity() * sizeof(StepControl);
     b += (losses.capacity() + scal.capacity() + sens_acc.capacity()) * sizeof(double);
-    return b;
+    return b + resident_bytes();
   }
 
   void free_workspace() {
@@ -441,6 +504,7 @@ struct CudaNetwork<T>::Impl {
     losses.release();
     scal.release();
     sens_acc.release();
+    resident.clear();
   }
 
   TrainOutcome train(const T* xh, const T* yh, i64 n, const T* xvh, const T* yvh, i64 nv, const OptSettings& oc,
@@ -464,39 +528,60 @@ TrainOutcome CudaNetwork<T>::Impl::train(const T* xh, const T* yh, i64 n, const 
   TrainOutcome res;
   res.t = t0;
 
-  // ---- data and state: uploaded once per call
-  y_tr.reserve(n * K, "the training targets");
-  x_tr.reserve(n * d, "the training inputs");
-  upload(y_tr.data(), yh, n * K);
+  // ---- data (resident when keyed: no upload on later calls) and the optimizer state
+  const T* ysrc = data_in(y_tr, tc.y_key, yh, n * K, "the training targets");
+  const T* xsrc = nullptr;
   if (in_layer == first) {
-    upload(x_tr.data(), xh, n * d);
+    xsrc = data_in(x_tr, tc.x_key, xh, n * d, "the training inputs");
   } else {
     // The block input: layers in_layer..first-1 evaluated once on the device.
     const i64 din = a.layers[in_layer].n_in;
-    x_ev.reserve(n * din, "the training inputs");
-    upload(x_ev.data(), xh, n * din);
+    const T* x0 = data_in(x_ev, tc.x_key, xh, n * din, "the training inputs");
+    x_tr.reserve(n * d, "the block input");
     const i64 step = eval_chunk(a, n);
     ev.reserve(a, step, 1, in_layer, n_l2());
     for (i64 s = 0; s < n; s += step) {
       const i64 m = std::min(step, n - s);
-      forward(ev, theta.data(), x_ev.data() + s * din, m, in_layer, first - 1);
+      forward(ev, theta.data(), x0 + s * din, m, in_layer, first - 1);
       copy_d2d(x_tr.data() + s * d, ev.output(a, first - 1), m * d);
     }
+    xsrc = x_tr.data();
   }
   const bool has_val = xvh != nullptr && nv > 0;
+  const T *xv = nullptr, *yv = nullptr;
   if (has_val) {
-    x_val.reserve(nv * a.n_inputs(), "the validation inputs");
-    y_val.reserve(nv * K, "the validation targets");
-    upload(x_val.data(), xvh, nv * a.n_inputs());
-    upload(y_val.data(), yvh, nv * K);
+    xv = data_in(x_val, tc.xv_key, xvh, nv * a.n_inputs(), "the validation inputs");
+    yv = data_in(y_val, tc.yv_key, yvh, nv * K, "the validation targets");
   }
   spare.reserve(P, "the second parameter buffer");
   grad_tr.reserve(P, "the gradient");
-  st_m.reserve(P, "the optimizer state");
-  st_v.reserve(P, "the optimizer state");
   copy_d2d(spare.data(), theta.data(), P);
-  upload(st_m.data(), sm, P);
-  upload(st_v.data(), sv, P);
+  T *sm_d = nullptr, *sv_d = nullptr;
+  if (tc.state_key > 0) {
+    State* s = find_state(tc.state_key);
+    const bool fresh = s == nullptr;
+    if (fresh) {
+      State x;
+      x.m.reserve(P, "the optimizer state");
+      x.v.reserve(P, "the optimizer state");
+      x.key = tc.state_key;
+      states.push_back(std::move(x));
+      s = &states.back();
+    }
+    if (fresh || tc.state_upload) {
+      upload(s->m.data(), sm, P, Xfer::State);
+      upload(s->v.data(), sv, P, Xfer::State);
+    }
+    sm_d = s->m.data();
+    sv_d = s->v.data();
+  } else {
+    st_m.reserve(P, "the optimizer state");
+    st_v.reserve(P, "the optimizer state");
+    upload(st_m.data(), sm, P, Xfer::State);
+    upload(st_v.data(), sv, P, Xfer::State);
+    sm_d = st_m.data();
+    sv_d = st_v.data();
+  }
   tr.reserve(a, bs, 1, first, n_l2());
   xb.reserve(bs * d, "the minibatch inputs");
   yb.reserve(bs * K, "the minibatch targets");
@@ -526,7 +611,7 @@ TrainOutcome CudaNetwork<T>::Impl::train(const T* xh, const T* yh, i64 n, const 
   // loop body). Everything that changes from step to step is read on the device, so the same launches
   // can be captured once and replayed.
   auto step_ops = [&](const T* cur, T* nxt, i64 m) {
-    kern::gather_rows<T>(st(), x_tr.data(), d, y_tr.data(), K, idx.data(), ctl.data(), m, xb.data(), yb.data());
+    kern::gather_rows<T>(st(), xsrc, d, ysrc, K, idx.data(), ctl.data(), m, xb.data(), yb.data());
     forward(tr, cur, xb.data(), m, first, L - 1);
     const T inv = T(1) / T(m);
     kern::head_loss<T>(st(), a.loss, tr.output(a, L - 1), yb.data(), m, K, inv, tr.g.data(), tr.rowloss.data());
@@ -535,10 +620,10 @@ TrainOutcome CudaNetwork<T>::Impl::train(const T* xh, const T* yh, i64 n, const 
     kern::finalize_loss<T>(st(), tr.rowloss.data(), m, kern::head_scale<T>(a.loss, K, inv), tr.reg.data(),
                            n_l2() * kern::kL2Blocks, nullptr, ctl.data(), losses.data(), so);
     if (adam)
-      kern::adam_step<T>(st(), cur + off, grad_tr.data() + off, nxt + off, st_m.data() + off, st_v.data() + off, len,
+      kern::adam_step<T>(st(), cur + off, grad_tr.data() + off, nxt + off, sm_d + off, sv_d + off, len,
                          lr, b1, b2, eps, ctl.data());
     else
-      kern::sgd_step<T>(st(), cur + off, grad_tr.data() + off, nxt + off, st_m.data() + off, len, lr, mu,
+      kern::sgd_step<T>(st(), cur + off, grad_tr.data() + off, nxt + off, sm_d + off, len, lr, mu,
                         oc.nesterov, ctl.data());
   };
 
@@ -675,7 +760,7 @@ TrainOutcome CudaNetwork<T>::Impl::train(const T* xh, const T* yh, i64 n, const 
       p.epoch_end = true;
       if (has_val) {
         p.has_val = true;
-        p.val_loss = objective(buf[par], x_val.data(), y_val.data(), nv, 0);
+        p.val_loss = objective(buf[par], xv, yv, nv, 0);
         res.val_loss.push_back(p.val_loss);
       }
       if (!stop && do_poll(p)) {
@@ -717,8 +802,10 @@ TrainOutcome CudaNetwork<T>::Impl::train(const T* xh, const T* yh, i64 n, const 
     }
   }
   if (final_par == 1) copy_d2d(theta.data() + off, spare.data() + off, len);
-  download(sm, st_m.data(), P);
-  download(sv, st_v.data(), P);
+  if (tc.state_key <= 0) {
+    download(sm, st_m.data(), P, Xfer::State);
+    download(sv, st_v.data(), P, Xfer::State);
+  }
   download(&hc, ctl.data(), 1);
   stream.sync();
   res.t = hc.t;
@@ -775,31 +862,30 @@ int CudaNetwork<T>::device() const {
 template <class T>
 void CudaNetwork<T>::set_parameters(const T* host) {
   DeviceGuard guard(impl_->device);
-  impl_->upload(impl_->theta.data(), host, impl_->a.n_params());
+  impl_->upload(impl_->theta.data(), host, impl_->a.n_params(), Xfer::Params);
   impl_->stream.sync();
 }
 
 template <class T>
 void CudaNetwork<T>::get_parameters(T* host) {
   DeviceGuard guard(impl_->device);
-  impl_->download(host, impl_->theta.data(), impl_->a.n_params());
+  impl_->download(host, impl_->theta.data(), impl_->a.n_params(), Xfer::Params);
   impl_->stream.sync();
 }
 
 template <class T>
-void CudaNetwork<T>::forward(const T* x, i64 n, i64 first, bool link, T* out) {
+void CudaNetwork<T>::forward(const T* x, i64 n, i64 first, bool link, T* out, i64 x_key) {
   Impl& I = *impl_;
   DeviceGuard guard(I.device);
   const NetDesc& a = I.a;
   const i64 L = a.n_layers(), K = a.n_outputs(), din = a.layers[first].n_in;
-  I.x_ev.reserve(n * din, "the input X");
+  const T* xd = I.data_in(I.x_ev, x_key, x, n * din, "the input X");
   I.out_ev.reserve(n * K, "the network output");
-  I.upload(I.x_ev.data(), x, n * din);
   const i64 step = eval_chunk(a, n);
   I.ev.reserve(a, step, 1, first, I.n_l2());
   for (i64 s = 0; s < n; s += step) {
     const i64 m = std::min(step, n - s);
-    I.forward(I.ev, I.theta.data(), I.x_ev.data() + s * din, m, first, L - 1);
+    I.forward(I.ev, I.theta.data(), xd + s * din, m, first, L - 1);
     I.copy_d2d(I.out_ev.data() + s * K, I.ev.output(a, L - 1), m * K);
   }
   if (link) kern::apply_link<T>(I.st(), a.loss, I.out_ev.data(), n, K);
@@ -808,7 +894,7 @@ void CudaNetwork<T>::forward(const T* x, i64 n, i64 first, bool link, T* out) {
 }
 
 template <class T>
-void CudaNetwork<T>::layer_input(const T* x, i64 n, i64 layer, T* out) {
+void CudaNetwork<T>::layer_input(const T* x, i64 n, i64 layer, T* out, i64 x_key) {
   Impl& I = *impl_;
   const NetDesc& a = I.a;
   if (layer == 0) {
@@ -817,14 +903,13 @@ void CudaNetwork<T>::layer_input(const T* x, i64 n, i64 layer, T* out) {
   }
   DeviceGuard guard(I.device);
   const i64 din = a.n_inputs(), w = a.layers[layer - 1].n_out;
-  I.x_ev.reserve(n * din, "the input X");
+  const T* xd = I.data_in(I.x_ev, x_key, x, n * din, "the input X");
   I.out_ev.reserve(n * w, "the layer input");
-  I.upload(I.x_ev.data(), x, n * din);
   const i64 step = eval_chunk(a, n);
   I.ev.reserve(a, step, 1, 0, I.n_l2());
   for (i64 s = 0; s < n; s += step) {
     const i64 m = std::min(step, n - s);
-    I.forward(I.ev, I.theta.data(), I.x_ev.data() + s * din, m, 0, layer - 1);
+    I.forward(I.ev, I.theta.data(), xd + s * din, m, 0, layer - 1);
     I.copy_d2d(I.out_ev.data() + s * w, I.ev.output(a, layer - 1), m * w);
   }
   I.download(out, I.out_ev.data(), n * w);
@@ -833,7 +918,7 @@ void CudaNetwork<T>::layer_input(const T* x, i64 n, i64 layer, T* out) {
 
 template <class T>
 T CudaNetwork<T>::loss_and_grad(const T* x, const T* y, i64 n, i64 input_layer, i64 first, i64 last, const T* theta,
-                                T* grad) {
+                                T* grad, i64 x_key, i64 y_key) {
   Impl& I = *impl_;
   DeviceGuard guard(I.device);
   const NetDesc& a = I.a;
@@ -842,17 +927,15 @@ T CudaNetwork<T>::loss_and_grad(const T* x, const T* y, i64 n, i64 input_layer, 
   if (input_layer < 0) input_layer = first;
   if (input_layer > first) throw std::invalid_argument("input_layer: expected <= first");
   const i64 din = a.layers[input_layer].n_in;
-  I.x_ev.reserve(n * din, "the input X");
-  I.y_ev.reserve(n * K, "the targets Y");
-  I.upload(I.x_ev.data(), x, n * din);
-  I.upload(I.y_ev.data(), y, n * K);
+  const T* xd = I.data_in(I.x_ev, x_key, x, n * din, "the input X");
+  const T* yd = I.data_in(I.y_ev, y_key, y, n * K, "the targets Y");
   const T* th = I.theta.data();
   if (theta) {
     I.theta_ev.reserve(P, "the parameter vector theta");
-    I.upload(I.theta_ev.data(), theta, P);
+    I.upload(I.theta_ev.data(), theta, P, Xfer::Params);
     th = I.theta_ev.data();
   }
-  if (!grad) return static_cast<T>(I.objective(th, I.x_ev.data(), I.y_ev.data(), n, input_layer));
+  if (!grad) return static_cast<T>(I.objective(th, xd, yd, n, input_layer));
   I.grad_ev.reserve(P, "the gradient");
   const i64 step = eval_chunk(a, n);
   I.ev.reserve(a, step, 1, input_layer, I.n_l2());
@@ -861,8 +944,8 @@ T CudaNetwork<T>::loss_and_grad(const T* x, const T* y, i64 n, i64 input_layer, 
   const T inv_n = T(1) / T(n);
   for (i64 c = 0, s = 0; s < n; ++c, s += step) {
     const i64 m = std::min(step, n - s);
-    I.forward(I.ev, th, I.x_ev.data() + s * din, m, input_layer, L - 1);
-    kern::head_loss<T>(I.st(), a.loss, I.ev.output(a, L - 1), I.y_ev.data() + s * K, m, K, inv_n, I.ev.g.data(),
+    I.forward(I.ev, th, xd + s * din, m, input_layer, L - 1);
+    kern::head_loss<T>(I.st(), a.loss, I.ev.output(a, L - 1), yd + s * K, m, K, inv_n, I.ev.g.data(),
                        I.ev.rowloss.data());
     kern::finalize_loss<T>(I.st(), I.ev.rowloss.data(), m, kern::head_scale<T>(a.loss, K, inv_n), nullptr, 0,
                            I.scal.data() + c, nullptr, nullptr, {});
@@ -892,7 +975,7 @@ TrainOutcome CudaNetwork<T>::train(const T* x, const T* y, i64 n, const T* x_val
 
 template <class T>
 void CudaNetwork<T>::sensitivities(const T* x, const T* y, i64 n, bool wrt_loss, const std::vector<SiteDesc>& sites,
-                                   int reduce, std::vector<std::vector<double>>& acc) {
+                                   int reduce, std::vector<std::vector<double>>& acc, i64 x_key, i64 y_key) {
   Impl& I = *impl_;
   DeviceGuard guard(I.device);
   const NetDesc& a = I.a;
@@ -910,12 +993,8 @@ void CudaNetwork<T>::sensitivities(const T* x, const T* y, i64 n, bool wrt_loss,
     stop = std::min(stop, std::max<i64>(s.layer, 0));
     if (s.layer < 0) input_site = static_cast<int>(i);
   }
-  I.x_ev.reserve(n * d, "the input X");
-  I.upload(I.x_ev.data(), x, n * d);
-  if (wrt_loss) {
-    I.y_ev.reserve(n * KO, "the targets Y");
-    I.upload(I.y_ev.data(), y, n * KO);
-  }
+  const T* xd = I.data_in(I.x_ev, x_key, x, n * d, "the input X");
+  const T* yd = wrt_loss ? I.data_in(I.y_ev, y_key, y, n * KO, "the targets Y") : nullptr;
   I.sens_acc.reserve(std::max<i64>(total, 1), "the sensitivity sums");
   SENSINET_CUDA_CHECK(cudaMemsetAsync(I.sens_acc.data(), 0, sizeof(double) * std::max<i64>(total, 1), I.st()));
   SensHook hook;
@@ -928,10 +1007,10 @@ void CudaNetwork<T>::sensitivities(const T* x, const T* y, i64 n, bool wrt_loss,
   I.ev.reserve(a, step, K, 0, I.n_l2());
   for (i64 s = 0; s < n; s += step) {
     const i64 m = std::min(step, n - s);
-    const T* xs = I.x_ev.data() + s * d;
+    const T* xs = xd + s * d;
     I.forward(I.ev, I.theta.data(), xs, m, 0, L - 1);
     if (wrt_loss)
-      kern::head_loss<T>(I.st(), a.loss, I.ev.output(a, L - 1), I.y_ev.data() + s * KO, m, KO, T(1), I.ev.g.data(),
+      kern::head_loss<T>(I.st(), a.loss, I.ev.output(a, L - 1), yd + s * KO, m, KO, T(1), I.ev.g.data(),
                          I.ev.rowloss.data());
     else
       kern::seed_outputs<T>(I.st(), I.ev.g.data(), m, K);
@@ -949,6 +1028,48 @@ void CudaNetwork<T>::sensitivities(const T* x, const T* y, i64 n, bool wrt_loss,
 }
 
 template <class T>
+bool CudaNetwork<T>::has_state(i64 key) const {
+  for (const auto& x : impl_->states)
+    if (x.key == key) return true;
+  return false;
+}
+
+template <class T>
+void CudaNetwork<T>::download_state(i64 key, T* m, T* v) {
+  Impl& I = *impl_;
+  DeviceGuard guard(I.device);
+  auto* s = I.find_state(key);
+  if (s == nullptr) throw std::invalid_argument("state: no optimizer state with key " + std::to_string(key));
+  I.download(m, s->m.data(), I.a.n_params(), Xfer::State);
+  I.download(v, s->v.data(), I.a.n_params(), Xfer::State);
+  I.stream.sync();
+}
+
+template <class T>
+void CudaNetwork<T>::drop_state(i64 key) {
+  DeviceGuard guard(impl_->device);
+  auto& v = impl_->states;
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (it->key == key) {
+      impl_->stream.sync();  // no kernel may still use it
+      v.erase(it);
+      return;
+    }
+}
+
+template <class T>
+void CudaNetwork<T>::forget_data(i64 key) {
+  DeviceGuard guard(impl_->device);
+  auto& v = impl_->resident;
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (it->key == key) {
+      impl_->stream.sync();
+      v.erase(it);
+      return;
+    }
+}
+
+template <class T>
 std::string CudaNetwork<T>::device_name() const {
   cudaDeviceProp p{};
   SENSINET_CUDA_CHECK(cudaGetDeviceProperties(&p, impl_->device));
@@ -961,6 +1082,7 @@ MemoryInfo CudaNetwork<T>::memory_info() const {
   MemoryInfo m;
   SENSINET_CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
   m.model_bytes = impl_->bytes();
+  m.resident_bytes = impl_->resident_bytes();
   return m;
 }
 

@@ -77,6 +77,12 @@ struct TrainSettings {
   i64 poll_every = 0, max_steps = -1;
   bool poll_reads_weights = true;  // scheduled polls run code that reads the weights (sync them first)
   bool graphs = true;        // replay full minibatch steps as CUDA graphs
+  // Device residency (0: none). A data key names a prepared host array whose device copy is kept between
+  // calls; a state key names an optimizer whose state vectors stay on the device (not written back to the
+  // host arrays, which are read only when the state is new or state_upload is set).
+  i64 x_key = 0, y_key = 0, xv_key = 0, yv_key = 0;
+  i64 state_key = 0;
+  bool state_upload = true;
 };
 
 struct PollInfo {
@@ -97,12 +103,16 @@ struct TrainOutcome {
   bool graphs = false;  // full minibatch steps ran as CUDA graph replays
 };
 
+// What crosses the bus, by kind: data (inputs, targets), parameters, optimizer state; the rest (the
+// permutation, step losses, scalars) counts only in the totals.
+enum class Xfer { Data, Params, State, Other };
 struct TransferStats {
   i64 h2d_calls = 0, h2d_bytes = 0, d2h_calls = 0, d2h_bytes = 0;
+  i64 h2d_data_bytes = 0, h2d_param_bytes = 0, h2d_state_bytes = 0, d2h_param_bytes = 0, d2h_state_bytes = 0;
 };
 
 struct MemoryInfo {
-  std::size_t free = 0, total = 0, model_bytes = 0;
+  std::size_t free = 0, total = 0, model_bytes = 0, resident_bytes = 0;  // resident: kept data and states
 };
 
 struct SiteDesc {
@@ -123,30 +133,43 @@ class CudaNetwork {
 
   void set_parameters(const T* host);
   void get_parameters(T* host);
+  // Every x / y below comes with a key: nonzero keeps its device copy for later calls with the same key
+  // (the caller gives a new key whenever the host contents may differ).
+  //
   // Network output (n x n_outputs, logits for classification heads; link: probabilities) of x, the input
   // of layer `first`.
-  void forward(const T* x, i64 n, i64 first, bool link, T* out);
+  void forward(const T* x, i64 n, i64 first, bool link, T* out, i64 x_key = 0);
   // Input of `layer` (the output of layer-1) for the network input x (n x n_inputs).
-  void layer_input(const T* x, i64 n, i64 layer, T* out);
+  void layer_input(const T* x, i64 n, i64 layer, T* out, i64 x_key = 0);
   // J = mean loss + L2 of the whole data set and, with grad, dJ/d(parameters of layers first..last) into
   // grad[0 .. offsets[last+1] - offsets[first]). x is the input of `input_layer` (<= first); layers
   // input_layer..first-1 are only evaluated, the reverse pass stops at `first`. theta: evaluate there
   // instead of at the network's own parameters.
-  T loss_and_grad(const T* x, const T* y, i64 n, i64 input_layer, i64 first, i64 last, const T* theta, T* grad);
-  // Minibatch training as sensinet::train; state_m / state_v (n_params) are uploaded, kept on the device
-  // and written back; x_val (may be null) gives a validation objective at each epoch end.
+  T loss_and_grad(const T* x, const T* y, i64 n, i64 input_layer, i64 first, i64 last, const T* theta, T* grad,
+                  i64 x_key = 0, i64 y_key = 0);
+  // Minibatch training as sensinet::train; x_val (may be null) gives a validation objective at each epoch
+  // end. Without tc.state_key, state_m / state_v (n_params) are uploaded and written back; with it the
+  // state stays on the device under that key (see TrainSettings).
   TrainOutcome train(const T* x, const T* y, i64 n, const T* x_val, const T* y_val, i64 n_val, const OptSettings& oc,
                      T* state_m, T* state_v, i64 t, const TrainSettings& tc, const PollFn& poll);
   // Sums over the rows of the reduced sensitivities (as sensinet::sensitivities): acc[i] is K x width
   // (row-major) for site i, K = n_outputs (or 1 with wrt_loss, which needs y).
   void sensitivities(const T* x, const T* y, i64 n, bool wrt_loss, const std::vector<SiteDesc>& sites, int reduce,
-                     std::vector<std::vector<double>>& acc);
+                     std::vector<std::vector<double>>& acc, i64 x_key = 0, i64 y_key = 0);
+
+  // Optimizer states kept on the device (TrainSettings::state_key).
+  bool has_state(i64 key) const;
+  void download_state(i64 key, T* m, T* v);  // raises std::invalid_argument for an unknown key
+  void drop_state(i64 key);
+  // Forget the device copy of a data key (its host array is gone).
+  void forget_data(i64 key);
 
   std::string device_name() const;
   MemoryInfo memory_info() const;
   TransferStats transfer_stats() const;
   void reset_transfer_stats();
-  // Frees the caches and training buffers (they are otherwise kept for the next call).
+  // Frees the caches, training buffers and resident data (they are otherwise kept for the next call);
+  // optimizer states stay.
   void free_workspace();
 
  private:

@@ -179,6 +179,16 @@ class CpuEngine:
         pass
 
 
+class _ViewOwner:
+    """The base object of the parameter views a CUDA engine hands out. numpy collapses a chain of views to
+    the memory's owner, so a weak reference to the handed-out array itself would die while a view derived
+    from it (a layer's W) is still alive; every view derived from this object keeps it alive instead."""
+
+    def __init__(self, mirror: NDArray) -> None:
+        self._mirror = mirror
+        self.__array_interface__ = mirror.__array_interface__
+
+
 class CudaEngine:
     """The CUDA engine: parameters, optimizer state and prepared data stay in GPU memory between calls."""
 
@@ -209,7 +219,7 @@ class CudaEngine:
     def _pull(self) -> None:
         """Device -> mirror when the device is newer."""
         if self._stale:
-            self._dev.get_parameters_into(self._host.parameters)
+            self._dev.get_parameters(self._host.parameters)
             self._stale = False
             if self._live_views():
                 self._mirror_fp = fingerprint(self._host.parameters)
@@ -239,11 +249,11 @@ class CudaEngine:
     def parameters(self) -> NDArray:
         """A writable view of the host mirror, up to date; writes reach the device before its next call."""
         self._pull()
-        view = self._host.parameters[:]
+        owner = _ViewOwner(self._host.parameters)
         if not self._views:
             self._mirror_fp = fingerprint(self._host.parameters)
-        self._views.append(weakref.ref(view))
-        return view
+        self._views.append(weakref.ref(owner))
+        return np.asarray(owner)
 
     def read_parameters(self) -> NDArray:
         """The up-to-date mirror for reading (do not write through it)."""
@@ -270,41 +280,60 @@ class CudaEngine:
             self._mirror_fp = fingerprint(self._host.parameters)
 
     # ------------------------------------------------------------------ evaluation on the device
+    def _keys(self, *ms: Any) -> list:
+        """The residency keys of prepared matrices; each device copy is freed when its Matrix goes away."""
+        keys = []
+        for m in ms:
+            k = _key(m)
+            if k and k not in self._data_keys:
+                self._data_keys.add(k)
+                weakref.finalize(m, _forget_data, weakref.ref(self), k)
+            keys.append(k)
+        return keys
+
     def forward(self, X: Any, link: bool = False, first: int = 0, threads: int = 1) -> NDArray:
         self._push_writes()
-        return self._dev.forward(_arr(X), link, first, _key(X))
+        (kx,) = self._keys(X)
+        return self._dev.forward(_arr(X), link=link, first=first, x_key=kx)
 
     def layer_input(self, X: Any, layer: int, from_layer: int = 0, theta: Optional[NDArray] = None,
                     threads: int = 1) -> NDArray:
         if from_layer != 0 or theta is not None:
             return self.host().layer_input(X, layer, from_layer, theta, threads)
         self._push_writes()
-        return self._dev.layer_input(_arr(X), layer, _key(X))
+        (kx,) = self._keys(X)
+        return self._dev.layer_input(_arr(X), layer, x_key=kx)
 
     def loss_and_grad(self, X: Any, Y: Any, first: int = 0, last: int = -1, want_grad: bool = True,
                       theta: Optional[NDArray] = None, input_layer: Optional[int] = None, threads: int = 1) -> tuple:
         self._push_writes()
-        loss, grad = self._dev.loss_and_grad(_arr(X), _arr(Y), first, last, want_grad, theta,
-                                             first if input_layer is None else input_layer, _key(X), _key(Y))
+        kx, ky = self._keys(X, Y)
+        loss, grad = self._dev.loss_and_grad(_arr(X), _arr(Y), first=first, last=last, want_grad=want_grad,
+                                             theta=theta, input_layer=first if input_layer is None else input_layer,
+                                             x_key=kx, y_key=ky)
         return float(loss), grad
 
     # ------------------------------------------------------------------ training on the device
     def _state_slot(self, opt: Any) -> tuple:
-        """(key, upload) for the optimizer's state: kept on the device while the optimizer object lives."""
+        """(key, upload) for the optimizer's state: kept on the device while the optimizer object lives and
+        nothing else (the host, another engine) has taken it since."""
+        m = opt._m
+        if (opt._state_home() is self and m is not None and m.shape == (self.n_params,) and m.dtype == self.dtype
+                and opt._state_key in self._states and self._dev.has_state(opt._state_key)):
+            self._states.move_to_end(opt._state_key)
+            return opt._state_key, False
+        opt._host_state(self.n_params, self.dtype)  # up to date on the host (from another engine, if there)
         key = opt._state_key
-        if opt._state_home() is self and key in self._states and self._dev.has_state(key):
-            self._states.move_to_end(key)
-            return key, False
-        opt._sync_state_to_host()  # from another engine, if it was there
-        opt._host_state(self.n_params, self.dtype)
-        while len(self._states) >= self._MAX_STATES:  # make room: the oldest state returns to its optimizer
-            old_key, ref = self._states.popitem(last=False)
-            old = ref()
-            if old is not None and old._state_home() is self:
-                old._sync_state_to_host()
-            self._dev.drop_state(old_key)
-        self._states[key] = weakref.ref(opt)
-        weakref.finalize(opt, _drop_state, weakref.ref(self), key)
+        if key not in self._states:
+            while len(self._states) >= self._MAX_STATES:  # make room: the oldest state returns to its optimizer
+                old_key, ref = self._states.popitem(last=False)
+                old = ref()
+                if old is not None and old._state_home() is self and old._state_key == old_key:
+                    old._sync_state_to_host()
+                self._dev.drop_state(old_key)
+            self._states[key] = weakref.ref(opt)
+            weakref.finalize(opt, _drop_state, weakref.ref(self), key)
+        self._states.move_to_end(key)
         return key, True
 
     def download_state(self, key: int, m: NDArray, v: NDArray) -> None:
@@ -316,14 +345,15 @@ class CudaEngine:
               threads: int = 1) -> dict:
         self._push_writes()
         key, upload = self._state_slot(opt)
-        m, v = opt._host_state(self.n_params, self.dtype)
+        m, v = opt._host_state(self.n_params, self.dtype, self)
+        kx, ky, kxv, kyv = self._keys(X, Y, X_val, Y_val)
         try:
             r = self._dev.train(_arr(X), _arr(Y), **opt._engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed, first=first, last=last,
                                 poll_every=poll_every, max_steps=max_steps, callback=callback,
                                 input_layer=first if input_layer is None else input_layer, X_val=_arr(X_val),
-                                Y_val=_arr(Y_val), state_key=key, state_upload=upload, x_key=_key(X),
-                                y_key=_key(Y), xv_key=_key(X_val), yv_key=_key(Y_val))
+                                Y_val=_arr(Y_val), state_key=key, state_upload=upload, x_key=kx, y_key=ky,
+                                xv_key=kxv, yv_key=kyv)
         finally:
             self._device_changed()
         opt._state_on(self)
@@ -342,7 +372,8 @@ class CudaEngine:
         if per_sample:
             return self.host().sensitivities(X, Y, wrt_loss, sites, reduce, per_sample, threads)
         self._push_writes()
-        mats = self._dev.sensitivities(_arr(X), _arr(Y), wrt_loss, list(sites), _REDUCE[reduce], _key(X), _key(Y))
+        kx, ky = self._keys(X, Y)
+        mats = self._dev.sensitivities(_arr(X), _arr(Y), wrt_loss, list(sites), _REDUCE[reduce], x_key=kx, y_key=ky)
         return list(mats), None
 
     def site_adjoints(self, X: Any, Y: Any, sites: Sequence[tuple], inv_n: float, threads: int = 1) -> tuple:
@@ -368,6 +399,16 @@ class CudaEngine:
 
     def free_workspace(self) -> None:
         self._dev.free_workspace()
+
+
+def _forget_data(engine_ref: Any, key: int) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine._data_keys.discard(key)
+        try:
+            engine._dev.forget_data(key)
+        except Exception:  # noqa: BLE001 - a finalizer at shutdown must not raise
+            pass
 
 
 def _drop_state(engine_ref: Any, key: int) -> None:

@@ -28,8 +28,13 @@ def as_matrix(X: Any, name: str, dtype: type, n_cols: Optional[int] = None, allo
         raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name}: expected {n_cols} features (columns), got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    src = arr
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow of the cast is reported below, by name
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
+        if src.dtype.kind == "f" and np.isfinite(src).all():
+            raise ValueError(f"{name}: values up to {np.max(np.abs(src)):.3g} overflow {np.dtype(dtype).name} "
+                             f"(largest finite {np.finfo(dtype).max:.3g}); rescale the data")
         raise ValueError(f"{name}: contains NaN or infinity")
     return arr
 

@@ -48,13 +48,14 @@ class _Stateful:
         if engine is not None and self._m is not None:
             engine.download_state(self._state_key, self._m, self._v)
 
-    def _host_state(self, n_params: int, dtype: Any) -> tuple:
-        """Host state arrays for n_params in dtype, up to date (zeros and t = 0 when they do not fit)."""
-        if self._state_home() is not None and self._m is not None and self._m.shape == (n_params,) \
-                and self._m.dtype == dtype:
-            return self._m, self._v  # the engine that holds the state uses it from the device
-        self._sync_state_to_host()
+    def _host_state(self, n_params: int, dtype: Any, engine: Any = None) -> tuple:
+        """State arrays for n_params in dtype (zeros and t = 0 when they do not fit), brought to the host
+        unless ``engine`` is where the state lives (then it uses the device copy and the arrays are stale)."""
+        home = self._state_home()
+        if home is None or home is not engine:
+            self._sync_state_to_host()
         if self._m is None or self._m.shape != (n_params,) or self._m.dtype != dtype:
+            self._home = None
             self._m = np.zeros(n_params, dtype=dtype)
             self._v = np.zeros(n_params, dtype=dtype)
             self.t = 0
