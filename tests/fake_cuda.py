@@ -20,6 +20,7 @@ class FakeCudaModel:
         self.device = device
         self.resident = {}  # key -> array (insertion order = least recently used first)
         self.states = {}  # key -> (m, v)
+        self.tf32 = False
         self.reset_transfer_stats()
 
     # ---- counters

@@ -41,3 +41,24 @@ def test_experiment_bad_argument(tmp_path, capsys):
 def test_console_script():
     r = subprocess.run(["sensinet", "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "sensinet" in r.stdout
+
+
+def test_bench_command_reports_rates_and_checks_arguments(tmp_path, capsys):
+    from sensinet.cli import main
+
+    out = tmp_path / "b.json"
+    assert main(["bench", "--layers", "16x2,8", "--inputs", "6", "--outputs", "3", "--batch", "32", "--steps", "2",
+                 "--repeat", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "6-16x2,8-3" in text and "steps/s" in text and "TFLOP/s" in text and "of the GEMM rate" in text
+    import json
+
+    rec = json.loads(out.read_text())
+    assert rec["n_params"] == 6 * 16 + 16 + 16 * 16 + 16 + 16 * 8 + 8 + 8 * 3 + 3
+    assert rec["step_seconds"] > 0 and rec["gemm_tflops"] > 0 and rec["steps_per_second"] > 0
+    for bad, msg in ((["--layers", "4x0"], "layers: widths and counts must be >= 1"),
+                     (["--layers", "wide"], "layers: expected widths"),
+                     (["--batch", "0"], "batch: expected an int >= 1"),
+                     (["--device", "tpu"], "device: expected 'cpu', 'cuda' or 'cuda:N'")):
+        assert main(["bench", *bad, "--no-torch"]) == 2
+        assert msg in capsys.readouterr().err

@@ -571,3 +571,21 @@ def test_cuda_info_lists_the_device():
     assert dev._engine._dev.device_name() == info["devices"][0]["name"]
     m = dev._engine._dev.memory_info()
     assert 0 < m["free"] <= m["total"] and m["model_bytes"] > 0
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_tf32_precision_accuracy_against_float64():
+    """TF32 products: measured against float64 (and reported); full float32 stays within float32 rounding."""
+    ref = make_net(256, [sn.Dense(512, "relu"), sn.Dense(512, "tanh"), sn.Dense(4)])
+    X, _ = random_data(ref, n=1024)
+    want = ref.forward(X)
+    f32 = ref.astype(np.float32).to("cuda")
+    tf32 = ref.astype(np.float32).to("cuda")
+    tf32.precision = "tf32"
+    e32 = rel_err(f32.forward(X.astype(np.float32)), want)
+    etf = rel_err(tf32.forward(X.astype(np.float32)), want)
+    print(f"relative error against float64: float32 {e32:.2e}, tf32 {etf:.2e}")
+    assert e32 < 1e-5
+    assert etf < 1e-2
+    assert etf > e32  # tensor cores were used

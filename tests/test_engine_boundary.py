@@ -332,3 +332,21 @@ def test_copy_pickle_and_move_keep_the_weights(fake):
     assert net.device == "cpu"
     np.testing.assert_array_equal(net.parameters, p)
     assert net.transfer_stats()["h2d_bytes"] == 0
+
+
+def test_precision_follows_the_network(fake):
+    net = sn.Network(5, [sn.Dense(8, "relu"), sn.Dense(1)], dtype=np.float32, device="cuda", precision="tf32")
+    assert net.precision == "tf32" and net._engine._dev.tf32 and "precision='tf32'" in repr(net)
+    assert net.copy()._engine._dev.tf32
+    assert pickle.loads(pickle.dumps(net))._engine._dev.tf32
+    net.to("cpu")
+    assert net.precision == "tf32"  # kept for the next move; the CPU computes in full float32
+    net.to("cuda")
+    assert net._engine._dev.tf32
+    net.precision = "highest"
+    assert not net._engine._dev.tf32
+    assert net.astype(np.float64).precision == "highest"
+    with pytest.raises(ValueError, match="precision: 'tf32' applies to float32"):
+        sn.Network(5, [sn.Dense(1)], precision="tf32")
+    with pytest.raises(ValueError, match="precision: expected one of"):
+        sn.Network(5, [sn.Dense(1)], dtype=np.float32, precision="bf16")

@@ -161,6 +161,16 @@ void bind_cuda_model(py::module_& mod, const char* name) {
       .def_property_readonly("offsets", [](const M& m) { return m.arch.offsets; })
       .def_property_readonly("device", [](const M& m) { return m.net.device(); })
       .def_property_readonly("dtype", [](const M&) { return py::dtype::of<T>(); })
+      .def_property(
+          "tf32", [](const M& m) { return m.net.tf32(); },
+          [](M& m, bool on) {
+            if (on && std::is_same_v<T, double>)
+              throw py::value_error("precision: 'tf32' applies to float32 networks, this one is float64");
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(m.mu);
+            m.net.set_tf32(on);
+          },
+          "TF32 tensor-core math for the float32 GEMMs (off by default).")
       .def(
           "set_parameters",
           [](M& m, const py::array& theta) {

@@ -249,6 +249,7 @@ struct CudaNetwork<T>::Impl {
   static constexpr std::size_t kMaxResident = 8;  // >= the 4 arrays one call uses, so none evicts its own
   std::vector<Resident> resident;
   std::vector<State> states;
+  bool tf32 = false;
 
   Impl(NetDesc d, int dev) : a(std::move(d)), device(dev) {
     SENSINET_CUBLAS_CHECK(cublasSetStream(blas.get(), stream.get()));
@@ -857,6 +858,18 @@ const NetDesc& CudaNetwork<T>::desc() const {
 template <class T>
 int CudaNetwork<T>::device() const {
   return impl_->device;
+}
+
+template <class T>
+void CudaNetwork<T>::set_tf32(bool on) {
+  DeviceGuard guard(impl_->device);
+  SENSINET_CUBLAS_CHECK(cublasSetMathMode(impl_->blas.get(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  impl_->tf32 = on;
+}
+
+template <class T>
+bool CudaNetwork<T>::tf32() const {
+  return impl_->tf32;
 }
 
 template <class T>

@@ -131,6 +131,11 @@ class CudaNetwork {
   const NetDesc& desc() const;
   int device() const;
 
+  // TF32 tensor-core math for the float32 GEMMs (cuBLAS CUBLAS_TF32_TENSOR_OP_MATH); off by default, as in
+  // PyTorch. Float64 GEMMs are unaffected.
+  void set_tf32(bool on);
+  bool tf32() const;
+
   void set_parameters(const T* host);
   void get_parameters(T* host);
   // Every x / y below comes with a key: nonzero keeps its device copy for later calls with the same key

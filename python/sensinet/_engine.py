@@ -102,6 +102,9 @@ class CpuEngine:
     def copy(self) -> "CpuEngine":
         return CpuEngine((), "", self.dtype, model=self._model.copy())
 
+    def set_precision(self, precision: str) -> None:
+        """The CPU engine always computes in full precision."""
+
     # ------------------------------------------------------------------ evaluation
     def forward(self, X: Any, link: bool = False, first: int = 0, threads: int = 1) -> NDArray:
         return self._model.forward(_arr(X), link, first, threads)
@@ -266,6 +269,9 @@ class CudaEngine:
         self._stale = False
         if self._views:
             self._mirror_fp = fingerprint(self._host.parameters)
+
+    def set_precision(self, precision: str) -> None:
+        self._dev.tf32 = precision == "tf32"
 
     def host(self) -> CpuEngine:
         """The host mirror, up to date, for computations the device does not have (see module docstring)."""

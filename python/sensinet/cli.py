@@ -40,6 +40,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("sensinet_demo"), help="folder for figures and models")
     demo.add_argument("--section", action="append", help="run only this section (repeatable)")
     demo.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke test")
+    from . import bench
+
+    bench.add_arguments(sub.add_parser("bench", help="time training and sensitivities of an architecture here"))
     exp = sub.add_parser("experiment", help="reproduce a paper's study")
     studies = exp.add_subparsers(dest="study")
     for name, help_text in EXPERIMENTS.items():
@@ -62,6 +65,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return int(module.main(args) or 0)
         except ValueError as exc:
             print(f"sensinet experiment {args.study}: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "bench":
+        try:
+            return bench.main(args)
+        except (ValueError, RuntimeError) as exc:
+            print(f"sensinet bench: {exc}", file=sys.stderr)
             return 2
     if args.command == "demo":
         from .demo import run_demo

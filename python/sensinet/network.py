@@ -21,6 +21,16 @@ from .optimizers import LBFGS, Optimizer, make_optimizer
 BlockSpec = Union[None, int, Sequence[int], range]
 
 
+PRECISIONS = ("highest", "tf32")
+
+
+def _check_precision(precision: Any, dtype: Any) -> str:
+    check_choice(precision, "precision", PRECISIONS)
+    if precision == "tf32" and np.dtype(dtype) != np.float32:
+        raise ValueError("precision: 'tf32' applies to float32 networks; this one is float64 (use dtype=np.float32)")
+    return precision
+
+
 class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss; the network keeps the last weights whose loss was finite."""
 
@@ -56,6 +66,10 @@ class Network:
     dtype : float64 (default) or float32
     seed : int, optional
         Seed of the initialisation (He-uniform for relu-like layers, Glorot-uniform otherwise; biases 0).
+    precision : {"highest", "tf32"}
+        ``"tf32"``: float32 matrix products on a GPU use TF32 tensor cores (10-bit mantissa inputs, float32
+        accumulation; several times faster on Ampere and later). The CPU engine always computes in full
+        float32; float64 networks accept only "highest".
     device : {"cpu", "cuda", "cuda:N"}
         Where the parameters, caches and training run (default "cpu"). On a CUDA device forward, predict,
         loss_and_grad, fit (SGD / Adam) and :func:`sensinet.sensitivity` run on the GPU (needs the
@@ -70,7 +84,7 @@ class Network:
     """
 
     def __init__(self, n_inputs: int, layers: Sequence[Layer], loss: str = "mse", dtype: Any = np.float64,
-                 seed: Optional[int] = None, device: str = "cpu") -> None:
+                 seed: Optional[int] = None, device: str = "cpu", precision: str = "highest") -> None:
         device, index = _cuda_backend.parse_device(device)
         if index is not None:
             _cuda_backend.require(index)  # fail before building anything
@@ -84,6 +98,7 @@ class Network:
                 raise TypeError(f"layers[{i}]: expected a Dense or Residual, got {type(layer).__name__}")
         check_choice(loss, "loss", LOSSES)
         self.dtype = resolve_dtype(dtype)
+        self._precision = _check_precision(precision, self.dtype)
         specs, width = [], int(n_inputs)
         for layer in layers:
             specs.append(layer.spec(width))
@@ -126,11 +141,14 @@ class Network:
         new._cache = DataCache()
         host = self._engine.host() if self._engine.device != "cpu" else self._engine
         new._engine = make_engine(self._specs, self.loss, self.dtype, self.device, host=host.copy())
+        new._engine.set_precision(self.precision)
         return new
 
     def astype(self, dtype: Any) -> "Network":
-        """A copy with float64 or float32 parameters."""
+        """A copy with float64 or float32 parameters (TF32 precision stays only on float32)."""
         new = Network._from_specs(self._specs, self.loss, dtype)
+        if new.dtype == np.float32:
+            new._precision = self.precision
         new.parameters = self._engine.read_parameters()
         for attr in ("metadata", "classes_"):
             if hasattr(self, attr):
@@ -138,6 +156,16 @@ class Network:
         return new.to(self.device)
 
     # ------------------------------------------------------------------ device
+    @property
+    def precision(self) -> str:
+        """Matrix-product precision on a GPU: "highest" or "tf32" (float32 networks only)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._precision = _check_precision(value, self.dtype)
+        self._engine.set_precision(self._precision)
+
     @property
     def device(self) -> str:
         """Where the network lives: "cpu", "cuda" (device 0) or "cuda:N"."""
@@ -164,6 +192,7 @@ class Network:
         else:
             _cuda_backend.require(index)
             self._engine = make_engine(self._specs, self.loss, self.dtype, name, host=host)
+            self._engine.set_precision(self.precision)
         return self
 
     def transfer_stats(self) -> dict:
@@ -527,6 +556,7 @@ class Network:
         params = state.pop("_parameters")
         device = state.pop("_device", "cpu")
         self.__dict__.update(state)
+        self.__dict__.setdefault("_precision", "highest")  # files pickled before precision existed
         self._engine = CpuEngine(self._specs, self.loss, self.dtype)
         self._engine.set_parameters(params)
         self._cache = DataCache()
@@ -549,5 +579,6 @@ class Network:
                              f"weights={layer.weights})")
         dt = "float64" if self.dtype == np.float64 else "float32"
         dev = "" if self.device == "cpu" else f", device={self.device!r}"
+        dev += "" if self.precision == "highest" else f", precision={self.precision!r}"
         return (f"Network(n_inputs={self.n_inputs}, layers=[{', '.join(parts)}], loss={self.loss!r}, "
                 f"dtype={dt}, n_params={self.n_params}{dev})")
