@@ -12,7 +12,7 @@ void bind_data(py::module_& m) {
           throw py::value_error("array: expected a C-contiguous array for a fingerprint");
         const void* p = a.data();
         const std::size_t bytes = static_cast<std::size_t>(a.nbytes());
-        py::gil_scoped_release nogil;
+        NoGil nogil;
         return fingerprint(p, bytes);
       },
       py::arg("array"), "64-bit position-sensitive fingerprint of a C-contiguous array's bytes.");

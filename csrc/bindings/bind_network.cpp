@@ -47,7 +47,7 @@ void bind_model(py::module_& mod, const char* name) {
             py::array_t<T> out({X.rows(), m.arch.n_outputs()});
             MatMap<T> O(out.mutable_data(), X.rows(), m.arch.n_outputs());
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               ThreadScope threads(n_threads);
               predict(m.arch, m.theta.data(), X, O, m.ws, first);
@@ -72,7 +72,7 @@ void bind_model(py::module_& mod, const char* name) {
             const T* th = theta_arg(m, theta);
             py::array_t<T> out({X.rows(), w});
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               ThreadScope threads(n_threads);
               layer_input(m.arch, th, X, from, layer, MatMap<T>(out.mutable_data(), X.rows(), w), m.ws);
@@ -100,7 +100,7 @@ void bind_model(py::module_& mod, const char* name) {
             py::array_t<T> grad(want_grad ? len : 0);
             T loss;
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               ThreadScope threads(n_threads);
               loss = loss_and_grad(m.arch, th, X, Y, first, last, want_grad ? grad.mutable_data() : nullptr, m.ws);

@@ -17,7 +17,7 @@ void bind_patterns_for(py::module_& mod) {
         const Index words = std::max<Index>(1, (pattern_bits(m.arch, layers) + 63) / 64);
         py::array_t<uint64_t> out({X.rows(), words});
         {
-          py::gil_scoped_release nogil;
+          NoGil nogil;
           std::lock_guard<std::mutex> lock(m.mu);
           ThreadScope threads(n_threads);
           relu_patterns(m.arch, m.theta.data(), X, layers, out.mutable_data(), words, m.ws);

@@ -59,7 +59,7 @@ void bind_sensitivity_for(py::module_& mod) {
           }
         std::vector<Eigen::MatrixXd> acc;
         {
-          py::gil_scoped_release nogil;
+          NoGil nogil;
           std::lock_guard<std::mutex> lock(m.mu);
           ThreadScope threads(n_threads);
           sensitivities(m.arch, m.theta.data(), X, Y ? &*Y : nullptr, wrt_loss, sites, Reduce(reduce), acc, ptrs,
@@ -98,7 +98,7 @@ void bind_sensitivity_for(py::module_& mod) {
           ap.push_back(adjs.back().mutable_data());
         }
         {
-          py::gil_scoped_release nogil;
+          NoGil nogil;
           std::lock_guard<std::mutex> lock(m.mu);
           ThreadScope threads(n_threads);
           site_adjoints(m.arch, m.theta.data(), X, Y, sites, T(inv_n), vp, ap, m.ws);
@@ -133,7 +133,7 @@ void bind_sensitivity_for(py::module_& mod) {
         }
         std::vector<double> r;
         {
-          py::gil_scoped_release nogil;
+          NoGil nogil;
           std::lock_guard<std::mutex> lock(m.mu);
           ThreadScope threads(n_threads);
           r = group_curvature(m.arch, m.theta.data(), X, Y, gs, m.ws);
@@ -153,7 +153,7 @@ void bind_sensitivity_for(py::module_& mod) {
         py::array_t<T> out({X.rows(), m.arch.n_outputs()});
         T loss = 0;
         {
-          py::gil_scoped_release nogil;
+          NoGil nogil;
           std::lock_guard<std::mutex> lock(m.mu);
           ThreadScope threads(n_threads);
           m.ws.scale = st.table;

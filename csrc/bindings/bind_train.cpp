@@ -43,7 +43,7 @@ auto run_training(Model<T>& m, const py::object& callback, int n_threads, Loop l
   TrainingGuard guard(m.training);
   decltype(loop(std::function<bool(const Progress&)>())) r;
   {
-    py::gil_scoped_release nogil;
+    NoGil nogil;
     std::unique_lock<std::mutex> lock(m.mu);
     auto poll = make_poll(callback, lock);
     ThreadScope threads(n_threads);

@@ -6,9 +6,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <chrono>
 #include <optional>
-#include <type_traits>
 #include <string>
+#include <thread>
+#include <type_traits>
 
 #include "sensinet/model.hpp"
 #include "sensinet/train.hpp"
@@ -16,6 +19,96 @@
 namespace sensinet::bind {
 
 namespace py = pybind11;
+
+// ---------------------------------------------------------------------------------------------- the GIL
+// Re-acquiring the GIL while the interpreter shuts down ends the calling thread (CPython calls
+// pthread_exit), and the forced unwind that starts in a destructor aborts the process ("terminate called
+// without an active exception"). So at exit (begin_shutdown, registered with atexit) a stop flag is raised,
+// and a thread that would then block on the GIL parks instead: it sleeps until the process ends. A thread
+// announces itself at the gate before it reads the flag, and the exiting thread raises the flag before it
+// reads the count, so none slips through; the exiting thread waits, with the GIL released, until the
+// threads already at the gate have taken the GIL and gone back into Python. It never parks itself.
+struct ShutdownState {
+  std::atomic<bool> stop{false};
+  std::atomic<int> at_gate{0};  // threads about to block on the GIL
+  std::atomic<std::thread::id> exiting{};
+};
+inline ShutdownState& shutdown_state() {
+  static ShutdownState s;  // one per extension module
+  return s;
+}
+
+[[noreturn]] inline void park_thread() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+}
+
+inline bool must_park() {
+  const ShutdownState& s = shutdown_state();
+  return s.stop.load() && s.exiting.load() != std::this_thread::get_id();
+}
+
+// Before blocking on the GIL: announce, then read the flag (see begin_shutdown for the other half).
+inline void enter_gil_gate() {
+  shutdown_state().at_gate.fetch_add(1);
+  if (must_park()) {
+    shutdown_state().at_gate.fetch_sub(1);
+    park_thread();
+  }
+}
+inline void leave_gil_gate() { shutdown_state().at_gate.fetch_sub(1); }
+
+// Releases the GIL for its scope (replaces py::gil_scoped_release).
+class NoGil {
+ public:
+  NoGil() : state_(PyEval_SaveThread()) {}
+  NoGil(const NoGil&) = delete;
+  NoGil& operator=(const NoGil&) = delete;
+  ~NoGil() noexcept(false) {  // noexcept(false): a forced unwind from the acquisition may pass through
+    enter_gil_gate();
+    PyEval_RestoreThread(state_);
+    leave_gil_gate();
+  }
+
+ private:
+  PyThreadState* state_;
+};
+
+// Holds the GIL for its scope from inside a NoGil region (a poll calling Python; replaces
+// py::gil_scoped_acquire).
+class WithGil {
+ public:
+  WithGil() {
+    enter_gil_gate();
+    state_ = PyGILState_Ensure();
+    leave_gil_gate();
+  }
+  WithGil(const WithGil&) = delete;
+  WithGil& operator=(const WithGil&) = delete;
+  ~WithGil() {
+    // Without the GIL here, CPython is ending this thread from inside the callback (a forced unwind after
+    // it dropped the GIL): releasing it again would be fatal, so the thread stays out.
+    if (!PyGILState_Check()) park_thread();
+    PyGILState_Release(state_);
+  }
+
+ private:
+  PyGILState_STATE state_;
+};
+
+// Called at interpreter exit (with the GIL): raise the stop flag, then release the GIL until no thread is
+// at the gate (at most `timeout` seconds). Returns how many still are.
+inline int begin_shutdown(double timeout) {
+  ShutdownState& s = shutdown_state();
+  s.exiting.store(std::this_thread::get_id());
+  s.stop.store(true);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (s.at_gate.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    PyThreadState* st = PyEval_SaveThread();  // a thread at the gate takes the GIL and returns to Python
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    PyEval_RestoreThread(st);
+  }
+  return s.at_gate.load();
+}
 
 // A layer spec as Python passes it: (kind, n_in, n_out, n_hidden, activation, alpha, l2).
 using SpecTuple = std::tuple<std::string, Index, Index, Index, std::string, double, double>;
@@ -151,7 +244,7 @@ std::function<bool(const P&)> make_poll(py::object callback, std::unique_lock<st
       std::unique_lock<std::mutex>& l;
       ~Relock() { l.lock(); }
     } relock{lock};
-    py::gil_scoped_acquire gil;
+    WithGil gil;
     if (PyErr_Occurred()) return true;  // an earlier callback raised: no more Python until it propagates
     if (PyErr_CheckSignals() != 0) return true;
     if (callback.is_none() || !p.scheduled) return false;

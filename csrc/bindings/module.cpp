@@ -47,6 +47,8 @@ PYBIND11_MODULE(_core, m) {
     Eigen::setNbThreads(n);
   });
   m.def("get_num_threads", []() { return Eigen::nbThreads(); });
+  m.def("begin_shutdown", &begin_shutdown, py::arg("timeout") = 2.0,
+        "At interpreter exit: park threads inside the engine instead of letting CPython end them (see common.hpp).");
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

@@ -150,7 +150,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
                 "from the spec tuples and loss of _core.Model64 / Model32.")
       .def(py::init([](const std::vector<SpecTuple>& specs, const std::string& loss, int device) {
              Architecture a = make_architecture(specs, loss);
-             py::gil_scoped_release nogil;
+             NoGil nogil;
              return new M(std::move(a), device);
            }),
            py::arg("specs"), py::arg("loss"), py::arg("device") = 0)
@@ -166,7 +166,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           [](M& m, bool on) {
             if (on && std::is_same_v<T, double>)
               throw py::value_error("precision: 'tf32' applies to float32 networks, this one is float64");
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.set_tf32(on);
           },
@@ -175,7 +175,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           "set_parameters",
           [](M& m, const py::array& theta) {
             const T* p = cvector_arg<T>(theta, "theta", m.arch.n_params());
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.set_parameters(p);
           },
@@ -186,7 +186,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             py::array out = out_obj.is_none() ? py::array(py::array_t<T>(m.arch.n_params())) : py::array(out_obj);
             T* p = vector_arg<T>(out, "out", m.arch.n_params());
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               m.net.get_parameters(p);
             }
@@ -204,7 +204,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             py::array_t<T> out({X.rows(), m.arch.n_outputs()});
             T* o = out.mutable_data();
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               m.net.forward(X.data(), X.rows(), first, link, o, x_key);
             }
@@ -220,7 +220,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             py::array_t<T> out({X.rows(), w});
             T* o = out.mutable_data();
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               m.net.layer_input(X.data(), X.rows(), layer, o, x_key);
             }
@@ -246,7 +246,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             T* g = want_grad ? grad.mutable_data() : nullptr;
             T loss;
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               loss = m.net.loss_and_grad(X.data(), Y.data(), X.rows(), in_layer, first, last, th, g, x_key, y_key);
             }
@@ -290,7 +290,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             TrainingGuard guard(m.training);
             cu::TrainOutcome r;
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::unique_lock<std::mutex> lock(m.mu);
               auto poll = make_poll<cu::PollInfo>(callback, lock);
               r = m.net.train(X.data(), Y.data(), X.rows(), XV ? XV->data() : nullptr, YV ? YV->data() : nullptr,
@@ -347,7 +347,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             for (const Site& s : sites) ds.push_back(cu::SiteDesc{s.layer, s.part});
             std::vector<std::vector<double>> acc;
             {
-              py::gil_scoped_release nogil;
+              NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
               m.net.sensitivities(X.data(), Y ? Y->data() : nullptr, X.rows(), wrt_loss, ds, reduce, acc, x_key, y_key);
             }
@@ -374,7 +374,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
            [](M& m) {
              cu::MemoryInfo i;
              {
-               py::gil_scoped_release nogil;
+               NoGil nogil;
                std::lock_guard<std::mutex> lock(m.mu);
                i = m.net.memory_info();
              }
@@ -410,7 +410,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           [](M& m, Index key, py::array state_m, py::array state_v) {
             T* pm = vector_arg<T>(state_m, "state_m", m.arch.n_params());
             T* pv = vector_arg<T>(state_v, "state_v", m.arch.n_params());
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.download_state(key, pm, pv);
           },
@@ -420,7 +420,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           "drop_state",
           [](M& m, Index key) {
             if (m.training) throw py::value_error("drop_state: the network is training");
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.drop_state(key);
           },
@@ -429,7 +429,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           "forget_data",
           [](M& m, Index key) {
             if (m.training) return;  // the loop may use it; evicted later like any other copy
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.forget_data(key);
           },
@@ -438,7 +438,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
           "free_workspace",
           [](M& m) {
             if (m.training) throw py::value_error("free_workspace: the network is training");
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.free_workspace();
           },
@@ -494,11 +494,13 @@ PYBIND11_MODULE(_cuda, m) {
     }
     return out;
   });
+  m.def("begin_shutdown", &begin_shutdown, py::arg("timeout") = 2.0,
+        "At interpreter exit: park threads inside the engine instead of letting CPython end them.");
   m.def("bytes_in_use", &cu::bytes_in_use, "Bytes held by all sensinet device buffers of this process.");
   m.def(
       "_try_alloc",
       [](std::size_t bytes, int device) {
-        py::gil_scoped_release nogil;
+        NoGil nogil;
         cu::try_allocate(bytes, device);
       },
       py::arg("bytes"), py::arg("device") = 0, "Allocate and free `bytes` on the device (tests).");

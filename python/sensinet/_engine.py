@@ -19,6 +19,7 @@ The CUDA handle also owns the host mirror of the parameters:
 """
 from __future__ import annotations
 
+import atexit
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Optional, Sequence
@@ -30,6 +31,9 @@ from . import _core
 from . import cuda as _cuda_backend
 
 _REDUCE = {"mean_abs": 0, "rms": 1, "mean": 2}
+
+# At exit, threads still inside the engine park instead of being ended by CPython (see common.hpp).
+atexit.register(_core.begin_shutdown, 2.0)
 
 
 def build_info() -> dict:

@@ -27,9 +27,12 @@ def _load() -> Any:
         if not _built:
             return None
         try:
+            import atexit
+
             from . import _cuda  # type: ignore[attr-defined]
 
             _module = _cuda
+            atexit.register(_cuda.begin_shutdown, 2.0)  # threads inside the CUDA engine park at exit
         except ImportError as exc:  # not built, or a shared library (cuBLAS) missing
             _import_error = f"{type(exc).__name__}: {exc}"
         except OSError as exc:  # pragma: no cover - a broken library file
