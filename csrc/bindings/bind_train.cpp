@@ -40,7 +40,7 @@ void check_block(const Model<T>& m, Index first, Index& last) {
 // callback's exception (or Ctrl-C) is raised once the loop has stopped with consistent weights.
 template <class T, class Loop>
 auto run_training(Model<T>& m, const py::object& callback, int n_threads, Loop loop) {
-  TrainingGuard guard(m.training);
+  TrainingGuard guard(m.trainer);
   decltype(loop(std::function<bool(const Progress&)>())) r;
   {
     NoGil nogil;

@@ -209,22 +209,35 @@ inline TrainConfig train_config(Index epochs, Index batch_size, bool shuffle, ui
   return tc;
 }
 
-// Marks a model as training for the duration of a loop: a callback that starts another training run
-// on the same network would overwrite the loop's buffers.
+// Marks a model as training for the duration of a loop, by the thread that runs it: a second loop on the
+// same network (from that loop's callback, or from another thread) would overwrite the loop's buffers.
+inline bool is_training(const std::atomic<std::thread::id>& trainer) { return trainer.load() != std::thread::id{}; }
+
 struct TrainingGuard {
-  bool& flag;
-  explicit TrainingGuard(bool& f) : flag(f) {
-    if (flag) throw py::value_error("network: already training (a callback may not train the same network)");
-    flag = true;
+  std::atomic<std::thread::id>& owner;
+  explicit TrainingGuard(std::atomic<std::thread::id>& o) : owner(o) {
+    std::thread::id none{};
+    if (!owner.compare_exchange_strong(none, std::this_thread::get_id())) {
+      if (none == std::this_thread::get_id())
+        throw py::value_error("network: already training (a callback may not train the same network)");
+      throw py::value_error(
+          "network: already training in another thread; a network trains in one thread at a time "
+          "(give each thread its own copy: net.copy())");
+    }
   }
-  ~TrainingGuard() { flag = false; }
+  TrainingGuard(const TrainingGuard&) = delete;
+  TrainingGuard& operator=(const TrainingGuard&) = delete;
+  ~TrainingGuard() { owner.store(std::thread::id{}); }
 };
 
-// Sets Eigen's thread count for one call (n <= 0 keeps the current setting).
+// Sets the calling thread's thread count for the engine's kernels during one call (n <= 0: one thread).
+// Per thread, so concurrent calls with different counts do not interfere.
 struct ThreadScope {
-  explicit ThreadScope(int n) {
-    if (n > 0) Eigen::setNbThreads(n);
-  }
+  int saved;
+  explicit ThreadScope(int n) : saved(engine_threads()) { engine_threads() = n > 0 ? n : 1; }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+  ~ThreadScope() { engine_threads() = saved; }
 };
 
 // Progress types that also carry a validation loss (the CUDA engine's) pass it on as info["val_loss"].

@@ -42,11 +42,6 @@ PYBIND11_MODULE(_core, m) {
   bind_sensitivity(m);
   bind_patterns(m);
   bind_data(m);
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("n_threads: expected >= 1, got " + std::to_string(n));
-    Eigen::setNbThreads(n);
-  });
-  m.def("get_num_threads", []() { return Eigen::nbThreads(); });
   m.def("begin_shutdown", &begin_shutdown, py::arg("timeout") = 2.0,
         "At interpreter exit: park threads inside the engine instead of letting CPython end them (see common.hpp).");
 #ifdef _OPENMP

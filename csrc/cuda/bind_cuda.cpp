@@ -95,7 +95,7 @@ struct CudaModel {
   Architecture arch;
   cu::CudaNetwork<T> net;
   std::mutex mu;          // one call at a time (device work runs without the GIL)
-  bool training = false;  // a training loop runs (a callback may not train or free its buffers)
+  std::atomic<std::thread::id> trainer{};  // the thread running a training loop (none: no loop runs)
   CudaModel(Architecture a, int device) : arch(std::move(a)), net(to_desc(arch), device) {}
 };
 
@@ -287,7 +287,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             const cu::OptSettings oc = device_settings(opt);
             const cu::TrainSettings tc =
                 device_settings(loop, in_layer, cuda_graphs, Keys{x_key, y_key, xv_key, yv_key, state_key, state_upload});
-            TrainingGuard guard(m.training);
+            TrainingGuard guard(m.trainer);
             cu::TrainOutcome r;
             {
               NoGil nogil;
@@ -419,7 +419,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
       .def(
           "drop_state",
           [](M& m, Index key) {
-            if (m.training) throw py::value_error("drop_state: the network is training");
+            if (is_training(m.trainer)) throw py::value_error("drop_state: the network is training");
             NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.drop_state(key);
@@ -428,7 +428,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
       .def(
           "forget_data",
           [](M& m, Index key) {
-            if (m.training) return;  // the loop may use it; evicted later like any other copy
+            if (is_training(m.trainer)) return;  // the loop may use it; evicted later like any other copy
             NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.forget_data(key);
@@ -437,7 +437,7 @@ void bind_cuda_model(py::module_& mod, const char* name) {
       .def(
           "free_workspace",
           [](M& m) {
-            if (m.training) throw py::value_error("free_workspace: the network is training");
+            if (is_training(m.trainer)) throw py::value_error("free_workspace: the network is training");
             NoGil nogil;
             std::lock_guard<std::mutex> lock(m.mu);
             m.net.free_workspace();

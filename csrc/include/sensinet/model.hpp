@@ -1,6 +1,8 @@
 // A network: its architecture, the one flat parameter vector, and a reusable workspace.
 #pragma once
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "sensinet/network.hpp"
 
@@ -12,7 +14,7 @@ struct Model {
   Vector<T> theta;  // never reallocated: Python holds a zero-copy view of it
   Workspace<T> ws;
   std::mutex mu;    // the workspace serves one call at a time (kernels run without the GIL)
-  bool training = false;  // set while a training loop runs (its buffers live in the workspace)
+  std::atomic<std::thread::id> trainer{};  // the thread running a training loop (none: no loop runs)
 
   explicit Model(Architecture a) : arch(std::move(a)), theta(Vector<T>::Zero(arch.n_params())) {}
 };

@@ -52,7 +52,7 @@ template <class Dst, class A, class B>
 void gemm(Dst&& dst, const A& a, const B& b, bool accumulate, const typename A::Scalar* bias = nullptr) {
   if (small_product(dst, a, b, accumulate, bias)) return;
   const Index cols = dst.cols();
-  int threads = Eigen::nbThreads();
+  int threads = engine_threads();
   const double flops = 2.0 * double(a.rows()) * double(a.cols()) * double(cols);
   if (threads > 1 && (cols < 32 * threads || flops < kSmallGemmFlops)) threads = 1;
   if (threads <= 1) {

@@ -8,6 +8,14 @@ namespace sensinet {
 
 using Index = Eigen::Index;
 
+// Threads of the engine's own parallel loops for the calling thread's current call (set per call by the
+// bindings). Thread-local, so concurrent calls with different counts do not interfere; Eigen's internal
+// parallelism is compiled out (EIGEN_DONT_PARALLELIZE) for the same reason.
+inline int& engine_threads() {
+  thread_local int n = 1;
+  return n;
+}
+
 template <class T>
 using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <class T>
