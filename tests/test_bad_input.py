@@ -352,3 +352,40 @@ def test_core_activation_checks():
         _core.activation("gelu", np.zeros(3))
     with pytest.raises(TypeError):
         _core.activation("tanh", np.array(["a", "b"]))
+
+
+# ---------------------------------------------------------------------------------------------- silently accepted before
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda net, X, y: net.fit(X, y, optimizer=sn.SGD(0.1), lr=0.5), ValueError, "lr: the optimizer object SGD"),
+    (lambda net, X, y: net.fit(X, y, optimizer="lbfgs", lr=-1), ValueError, "lr: L-BFGS takes no learning rate"),
+    (lambda net, X, y: net.fit(X, y, shuffle="no"), TypeError, "shuffle: expected True or False"),
+    (lambda net, X, y: net.fit(X, y, seed=1.5), ValueError, "seed: expected an int"),
+    (lambda net, X, y: net.fit(X, y, seed=-1), ValueError, "seed: expected an int"),
+    (lambda net, X, y: net.fit(X, y, validation_data=(X, y), tol=float("nan")), ValueError, "tol: expected a finite"),
+    (lambda net, X, y: net.fit(X, y, callback_every=-2), ValueError, "callback_every"),
+    (lambda net, X, y: sn.Dense(3, "leaky_relu", alpha=float("inf")), ValueError, "Dense.alpha: expected a finite"),
+    (lambda net, X, y: sn.LayerInsertion(residual_scale=float("nan")), ValueError, "residual_scale"),
+    (lambda net, X, y: sn.group_sensitivity(net, X, y, [{1: [0.5, 1.7]}]), TypeError, "integer neuron indices"),
+    (lambda net, X, y: sn.group_sensitivity(net, X, y, [{1: ["0"]}]), TypeError, "integer neuron indices"),
+    (lambda net, X, y: sn.sensitivity(net, X, method="finite_difference", eps=0), ValueError, "eps: expected"),
+    (lambda net, X, y: sn.group_curvature(net, X, y, [{1: None}], method="finite_difference", eps=-1e-3),
+     ValueError, "eps: expected"),
+])
+def test_arguments_that_used_to_be_accepted_silently(reg, call, exc, match):
+    net, X, Y = reg
+    with pytest.raises(exc, match=match):
+        call(net, X, Y)
+
+
+def test_sgd_positional_arguments_are_hyperparameters():
+    assert sn.SGD(0.1).lr == 0.1 and sn.SGD(0.1, 0.9, True).nesterov
+    assert sn.Adam(0.01, 0.8).beta1 == 0.8
+    assert "state" not in repr(sn.Adam(0.01))
+
+
+def test_cross_entropy_probability_rows_must_sum_to_one():
+    net = sn.Network(2, [sn.Dense(3)], loss="cross_entropy", seed=0)
+    X = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="summing to 1 for cross_entropy.*row 1 summing to 0.5"):
+        net.objective(X, np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.3]]))
+    net.objective(X, np.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]))  # valid rows are fine

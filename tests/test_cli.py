@@ -62,3 +62,19 @@ def test_bench_command_reports_rates_and_checks_arguments(tmp_path, capsys):
                      (["--device", "tpu"], "device: expected 'cpu', 'cuda' or 'cuda:N'")):
         assert main(["bench", *bad, "--no-torch"]) == 2
         assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["experiment", "hierarchical", "--quick", "--depth-starts", "-1"], "depth_starts: expected an int >= 1"),
+    (["experiment", "hierarchical", "--quick", "--variant-starts", "0"], "variant_starts: expected an int >= 1"),
+    (["experiment", "insertion", "--quick", "--runs", "0"], "runs"),
+    (["experiment", "insertion", "--quick", "--config", "nope"], "configs: expected names"),
+    (["experiment", "clusters", "--quick", "--seeds", "-3"], "seeds: expected seeds >= 0"),
+])
+def test_bad_study_arguments_fail_before_writing_anything(tmp_path, capsys, argv, msg):
+    from sensinet.cli import main
+
+    out = tmp_path / "never"
+    assert main([*argv, "--out", str(out)]) == 2
+    assert msg in capsys.readouterr().err
+    assert not out.exists()

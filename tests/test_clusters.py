@@ -744,3 +744,19 @@ def test_experiment_quick_smoke(tmp_path):
     assert args.seeds == [1] and args.quick and args.no_progress
     bad = argparse.Namespace(out=tmp_path / "bad", quick=True, seeds=[], no_progress=True)
     assert study.main(bad) == 2  # a clear error, no traceback
+
+
+def test_affine_maps_reject_the_unseen_pattern_label():
+    """Label -1 (a pattern not seen in fit) used to pick the last cluster's map silently."""
+    rng = np.random.default_rng(0)
+    net = sn.Network(3, [sn.Dense(6, "relu"), sn.Dense(1)], seed=0)
+    X = rng.normal(size=(40, 3))
+    rc = sn.explain(net, X)
+    maps = rc.affine_maps
+    np.testing.assert_allclose(maps.predict(X, rc.labels_), net.forward(X), rtol=1e-12, atol=1e-12)
+    labels = rc.labels_.copy()
+    labels[3] = -1
+    with pytest.raises(ValueError, match=r"labels: expected clusters in \[0, .*-1 for row 3.*not seen in fit"):
+        maps.predict(X, labels)
+    with pytest.raises(ValueError, match="one integer cluster per row"):
+        maps.predict(X, rc.labels_.astype(float))

@@ -782,10 +782,10 @@ TrainOutcome CudaNetwork<T>::Impl::train(const T* xh, const T* yh, i64 n, const 
   } else {
     res.steps = launched;
     if (launched > 0) {
-      // The last step's weights were never evaluated: a forward pass on (up to 32 rows of) the last
-      // minibatch tells whether they diverged, as in train.hpp.
+      // The last step's weights were never evaluated: a forward pass on the whole last minibatch tells
+      // whether they diverged, as in train.hpp.
       const T* cur = buf[par];
-      const i64 rows = std::min<i64>(last_m, 32);
+      const i64 rows = last_m;
       forward(tr, cur, xb.data(), rows, first, L - 1);
       const T inv = T(1) / T(rows);
       kern::head_loss<T>(st(), a.loss, tr.output(a, L - 1), yb.data(), rows, K, inv, tr.g.data(),

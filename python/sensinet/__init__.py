@@ -10,7 +10,7 @@ from ._engine import build_info  # noqa: E402
 from .cuda import cuda_available, cuda_info  # noqa: E402  (imports the CUDA extension lazily)
 from .data import Dataset  # noqa: E402
 from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
-from .network import DivergenceError, FitResult, Network  # noqa: E402
+from .network import DivergenceError, FitResult, Network, NonFiniteError  # noqa: E402
 from .optimizers import LBFGS, SGD, Adam  # noqa: E402
 from .sensitivity import SensitivityResult, group_curvature, group_sensitivity, sensitivity  # noqa: E402
 
@@ -44,7 +44,7 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
 
 
 __all__ = [
-    "ACTIVATIONS", "Adam", "Dataset", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "LBFGS", "Network", "Residual", "SGD",
+    "ACTIVATIONS", "Adam", "Dataset", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "NonFiniteError", "LBFGS", "Network", "Residual", "SGD",
     "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "cuda_available", "cuda_info",
     "group_curvature", "group_sensitivity",
     "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",

@@ -73,6 +73,12 @@ def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: type, name
     if loss != "mse" and (mat.min() < 0 or mat.max() > 1):
         raise ValueError(f"{name}: expected labels or probabilities in [0, 1] for {loss}, got values in "
                          f"[{mat.min()}, {mat.max()}]")
+    if loss == "cross_entropy":  # rows of class probabilities: each sums to 1
+        sums = mat.sum(axis=1, dtype=np.float64)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-6 * max(1, n_outputs))
+        if bad.size:
+            raise ValueError(f"{name}: expected rows of class probabilities summing to 1 for cross_entropy (or "
+                             f"integer labels), got row {bad[0]} summing to {sums[bad[0]]:.6g} ({bad.size} such rows)")
     return np.ascontiguousarray(mat, dtype=dtype)
 
 

@@ -83,6 +83,14 @@ class AffineMaps:
         """``X[i] @ W_eff[labels[i]] + b_eff[labels[i]]`` for every row (no loop over samples)."""
         X = np.asarray(X, dtype=np.float64)
         labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (X.shape[0],):
+            raise ValueError(f"labels: expected one integer cluster per row of X ({X.shape[0]}), got dtype "
+                             f"{labels.dtype} and shape {labels.shape}")
+        bad = (labels < 0) | (labels >= len(self))
+        if bad.any():
+            raise ValueError(f"labels: expected clusters in [0, {len(self)}), got {int(labels[bad][0])} for row "
+                             f"{int(np.flatnonzero(bad)[0])} (-1 marks an activation pattern not seen in fit, which "
+                             "has no map here: ReluClusters.explain(x) computes the exact map of its own pattern)")
         return np.einsum("nd,ndk->nk", X, self.W_eff[labels]) + self.b_eff[labels]
 
 

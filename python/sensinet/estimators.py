@@ -40,7 +40,7 @@ from scipy.special import log_expit, log_softmax
 from ._config import resolve_threads
 from ._progress import ProgressBar
 from .layers import ACTIVATIONS, Dense, Layer, Residual
-from .network import DivergenceError, FitResult, Network
+from .network import DivergenceError, FitResult, Network, require_finite
 from .optimizers import LBFGS, SGD, Adam
 
 __all__ = ["SensiNetClassifier", "SensiNetRegressor"]
@@ -549,11 +549,10 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         if reuse:  # the network learned in the first fit's target units: keep them
             mean, scale = self._y_mean, self._y_scale
         else:
-            mean = Y.mean(axis=0)
-            scale = Y.std(axis=0)
-            # Constant targets have no scale: keep them in place instead of dividing by ~0.
-            scale = np.where(scale > 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0), scale, 1.0)
-        T = np.ascontiguousarray((Y - mean) / scale, dtype=p["dtype"])
+            mean, scale = _target_scale(Y)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+            T = np.ascontiguousarray((Y - mean) / scale, dtype=p["dtype"])
+        require_finite(T, "standardized targets", f"{type(self).__name__}.fit", Y)
         self._train(p, X, T, "mse", reuse)
         # Set only after training succeeded, so a failed fit leaves a previous fit's state consistent.
         self._y_mean, self._y_scale = mean, scale
@@ -562,9 +561,25 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         return self
 
     def predict(self, X: Any) -> NDArray[np.float64]:
-        """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like the ``y`` given to fit."""
-        out = self._outputs(X) * self._y_scale + self._y_mean
+        """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like the ``y`` given to fit.
+
+        Raises NonFiniteError when a prediction overflows float64 in the targets' units."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._outputs(X) * self._y_scale + self._y_mean
+        require_finite(out, "prediction", f"{type(self).__name__}.predict", X)
         return out.ravel() if self._y_1d else out
+
+
+def _target_scale(Y: NDArray) -> tuple:
+    """Per-column mean and standard deviation of Y, computed in units of the column's largest |value| so
+    that targets near the float64 limit (1e300) do not overflow the variance."""
+    big = np.max(np.abs(Y), axis=0)
+    big = np.where(big > 0, big, 1.0)
+    Z = Y / big
+    mean, scale = Z.mean(axis=0) * big, Z.std(axis=0) * big
+    # Constant targets have no scale: keep them in place instead of dividing by ~0.
+    scale = np.where(scale > 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0), scale, 1.0)
+    return mean, scale
 
 
 class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):

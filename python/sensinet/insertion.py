@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from ._config import resolve_threads
 from ._engine import activation
-from ._validation import check_choice
+from ._validation import check_choice, check_positive
 from .layers import Dense, Residual
 from .network import Network
 from .optimizers import SGD, Adam, make_optimizer
@@ -160,9 +160,11 @@ class LayerInsertion:
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
         self.check_every, self.max_insertions, self.max_layers = int(check_every), int(max_insertions), int(max_layers)
         self.minibatch_size = int(minibatch_size)
-        if not lr_factor > 0:
-            raise ValueError(f"lr_factor: expected > 0, got {lr_factor!r}")
-        self.lr_factor, self.reset_optimizer, self.residual_scale = float(lr_factor), bool(reset_optimizer), float(residual_scale)
+        self.lr_factor = check_positive(lr_factor, "lr_factor")
+        self.residual_scale = check_positive(residual_scale, "residual_scale")
+        if not isinstance(reset_optimizer, (bool, np.bool_)):
+            raise TypeError(f"reset_optimizer: expected a bool, got {type(reset_optimizer).__name__}")
+        self.reset_optimizer = bool(reset_optimizer)
 
     # ------------------------------------------------------------------ candidates
     def _kind_for(self, net: Network) -> str:

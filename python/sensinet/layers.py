@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
+import numpy as np
+
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softplus")
 PIECEWISE_LINEAR = ("identity", "relu", "leaky_relu")
 
@@ -11,8 +13,9 @@ PIECEWISE_LINEAR = ("identity", "relu", "leaky_relu")
 def _check_common(kind: str, activation: str, alpha: float, l2: float) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"{kind}.activation: expected one of {ACTIVATIONS}, got {activation!r}")
-    if not (float(alpha) >= 0.0):
-        raise ValueError(f"{kind}.alpha: expected a leaky_relu slope >= 0, got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(alpha) and float(alpha) >= 0.0):
+        raise ValueError(f"{kind}.alpha: expected a finite leaky_relu slope >= 0, got {alpha!r}")
     if not (float(l2) >= 0.0):
         raise ValueError(f"{kind}.l2: expected a weight decay >= 0, got {l2!r}")
 

@@ -35,6 +35,29 @@ class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss; the network keeps the last weights whose loss was finite."""
 
 
+class NonFiniteError(FloatingPointError):
+    """A result computed from finite inputs and weights overflowed (became infinite or NaN).
+
+    The package's policy: nothing returns non-finite values silently. Evaluations (forward, predict,
+    loss, gradients, sensitivities, curvatures) raise this error naming what overflowed; training raises
+    :class:`DivergenceError` and keeps the last finite weights."""
+
+
+def require_finite(values: Any, what: str, where: str, inputs: Any = None) -> Any:
+    """``values`` if all finite; else NonFiniteError naming ``where`` and ``what`` (and the inputs' range)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        hint = ""
+        if inputs is not None:
+            x = np.asarray(getattr(inputs, "array", inputs))
+            if x.size:
+                hint = f" (largest |input| {float(np.max(np.abs(x))):.3g})"
+        raise NonFiniteError(f"{where}: the {what} overflowed to infinity or NaN in {arr.dtype.name} although the "
+                             f"inputs and weights are finite{hint}. Rescale the inputs (e.g. with "
+                             "sensinet.datasets.Standardizer), shrink the weights, or use float64.")
+    return values
+
+
 @dataclass
 class FitResult:
     """What one ``fit`` call did."""
@@ -342,19 +365,29 @@ class Network:
 
     # ------------------------------------------------------------------ evaluation
     def forward(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
-        """Raw network outputs (logits for classification heads), shape (n_samples, n_outputs)."""
-        return self._engine.forward(self._inputs(X), False, 0, resolve_threads(n_threads))
+        """Raw network outputs (logits for classification heads), shape (n_samples, n_outputs).
+
+        Raises NonFiniteError when the outputs overflow."""
+        Xm = self._inputs(X)
+        return require_finite(self._engine.forward(Xm, False, 0, resolve_threads(n_threads)), "network output",
+                              "forward", Xm)
 
     def predict(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
-        """Outputs through the head's link: values (mse), softmax or sigmoid probabilities (classification)."""
-        return self._engine.forward(self._inputs(X), True, 0, resolve_threads(n_threads))
+        """Outputs through the head's link: values (mse), softmax or sigmoid probabilities (classification).
+
+        Raises NonFiniteError when the outputs overflow."""
+        Xm = self._inputs(X)
+        return require_finite(self._engine.forward(Xm, True, 0, resolve_threads(n_threads)), "network output",
+                              "predict", Xm)
 
     __call__ = forward
 
     def layer_input(self, X: Any, layer: int, n_threads: Optional[int] = None) -> NDArray:
         """Input of ``layer`` (the output of layer-1); ``layer == n_layers`` gives the network output."""
         layer = self._check_layer(layer, "layer", allow_end=True)
-        return self._engine.layer_input(self._inputs(X), layer, 0, None, resolve_threads(n_threads))
+        Xm = self._inputs(X)
+        return require_finite(self._engine.layer_input(Xm, layer, 0, None, resolve_threads(n_threads)),
+                              f"input of layer {layer}", "layer_input", Xm)
 
     def loss_and_grad(self, X: Any, y: Any = None, theta: Optional[Any] = None, layers: BlockSpec = None,
                       n_threads: Optional[int] = None) -> tuple:
@@ -375,7 +408,9 @@ class Network:
         first, last = self._block(layers)
         Xm, Ym = self._pair(X, y)
         th = None if theta is None else self._theta(theta)
-        return self._engine.loss_and_grad(Xm, Ym, first, last, True, th, 0, resolve_threads(n_threads))
+        loss, grad = self._engine.loss_and_grad(Xm, Ym, first, last, True, th, 0, resolve_threads(n_threads))
+        require_finite(loss, "objective", "loss_and_grad", Xm)
+        return loss, require_finite(grad, "gradient", "loss_and_grad", Xm)
 
     def _theta(self, theta: Any) -> NDArray:
         t = np.asarray(theta)
@@ -391,7 +426,8 @@ class Network:
     def objective(self, X: Any, y: Any = None, n_threads: Optional[int] = None) -> float:
         """Full-batch objective J (mean loss + L2) without the gradient."""
         Xm, Ym = self._pair(X, y)
-        return self._engine.loss_and_grad(Xm, Ym, 0, -1, False, None, None, resolve_threads(n_threads))[0]
+        loss = self._engine.loss_and_grad(Xm, Ym, 0, -1, False, None, None, resolve_threads(n_threads))[0]
+        return require_finite(loss, "objective", "objective", Xm)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any = None, *, optimizer: Union[str, Optimizer] = "adam", lr: Optional[float] = None,
@@ -450,6 +486,16 @@ class Network:
             raise ValueError(f"max_steps: expected an int >= 0 or None, got {max_steps!r}")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected True or False, got {type(shuffle).__name__} {shuffle!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+                                 or seed >= 2**64):
+            raise ValueError(f"seed: expected an int in [0, 2**64) or None, got {seed!r}")
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not (
+                np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+        if isinstance(callback_every, bool) or not isinstance(callback_every, (int, np.integer)) or callback_every < 0:
+            raise ValueError(f"callback_every: expected an int >= 0 (0: epoch ends only), got {callback_every!r}")
         Xv = Yv = None
         if validation_data is not None:
             Xv, Yv = self._validation(validation_data)
@@ -512,10 +558,20 @@ class Network:
             self._engine.set_parameters(best["theta"])
         result.best_epoch = best["epoch"]
         if result.status == "diverged":
-            raise DivergenceError(
-                f"fit: the loss became non-finite after {result.steps} steps; the network keeps the last weights "
-                "with a finite loss. Lower the learning rate or standardize the inputs and targets.")
+            raise DivergenceError(self._divergence_message(result, Xm, Ym))
         return self
+
+    def _divergence_message(self, result: FitResult, Xm: Matrix, Ym: Matrix) -> str:
+        """What DivergenceError says: whether a finite step ever existed, and the data's range."""
+        never = (result.steps == 0 if result.optimizer != "lbfgs" else
+                 not any(np.isfinite(result.loss_curve)))
+        if never:
+            return (f"fit: the loss is not finite at the starting weights, so no step was taken and the weights are "
+                    f"unchanged. The data overflow the {self.loss} loss in {np.dtype(self.dtype).name} (largest |X| "
+                    f"{float(np.max(np.abs(Xm.array))):.3g}, largest |y| {float(np.max(np.abs(Ym.array))):.3g}): "
+                    "standardize the inputs and targets.")
+        return (f"fit: the loss became non-finite after {result.steps} steps; the network keeps the last weights "
+                "with a finite loss. Lower the learning rate or standardize the inputs and targets.")
 
     # ------------------------------------------------------------------ persistence and import
     def save(self, path: Any, metadata: Optional[dict] = None) -> None:

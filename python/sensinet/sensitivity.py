@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._validation import check_choice
 from .data import Matrix
-from .network import Network
+from .network import Network, require_finite
 
 REDUCTIONS = ("mean_abs", "rms", "mean")
 GROUP_RULES = ("l2", "l1", "max", "shared")
@@ -243,7 +243,10 @@ def _neuron_indices(key: Any, idx: Any, width: int) -> NDArray:
         if a.shape != (width,):
             raise ValueError(f"groups[{key!r}]: a mask needs {width} entries, got shape {a.shape}")
         return np.flatnonzero(a)
-    sel = a.astype(int).ravel()
+    if a.size and a.dtype.kind not in "iu":
+        raise TypeError(f"groups[{key!r}]: expected integer neuron indices, a boolean mask or None, got dtype "
+                        f"{a.dtype} ({idx!r:.60})")
+    sel = a.astype(np.int64).ravel()
     if sel.size and (sel.min() < 0 or sel.max() >= width):
         raise ValueError(f"groups[{key!r}]: neuron indices must be in [0, {width}), got {sel} (name one site of "
                          f"a residual layer, e.g. '2:inner', or pass None for all its neurons)")
@@ -348,6 +351,10 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
         vals = [_fd_site(net, Xa.array, _array(Y), s, wrt, step, threads=threads) for s in sites]
         mats = [_reduce(v.astype(np.float64), reduce) for v in vals]
         samples = vals if per_sample else None
+    for m in mats:
+        require_finite(m, f"{wrt} sensitivity", "sensitivity", Xa)
+    for v in samples or ():
+        require_finite(v, f"per-sample {wrt} sensitivity", "sensitivity", Xa)
     names = [f"output {k}" for k in range(net.n_outputs)] if wrt == "output" else ["loss"]
     return SensitivityResult(wrt=wrt, reduce=reduce, method=method, sites=sites, matrices=mats,
                              n_samples=Xa.shape[0], per_sample=samples, output_names=names)
@@ -412,7 +419,8 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
         sites = sorted({(l, p) for t in trip for (l, p, _) in t})
         mats, _ = net._engine.sensitivities(Xa, Y, True, sites, "mean", False, threads)
         g = {site: m[0] for site, m in zip(sites, mats)}
-        return np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
+        out = np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
+        return require_finite(out, "group sensitivity", "group_sensitivity", Xa)
     step = _fd_step(eps, net.dtype, 1e-6, 1e-3)
     Xa, Y = Xa.array, Y.array
     return np.array([(_scaled_objective(net, Xa, Y, t, step, threads) -
@@ -448,7 +456,8 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
     threads = resolve_threads(n_threads)
     trip = [_group_sites(net, g) for g in groups]
     if method == "exact":
-        return net._engine.group_curvature(Xa, Y, trip, threads)
+        return require_finite(net._engine.group_curvature(Xa, Y, trip, threads), "group curvature",
+                              "group_curvature", Xa)
     h = _fd_step(eps, net.dtype, 1e-3, 3e-2)
     Xa, Y = Xa.array, Y.array
     out = []

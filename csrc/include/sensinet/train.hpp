@@ -159,11 +159,10 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
       }
     }
   }
-  // The last step's weights were never evaluated: a forward pass on (up to 32 rows of) the last minibatch
-  // tells whether they diverged (then the previous weights, whose loss was finite, are kept). Overflow from
-  // huge weights shows on any row; a sample keeps this check cheap for short fit calls.
+  // The last step's weights were never evaluated: a forward pass on the whole last minibatch tells whether
+  // they diverged (then the previous weights, whose loss was finite, are kept). All of its rows: overflow
+  // that only some samples reach (float32, large inputs) must not pass as "completed".
   if (res.status != TrainStatus::Diverged && res.steps > 0) {
-    m = std::min<Index>(m, 32);
     forward(a, cur, batch(xp, d, xstride), ws, first);
     const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout, T(1) / T(m)) +
                    add_l2(a, cur, static_cast<T*>(nullptr), first, last);

@@ -444,11 +444,13 @@ def run(out_dir: Any, quick: bool = False, seeds: Optional[Sequence[int]] = None
     progress : bool
         Print what each study finds while it runs.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = tuple(int(s) for s in (seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)))
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds: expected seeds >= 0, got {list(seeds)}")
+    out = Path(out_dir)  # created only once the arguments are known to be good
+    out.mkdir(parents=True, exist_ok=True)
     files: list = []
     t0 = time.perf_counter()
     results: dict = {"quick": bool(quick), "seeds": list(seeds)}

@@ -628,6 +628,9 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
             raise ValueError(f"experiments: expected a subset of ('main', 'depth', 'variants'), got {e!r}")
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"budget: expected a number > 0, got {budget!r}")
+    for name, v in (("depth_starts", depth_starts), ("variant_starts", variant_starts)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{name}: expected an int >= 1 (or None for the default), got {v!r}")
     cfg = _config(quick, int(n_starts), datasets, budget, depth_dataset, depth_starts, variant_starts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

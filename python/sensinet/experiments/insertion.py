@@ -90,8 +90,8 @@ def _configs(quick: bool) -> dict:
 
 def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = None, progress: bool = True) -> dict:
     """Run the study; write CSV + Markdown tables and figures into out_dir; return the summary rows."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+        raise ValueError(f"runs: expected an int >= 1, got {runs!r}")
     runs = min(runs, 3) if quick else runs
     epochs = 600 if quick else EPOCHS
     data = _data(0)
@@ -100,6 +100,8 @@ def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = 
     for c in chosen:
         if c not in allcfg:
             raise ValueError(f"configs: expected names from {tuple(allcfg)}, got {c!r}")
+    out = Path(out_dir)  # created only once the arguments are known to be good
+    out.mkdir(parents=True, exist_ok=True)
     total = sum(len(allcfg[c]) for c in chosen) * runs
     bar = ProgressBar(total, desc="insertion study") if progress else None
     rows, curves, done = [], {}, 0
