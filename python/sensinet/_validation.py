@@ -1,6 +1,7 @@
 """Argument checks shared by the public API: clear errors naming the argument, conversion done once."""
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -79,7 +80,12 @@ def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: type, name
         if bad.size:
             raise ValueError(f"{name}: expected rows of class probabilities summing to 1 for cross_entropy (or "
                              f"integer labels), got row {bad[0]} summing to {sums[bad[0]]:.6g} ({bad.size} such rows)")
-    return np.ascontiguousarray(mat, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(mat, dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name}: values up to {float(np.max(np.abs(mat))):.3g} overflow {np.dtype(dtype).name} "
+                         f"(largest finite {np.finfo(dtype).max:.3g}); rescale the targets")
+    return out
 
 
 def check_choice(value: Any, name: str, choices: tuple) -> str:
@@ -96,6 +102,31 @@ def check_positive(value: Any, name: str, integer: bool = False, allow_zero: boo
     if not ok or not np.isfinite(value):
         raise ValueError(f"{name}: expected {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+MAX_COUNT = 2**62  # counts (epochs, steps, sizes) beyond this cannot be meant and would overflow the engine
+
+
+def check_count(value: Any, name: str, low: int = 0, none_ok: bool = False) -> Any:
+    """An int in [low, 2**62] (or None when ``none_ok``); ValueError naming ``name`` otherwise."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= MAX_COUNT:
+        extra = " or None" if none_ok else ""
+        raise ValueError(f"{name}: expected an int in [{low}, 2**62]{extra}, got {value!r}")
+    return int(value)
+
+
+def check_size(n_params: int, itemsize: int, what: str) -> None:
+    """MemoryError naming the size when ``n_params`` values cannot fit this machine's memory."""
+    need = n_params * itemsize
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: let the allocation decide
+        total = None
+    if n_params > MAX_COUNT or (total is not None and need > total):
+        have = "" if total is None else f", more than this machine's {total / 2**30:.1f} GiB"
+        raise MemoryError(f"{what}: {n_params:,} parameters need {need / 2**30:,.1f} GiB{have}")
 
 
 def resolve_dtype(dtype: Any) -> type:

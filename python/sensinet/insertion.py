@@ -141,9 +141,12 @@ class LayerInsertion:
         self.choose = check_choice(choose, "choose", ("largest", "smallest"))
         self.score = check_choice(score, "score", SCORES)
         self.include_bias = bool(include_bias)
-        self.at_epochs = sorted(int(e) for e in at_epochs) if at_epochs is not None else []
-        if any(e < 1 for e in self.at_epochs):
-            raise ValueError(f"at_epochs: expected epochs >= 1, got {self.at_epochs}")
+        if at_epochs is not None and (isinstance(at_epochs, (str, bytes)) or not hasattr(at_epochs, "__iter__")):
+            raise TypeError(f"at_epochs: expected a list of epochs, got {type(at_epochs).__name__} {at_epochs!r}")
+        epochs = list(at_epochs) if at_epochs is not None else []
+        if any(isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1 for e in epochs):
+            raise ValueError(f"at_epochs: expected ints >= 1, got {epochs!r}")
+        self.at_epochs = sorted(int(e) for e in epochs)
         if plateau is not None:
             try:
                 ok = len(plateau) == 2 and int(plateau[0]) == plateau[0] and int(plateau[0]) >= 1 \

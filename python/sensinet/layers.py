@@ -16,8 +16,9 @@ def _check_common(kind: str, activation: str, alpha: float, l2: float) -> None:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or not (
             np.isfinite(alpha) and float(alpha) >= 0.0):
         raise ValueError(f"{kind}.alpha: expected a finite leaky_relu slope >= 0, got {alpha!r}")
-    if not (float(l2) >= 0.0):
-        raise ValueError(f"{kind}.l2: expected a weight decay >= 0, got {l2!r}")
+    if isinstance(l2, bool) or not isinstance(l2, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(l2) and float(l2) >= 0.0):
+        raise ValueError(f"{kind}.l2: expected a finite weight decay >= 0, got {l2!r}")
 
 
 def _check_width(kind: str, name: str, value: object) -> None:
@@ -124,3 +125,11 @@ def layer_from_spec(spec: tuple) -> Layer:
     if kind == "residual1":
         return Residual(int(n_out), act, weights=1, alpha=float(alpha), l2=float(l2))
     raise ValueError(f"layer kind: expected dense, residual2 or residual1, got {kind!r}")
+
+
+def layer_params(spec: tuple) -> int:
+    """Parameters of one engine spec (kind, n_in, n_out, hidden, ...), counted in Python ints (no overflow)."""
+    kind, n_in, n_out, hidden = (spec[0], int(spec[1]), int(spec[2]), int(spec[3]))
+    if kind == "residual2":
+        return n_in * hidden + hidden + hidden * n_out
+    return n_in * n_out + n_out

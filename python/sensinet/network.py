@@ -13,9 +13,9 @@ from . import cuda as _cuda_backend
 from ._config import resolve_threads
 from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
-from ._validation import LOSSES, check_choice, resolve_dtype
+from ._validation import LOSSES, check_choice, check_count, check_size, resolve_dtype
 from .data import DataCache, Dataset, Matrix, as_dataset
-from .layers import Dense, Layer, Residual, layer_from_spec
+from .layers import Dense, Layer, Residual, layer_from_spec, layer_params
 from .optimizers import LBFGS, Optimizer, make_optimizer
 
 BlockSpec = Union[None, int, Sequence[int], range]
@@ -129,7 +129,13 @@ class Network:
         self._specs = specs
         self.layers = tuple(layers)
         self.loss = loss
-        self._engine: Any = CpuEngine(specs, loss, self.dtype)
+        n_params = sum(layer_params(s) for s in specs)
+        check_size(n_params, np.dtype(self.dtype).itemsize, "Network")
+        try:
+            self._engine: Any = CpuEngine(specs, loss, self.dtype)
+        except MemoryError:
+            raise MemoryError(f"Network: {n_params:,} parameters ({n_params * np.dtype(self.dtype).itemsize / 2**30:,.2f}"
+                              " GiB) could not be allocated") from None
         self._cache = DataCache()
         self.reinitialize(seed)
         if device != "cpu":
@@ -472,18 +478,12 @@ class Network:
         first, last = self._block(layers)
         threads = resolve_threads(n_threads)
         Xm, Ym = self._pair(X, y)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
-                                     or patience < 1):
-            raise ValueError(f"patience: expected an int >= 1 or None, got {patience!r}")
+        check_count(epochs, "epochs")
+        check_count(batch_size, "batch_size", 1)
+        check_count(patience, "patience", 1, none_ok=True)
         if patience is not None and validation_data is None:
             raise ValueError("patience: early stopping needs validation_data=(X_val, y_val)")
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
-                                      or max_steps < 0):
-            raise ValueError(f"max_steps: expected an int >= 0 or None, got {max_steps!r}")
+        check_count(max_steps, "max_steps", none_ok=True)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -494,8 +494,7 @@ class Network:
         if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not (
                 np.isfinite(tol) and tol >= 0):
             raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
-        if isinstance(callback_every, bool) or not isinstance(callback_every, (int, np.integer)) or callback_every < 0:
-            raise ValueError(f"callback_every: expected an int >= 0 (0: epoch ends only), got {callback_every!r}")
+        check_count(callback_every, "callback_every")
         Xv = Yv = None
         if validation_data is not None:
             Xv, Yv = self._validation(validation_data)

@@ -12,7 +12,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import check_positive
+from ._validation import check_count, check_positive
 
 
 _state_keys = itertools.count(1)
@@ -113,6 +113,9 @@ class SGD(_Stateful):
     def __post_init__(self) -> None:
         check_positive(self.lr, "SGD.lr")
         check_positive(self.momentum, "SGD.momentum", allow_zero=True)
+        if not isinstance(self.nesterov, (bool, np.bool_)):
+            raise TypeError(f"SGD.nesterov: expected True or False, got {type(self.nesterov).__name__} "
+                            f"{self.nesterov!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD.nesterov: Nesterov momentum needs momentum > 0")
 
@@ -133,7 +136,7 @@ class Adam(_Stateful):
         check_positive(self.lr, "Adam.lr")
         for name in ("beta1", "beta2"):
             b = getattr(self, name)
-            if not (0.0 <= b < 1.0):
+            if isinstance(b, bool) or not isinstance(b, (int, float, np.integer, np.floating)) or not (0.0 <= b < 1.0):
                 raise ValueError(f"Adam.{name}: expected a value in [0, 1), got {b!r}")
         check_positive(self.eps, "Adam.eps")
 
@@ -155,8 +158,8 @@ class LBFGS:
     ftol: float = 1e-12
 
     def __post_init__(self) -> None:
-        check_positive(self.max_iter, "LBFGS.max_iter", integer=True, allow_zero=True)
-        check_positive(self.history, "LBFGS.history", integer=True)
+        check_count(self.max_iter, "LBFGS.max_iter")
+        check_count(self.history, "LBFGS.history", 1)
         check_positive(self.gtol, "LBFGS.gtol", allow_zero=True)
         check_positive(self.ftol, "LBFGS.ftol", allow_zero=True)
 

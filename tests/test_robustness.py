@@ -1,0 +1,208 @@
+"""Property-based robustness over the public entry points.
+
+1. Any finite input gives finite output or a clear error (ValueError / TypeError / NonFiniteError /
+   DivergenceError with a message): never another exception, never a silent inf or NaN, never a raw
+   numpy warning.
+2. Any malformed argument gives a ValueError or TypeError whose message names the argument.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import sensinet as sn
+
+hyp = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CLEAR = (ValueError, TypeError, sn.NonFiniteError, sn.DivergenceError)
+# 60 examples a property in CI; SENSINET_ROBUSTNESS_EXAMPLES=2000 for a deep run
+SETTINGS = dict(max_examples=int(os.environ.get("SENSINET_ROBUSTNESS_EXAMPLES", "60")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---------------------------------------------------------------------------------------------- 1. finite inputs
+@st.composite
+def problems(draw):
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    d = draw(st.integers(1, 4))
+    layers = []
+    for _ in range(draw(st.integers(0, 2))):
+        act = draw(st.sampled_from(sn.ACTIVATIONS))
+        if layers and draw(st.booleans()):
+            width = layers[-1].units if isinstance(layers[-1], sn.Dense) else layers[-1].width
+            if draw(st.booleans()):
+                layers.append(sn.Residual(width, act, hidden=draw(st.integers(1, 4)), weights=2))
+            else:
+                layers.append(sn.Residual(width, act, weights=1))
+        else:
+            layers.append(sn.Dense(draw(st.integers(1, 5)), act))
+    head = draw(st.sampled_from(["mse", "cross_entropy", "binary_cross_entropy"]))
+    k = draw(st.integers(2, 3)) if head == "cross_entropy" else draw(st.integers(1, 2))
+    layers.append(sn.Dense(k))
+    net = sn.Network(d, layers, loss=head, dtype=dtype, seed=draw(st.integers(0, 3)))
+    n = draw(st.integers(1, 6))
+    scale = draw(st.sampled_from([1.0, 1e3, 1e30, 1e150, 1e300]))
+    X = np.array(draw(st.lists(st.floats(-1.0, 1.0), min_size=n * d, max_size=n * d))).reshape(n, d) * scale
+    rng = np.random.default_rng(draw(st.integers(0, 100)))
+    if head == "mse":
+        y = rng.normal(size=(n, k)) * draw(st.sampled_from([1.0, 1e100, 1e300]))
+    elif head == "cross_entropy":
+        y = rng.integers(0, k, n)
+    else:
+        y = rng.integers(0, 2, (n, k)).astype(float)
+    return net, X, y
+
+
+def _finite(out) -> bool:
+    if isinstance(out, (tuple, list)):
+        return all(_finite(o) for o in out)
+    if isinstance(out, sn.SensitivityResult):
+        return all(np.isfinite(m).all() for m in out.matrices)
+    if isinstance(out, sn.Network):
+        return bool(np.isfinite(out.parameters).all())
+    if isinstance(out, (float, int, np.ndarray, np.number)):
+        return bool(np.isfinite(out).all())
+    return True
+
+
+ENTRY_POINTS = {
+    "forward": lambda net, X, y: net.forward(X),
+    "predict": lambda net, X, y: net.predict(X),
+    "layer_input": lambda net, X, y: net.layer_input(X, net.n_layers),
+    "objective": lambda net, X, y: net.objective(X, y),
+    "loss_and_grad": lambda net, X, y: net.loss_and_grad(X, y),
+    "block_gradient": lambda net, X, y: net.loss_and_grad(X, y, layers=net.n_layers - 1),
+    "sensitivity": lambda net, X, y: sn.sensitivity(net, X),
+    "loss_sensitivity": lambda net, X, y: sn.sensitivity(net, X, y, wrt="loss", per_sample=True),
+    "group_sensitivity": lambda net, X, y: sn.group_sensitivity(net, X, y, [{0: None}]),
+    "group_curvature": lambda net, X, y: sn.group_curvature(net, X, y, [{0: None}]),
+    "fit_sgd": lambda net, X, y: net.fit(X, y, optimizer=sn.SGD(0.01), epochs=2, batch_size=2),
+    "fit_lbfgs": lambda net, X, y: net.fit(X, y, optimizer=sn.LBFGS(max_iter=3)),
+    "dataset_fit": lambda net, X, y: net.fit(sn.Dataset(X, y), epochs=1),
+}
+
+
+@settings(**SETTINGS)
+@given(problems(), st.sampled_from(sorted(ENTRY_POINTS)))
+def test_finite_input_gives_finite_output_or_a_clear_error(problem, name):
+    net, X, y = problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a raw numpy overflow warning is a leak
+        try:
+            out = ENTRY_POINTS[name](net, X, y)
+        except CLEAR as exc:
+            assert str(exc), f"{name}: {type(exc).__name__} without a message"
+            return
+    assert _finite(out), f"{name} returned non-finite values"
+    assert np.isfinite(net.parameters).all()
+
+
+@settings(**SETTINGS)
+@given(problems())
+def test_relu_clusters_of_finite_input_are_finite_or_a_clear_error(problem):
+    net, X, y = problem
+    if any(s[4] not in ("relu", "leaky_relu", "identity") for s in net.specs):
+        with pytest.raises(ValueError):
+            sn.explain(net, X)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            rc = sn.explain(net, X)
+        except CLEAR as exc:
+            assert str(exc)
+            return
+    assert np.isfinite(rc.affine_maps.W_eff).all() and np.isfinite(rc.affine_maps.b_eff).all()
+
+
+# ---------------------------------------------------------------------------------------------- 2. bad arguments
+NAN, INF = float("nan"), float("inf")
+COUNT_BAD = [-1, 1.5, "3", 2**63, True, NAN, None, [1]]
+POSITIVE_BAD = [0, -1.0, NAN, INF, "1e-3", None, True]
+CHOICE_BAD = ["nope", 3, None, ""]
+
+
+def _net():
+    return sn.Network(3, [sn.Dense(4, "relu"), sn.Dense(1)], seed=0)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    return X, X.sum(1)
+
+
+# (argument name as it must appear in the message, call with the bad value, bad values)
+BAD_ARGUMENTS = [
+    ("n_inputs", lambda v: sn.Network(v, [sn.Dense(1)]), [0, -3, 1.5, "3", None, True]),
+    ("loss", lambda v: sn.Network(3, [sn.Dense(1)], loss=v), CHOICE_BAD),
+    ("dtype", lambda v: sn.Network(3, [sn.Dense(1)], dtype=v), [np.int32, "float16", np.complex128]),
+    ("device", lambda v: sn.Network(3, [sn.Dense(1)], device=v), ["gpu", "cuda:x", 3, None]),
+    ("precision", lambda v: sn.Network(3, [sn.Dense(1)], dtype=np.float32, precision=v), CHOICE_BAD),
+    ("units", lambda v: sn.Dense(v), [0, -1, 1.5, "4", None, True]),
+    ("activation", lambda v: sn.Dense(3, v), CHOICE_BAD),
+    ("alpha", lambda v: sn.Dense(3, "leaky_relu", alpha=v), [-0.1, NAN, INF, "x", None]),
+    ("l2", lambda v: sn.Dense(3, l2=v), [-1.0, NAN, INF, "x", None]),
+    ("epochs", lambda v: _net().fit(*_data(), epochs=v), COUNT_BAD),
+    ("batch_size", lambda v: _net().fit(*_data(), batch_size=v), COUNT_BAD + [0]),
+    ("max_steps", lambda v: _net().fit(*_data(), max_steps=v), [-1, 1.5, "3", 2**63, True, NAN]),
+    ("callback_every", lambda v: _net().fit(*_data(), callback_every=v), COUNT_BAD),
+    ("patience", lambda v: _net().fit(*_data(), validation_data=_data(), patience=v), [0, -1, 1.5, "2", 2**63, True]),
+    ("tol", lambda v: _net().fit(*_data(), validation_data=_data(), tol=v), [-1.0, NAN, INF, "x", None, True]),
+    ("shuffle", lambda v: _net().fit(*_data(), shuffle=v), ["no", 1, None, 0.0]),
+    ("seed", lambda v: _net().fit(*_data(), seed=v), [-1, 1.5, "3", 2**64, True]),
+    ("n_threads", lambda v: _net().fit(*_data(), n_threads=v), [0, -1, 1.5, "2", 2**31, True]),
+    ("layers", lambda v: _net().fit(*_data(), layers=v), [5, -3, (1, 0), [0, 2, 5], "0", 1.5]),
+    ("optimizer", lambda v: _net().fit(*_data(), optimizer=v), CHOICE_BAD + [sn.Dense(1)]),
+    ("lr", lambda v: _net().fit(*_data(), optimizer="sgd", lr=v), [v for v in POSITIVE_BAD if v is not None]),
+    ("callback", lambda v: _net().fit(*_data(), callback=v), [3, "f"]),
+    ("validation_data", lambda v: _net().fit(*_data(), validation_data=v), [3, (1,), (None, None)]),
+    ("SGD.lr", lambda v: sn.SGD(v), POSITIVE_BAD),
+    ("SGD.momentum", lambda v: sn.SGD(0.1, v), [-0.5, NAN, INF, "x", None]),
+    ("SGD.nesterov", lambda v: sn.SGD(0.1, 0.9, v), ["yes", 1, None]),
+    ("Adam.lr", lambda v: sn.Adam(v), POSITIVE_BAD),
+    ("Adam.beta1", lambda v: sn.Adam(1e-3, v), [1.0, -0.1, NAN, "x", None]),
+    ("Adam.eps", lambda v: sn.Adam(1e-3, 0.9, 0.999, v), POSITIVE_BAD),
+    ("LBFGS.max_iter", lambda v: sn.LBFGS(max_iter=v), COUNT_BAD),
+    ("LBFGS.history", lambda v: sn.LBFGS(history=v), COUNT_BAD + [0]),
+    ("n_threads", lambda v: sn.set_num_threads(v), [0, -1, 1.5, "2", 2**31, True, None]),
+    ("wrt", lambda v: sn.sensitivity(_net(), _data()[0], wrt=v), CHOICE_BAD),
+    ("reduce", lambda v: sn.sensitivity(_net(), _data()[0], reduce=v), ["nope", 3, ""]),
+    ("method", lambda v: sn.sensitivity(_net(), _data()[0], method=v), CHOICE_BAD),
+    ("eps", lambda v: sn.sensitivity(_net(), _data()[0], method="finite_difference", eps=v),
+     [v for v in POSITIVE_BAD if v is not None]),
+    ("layers", lambda v: sn.sensitivity(_net(), _data()[0], layers=v), [7, "9:inner", [], 1.5]),
+    ("groups", lambda v: sn.group_sensitivity(_net(), *_data(), v), [[{}], [3], [{1: [9]}], [{1: [0.5]}]]),
+    ("groups", lambda v: sn.group_curvature(_net(), *_data(), v), [[{}], [3], [{1: [-9]}], [{1: ["a"]}]]),
+    ("X", lambda v: _net().predict(v), [None, "x", [[1.0, 2.0], [3.0]], np.zeros((0, 3)), np.full((2, 3), NAN),
+                                        np.zeros((2, 4)), np.zeros(3)]),
+    ("y", lambda v: _net().fit(_data()[0], v), [None, "x", np.zeros(5), np.full(8, INF)]),
+    ("X", lambda v: sn.Dataset(v), [None, "x", np.zeros((0, 2)), np.full((2, 2), NAN), np.zeros(3)]),
+    ("kind", lambda v: sn.LayerInsertion(kind=v), CHOICE_BAD),
+    ("choose", lambda v: sn.LayerInsertion(choose=v), CHOICE_BAD),
+    ("at_epochs", lambda v: sn.LayerInsertion(at_epochs=v), [[0], [-5], ["a"], 3]),
+    ("lr_factor", lambda v: sn.LayerInsertion(lr_factor=v), POSITIVE_BAD),
+    ("residual_scale", lambda v: sn.LayerInsertion(residual_scale=v), POSITIVE_BAD),
+    ("plateau", lambda v: sn.LayerInsertion(plateau=v), [(0, 1e-3), (5,), (5, -1), "x"]),
+    ("max_insertions", lambda v: sn.LayerInsertion(max_insertions=v), [-1, 1.5, "2", True]),
+]
+
+
+@pytest.mark.parametrize("name, call, values", BAD_ARGUMENTS, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD_ARGUMENTS)])
+def test_malformed_arguments_raise_naming_the_argument(name, call, values):
+    for v in values:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            try:
+                call(v)
+            except (ValueError, TypeError) as exc:
+                assert name.split(".")[-1] in str(exc), f"{name}={v!r}: the message does not name it: {exc}"
+                continue
+            except Exception as exc:  # noqa: BLE001 - reported as a failure
+                pytest.fail(f"{name}={v!r}: {type(exc).__name__} instead of ValueError/TypeError: {exc}")
+            pytest.fail(f"{name}={v!r} was accepted")
