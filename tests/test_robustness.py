@@ -190,6 +190,25 @@ BAD_ARGUMENTS = [
     ("residual_scale", lambda v: sn.LayerInsertion(residual_scale=v), POSITIVE_BAD),
     ("plateau", lambda v: sn.LayerInsertion(plateau=v), [(0, 1e-3), (5,), (5, -1), "x"]),
     ("max_insertions", lambda v: sn.LayerInsertion(max_insertions=v), [-1, 1.5, "2", True]),
+    ("validation_data[1]", lambda v: sn.LayerInsertion(at_epochs=[1]).fit(
+        sn.Network(2, [sn.Dense(3, "relu"), sn.Dense(2)], loss="cross_entropy", seed=0), np.zeros((4, 2)),
+        np.array([0, 1, 0, 1]), epochs=2, validation_data=(np.zeros((4, 2)), v)),
+     [np.array([0, 1, 5, 1]), np.array([0.5, 1, 0, 1]), np.zeros(3)]),
+    ("width", lambda v: sn.Residual(v), [0, -1, 1.5, "4", None]),
+    ("hidden", lambda v: sn.Residual(4, hidden=v), [0, -2, 1.5, "3"]),
+    ("weights", lambda v: sn.Residual(4, weights=v), [0, 3, 1.5, "2"]),
+    ("score", lambda v: sn.HierarchicalOptimizer(score=v), CHOICE_BAD),
+    ("p_rand", lambda v: sn.HierarchicalOptimizer(p_rand=v), [-0.1, 1.5, NAN, "x"]),
+    ("inner", lambda v: sn.HierarchicalOptimizer(inner=v), CHOICE_BAD),
+    ("inner_iters", lambda v: sn.HierarchicalOptimizer(inner_iters=v), [0, -1, 1.5, "3", True]),
+    ("budget", lambda v: sn.HierarchicalOptimizer().run(_net(), *_data(), budget=v), [0, -1.0, NAN, "x"]),
+    ("n_clusters", lambda v: sn.explain(_net(), _data()[0]).merge(v), [0, -1, 1.5, "2", 10**6]),
+    ("by", lambda v: sn.explain(_net(), _data()[0]).merge(2, by=v), CHOICE_BAD),
+    ("batch_size", lambda v: list(sn.sensitivity.__globals__["iter_per_sample"](_net(), _data()[0], batch_size=v)),
+     [0, -1, 1.5, "2"]),
+    ("layer", lambda v: _net().layer_parameters(v), [2, -3, 1.5, "0", None]),
+    ("device", lambda v: _net().to(v), ["gpu", 3, None, "cuda:-1"]),
+    ("path", lambda v: _net().save(v), [3, None, 1.5]),
 ]
 
 
