@@ -350,3 +350,19 @@ def test_precision_follows_the_network(fake):
         sn.Network(5, [sn.Dense(1)], precision="tf32")
     with pytest.raises(ValueError, match="precision: expected one of"):
         sn.Network(5, [sn.Dense(1)], dtype=np.float32, precision="bf16")
+
+
+@pytest.mark.filterwarnings("ignore:.*max_iter.*reached")
+def test_estimators_take_a_device(fake):
+    X, y = _data()
+    cpu = sn.SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    dev = sn.SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0, device="cuda").fit(X, y)
+    assert dev.network_.device == "cuda" and dev.get_params()["device"] == "cuda"
+    np.testing.assert_array_equal(dev.predict(X), cpu.predict(X))
+    back = pickle.loads(pickle.dumps(dev))
+    assert back.network_.device == "cuda"
+    np.testing.assert_array_equal(back.predict(X), cpu.predict(X))
+    clf = sn.SensiNetClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, device="cuda")
+    assert clf.fit(X, (y > 0).astype(int)).network_.device == "cuda"
+    with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'"):
+        sn.SensiNetRegressor(device="gpu").fit(X, y)

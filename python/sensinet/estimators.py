@@ -39,6 +39,7 @@ from scipy.special import log_expit, log_softmax
 
 from ._config import resolve_threads
 from ._progress import ProgressBar
+from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
 from .network import DivergenceError, FitResult, Network, require_finite
 from .optimizers import LBFGS, SGD, Adam
@@ -101,7 +102,7 @@ class _BaseSensiNet(BaseEstimator):
                  batch_size: int = 32, max_iter: int = 200, tol: float = 1e-4, early_stopping: bool = False,
                  validation_fraction: float = 0.1, n_iter_no_change: int = 10, random_state: Any = None,
                  warm_start: bool = False, dtype: Any = "float64", n_threads: Optional[int] = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, device: str = "cpu") -> None:
         # scikit-learn rule: store the parameters unchanged, validate them in fit.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -121,6 +122,7 @@ class _BaseSensiNet(BaseEstimator):
         self.dtype = dtype
         self.n_threads = n_threads
         self.verbose = verbose
+        self.device = device
 
     # ------------------------------------------------------------------------------------------ validation
     def _check_params(self) -> dict:
@@ -171,6 +173,7 @@ class _BaseSensiNet(BaseEstimator):
             n_iter_no_change=_int_param(self.n_iter_no_change, "n_iter_no_change", 1),
             warm_start=_bool_param(self.warm_start, "warm_start"),
             dtype=np.float64 if dtype == np.float64 else np.float32,
+            device=parse_device(self.device)[0],
         )
 
     # ------------------------------------------------------------------------------------------ building
@@ -189,7 +192,7 @@ class _BaseSensiNet(BaseEstimator):
         """warm_start applies only when the fitted network has exactly the architecture this fit would build."""
         net = getattr(self, "network_", None)
         return (p["warm_start"] and isinstance(net, Network) and net.n_inputs == n_features
-                and net.loss == loss and net.dtype == p["dtype"]
+                and net.loss == loss and net.dtype == p["dtype"] and net.device == p["device"]
                 and tuple(net.layers) == tuple(self._layers(p, n_outputs)))
 
     def _optimizer(self, p: dict, reuse: bool) -> Any:
@@ -223,7 +226,8 @@ class _BaseSensiNet(BaseEstimator):
         if reuse:
             net = self.network_
         else:
-            net = Network(X.shape[1], self._layers(p, T.shape[1]), loss=loss, dtype=p["dtype"], seed=init_seed)
+            net = Network(X.shape[1], self._layers(p, T.shape[1]), loss=loss, dtype=p["dtype"], seed=init_seed,
+                          device=p["device"])
         opt = self._optimizer(p, reuse)
         threads = resolve_threads(self.n_threads)
 
@@ -340,6 +344,7 @@ class _BaseSensiNet(BaseEstimator):
                 "layers": list(net.layers),
                 "loss": net.loss,
                 "dtype": np.dtype(net.dtype).name,
+                "device": net.device,
                 "parameters": np.array(net.parameters, copy=True),
                 "history": getattr(net, "history_", None),
             }
@@ -351,6 +356,13 @@ class _BaseSensiNet(BaseEstimator):
         if isinstance(saved, dict) and saved.get("__sensinet_network__") == 1:
             net = Network(saved["n_inputs"], saved["layers"], loss=saved["loss"], dtype=saved["dtype"])
             net.parameters = saved["parameters"]
+            device = saved.get("device", "cpu")
+            if device != "cpu":
+                try:
+                    net.to(device)
+                except RuntimeError as exc:
+                    warnings.warn(f"{type(self).__name__}: pickled on {device}, restored on cpu ({exc})",
+                                  RuntimeWarning, stacklevel=2)
             if saved["history"] is not None:
                 net.history_ = saved["history"]
             state["network_"] = net
@@ -469,6 +481,9 @@ _PARAMS_DOC = """
         Threads of the engine's kernels (None: :func:`sensinet.get_num_threads`).
     verbose : bool, default=False
         Show a progress bar on stderr.
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
+        Where the network trains and predicts (see :meth:`sensinet.Network.to`); its parameters, optimizer
+        state and data stay there between calls.
 """
 
 _ATTRS_DOC = """
