@@ -250,6 +250,7 @@ struct CudaNetwork<T>::Impl {
   std::vector<Resident> resident;
   std::vector<State> states;
   bool tf32 = false;
+  PinnedStaging staging;
 
   Impl(NetDesc d, int dev) : a(std::move(d)), device(dev) {
     SENSINET_CUBLAS_CHECK(cublasSetStream(blas.get(), stream.get()));
@@ -287,20 +288,66 @@ struct CudaNetwork<T>::Impl {
       if (kind == Xfer::State) stats.d2h_state_bytes += bytes;
     }
   }
+  // Host -> device through the pinned staging buffer (large pageable arrays) or directly. On return the
+  // host array may change: its contents are in pinned memory or on the device.
+  void h2d(void* dst, const void* src, std::size_t bytes) {
+    if (bytes < PinnedStaging::kMin || !staging.ok()) {
+      SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st()));
+      return;
+    }
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst);
+    int h = 0;
+    for (std::size_t off = 0; off < bytes; off += PinnedStaging::kHalf, h ^= 1) {
+      const std::size_t n = std::min(PinnedStaging::kHalf, bytes - off);
+      SENSINET_CUDA_CHECK(cudaEventSynchronize(staging.event(h)));  // this half's last transfer is done
+      std::memcpy(staging.half(h), s + off, n);
+      SENSINET_CUDA_CHECK(cudaMemcpyAsync(d + off, staging.half(h), n, cudaMemcpyHostToDevice, st()));
+      SENSINET_CUDA_CHECK(cudaEventRecord(staging.event(h), st()));
+    }
+  }
+  // Device -> host through the staging buffer (large arrays; done on return) or directly (the caller
+  // synchronizes the stream before reading).
+  void d2h(void* dst, const void* src, std::size_t bytes) {
+    if (bytes < PinnedStaging::kMin || !staging.ok()) {
+      SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st()));
+      return;
+    }
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst);
+    const std::size_t chunk = PinnedStaging::kHalf;
+    const std::size_t chunks = (bytes + chunk - 1) / chunk;
+    // chunk i goes into half i % 2; it is copied out once chunk i + 1 is on its way
+    for (std::size_t i = 0; i <= chunks; ++i) {
+      if (i < chunks) {
+        const int h = static_cast<int>(i & 1);
+        SENSINET_CUDA_CHECK(cudaMemcpyAsync(staging.half(h), s + i * chunk, std::min(chunk, bytes - i * chunk),
+                                            cudaMemcpyDeviceToHost, st()));
+        SENSINET_CUDA_CHECK(cudaEventRecord(staging.event(h), st()));
+      }
+      if (i > 0) {
+        const std::size_t j = i - 1;
+        const int h = static_cast<int>(j & 1);
+        SENSINET_CUDA_CHECK(cudaEventSynchronize(staging.event(h)));
+        std::memcpy(d + j * chunk, staging.half(h), std::min(chunk, bytes - j * chunk));
+      }
+    }
+  }
+
   void upload(T* dst, const T* src, i64 count_, Xfer kind = Xfer::Data) {
     if (count_ == 0) return;
-    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * count_, cudaMemcpyHostToDevice, st()));
+    h2d(dst, src, sizeof(T) * count_);
     count(kind, true, static_cast<i64>(sizeof(T) * count_));
   }
   void upload_bytes(void* dst, const void* src, std::size_t bytes) {
     if (bytes == 0) return;
-    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st()));
+    h2d(dst, src, bytes);
     count(Xfer::Other, true, static_cast<i64>(bytes));
   }
   template <class U>
   void download(U* dst, const U* src, i64 count_, Xfer kind = Xfer::Other) {
     if (count_ == 0) return;
-    SENSINET_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(U) * count_, cudaMemcpyDeviceToHost, st()));
+    d2h(dst, src, sizeof(U) * count_);
     count(kind, false, static_cast<i64>(sizeof(U) * count_));
   }
 

@@ -72,6 +72,47 @@ class Stream {
   cudaStream_t s_ = nullptr;
 };
 
+// Pinned host memory for staging transfers of pageable host arrays: two halves with an event each, so the
+// host copy into one half overlaps the bus transfer out of the other. Allocated on first use; if pinned
+// memory cannot be had, ok() is false and callers copy directly.
+class PinnedStaging {
+ public:
+  static constexpr std::size_t kHalf = std::size_t(8) << 20;  // bytes per half
+  static constexpr std::size_t kMin = std::size_t(1) << 20;   // smaller transfers go directly
+
+  PinnedStaging() = default;
+  ~PinnedStaging() {
+    for (cudaEvent_t& e : done_)
+      if (e) {
+        cudaEventSynchronize(e);  // no transfer may still read or write the memory freed below
+        cudaEventDestroy(e);
+      }
+    if (host_) cudaFreeHost(host_);
+  }
+  PinnedStaging(const PinnedStaging&) = delete;
+  PinnedStaging& operator=(const PinnedStaging&) = delete;
+
+  bool ok() {
+    if (!tried_) {
+      tried_ = true;
+      if (cudaMallocHost(&host_, 2 * kHalf) != cudaSuccess) {
+        host_ = nullptr;
+        cudaGetLastError();  // clear the error: staging is an optimisation
+        return false;
+      }
+      for (cudaEvent_t& e : done_) SENSINET_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+    return host_ != nullptr;
+  }
+  char* half(int h) const { return static_cast<char*>(host_) + h * kHalf; }
+  cudaEvent_t event(int h) const { return done_[h]; }
+
+ private:
+  void* host_ = nullptr;
+  cudaEvent_t done_[2] = {nullptr, nullptr};
+  bool tried_ = false;
+};
+
 class CublasHandle {
  public:
   CublasHandle() { SENSINET_CUBLAS_CHECK(cublasCreate(&h_)); }
