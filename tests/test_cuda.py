@@ -589,3 +589,20 @@ def test_tf32_precision_accuracy_against_float64():
     assert e32 < 1e-5
     assert etf < 1e-2
     assert etf > e32  # tensor cores were used
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("width", [300, 1100, 2049])  # parameter vectors of ~0.7, 9.7 and 33.6 MB (float64)
+def test_staged_transfers_round_trip_exactly(width):
+    """Large transfers go through the pinned double buffer in 8 MiB chunks: sizes below, across and
+    beyond several chunks (and not multiples of them) must arrive bit for bit."""
+    net = sn.Network(width, [sn.Dense(width), sn.Dense(3)], seed=0)
+    theta = np.random.default_rng(width).normal(size=net.n_params)
+    dev = net.to("cuda")
+    dev.parameters = theta
+    back = dev._engine._dev.get_parameters()
+    np.testing.assert_array_equal(back, theta)
+    X = np.random.default_rng(1).normal(size=(4096, width))  # a large upload of data as well
+    cpu = dev.copy().to("cpu")
+    assert rel_err(dev.forward(X), cpu.forward(X)) < 1e-12
