@@ -1,6 +1,6 @@
 """A stand-in for sensinet._cuda's CudaModel that runs on the CPU engine, for testing the engine handle's
 device protocol without a GPU: the "device" parameter vector is a separate CPU model, and residency (data
-and optimizer states kept by key) and the transfer counters follow cuda_network.cu, so the tests can prove
+and optimizer states kept by key) and the transfer counters follow cuda_impl.cuh, so the tests can prove
 what crosses the bus. The numerics are the CPU engine's, so results must equal a CPU network's exactly."""
 from __future__ import annotations
 

@@ -5,14 +5,6 @@
 
 namespace sensinet::bind {
 
-static const char* status_name(TrainStatus s) {
-  switch (s) {
-    case TrainStatus::Completed: return "completed";
-    case TrainStatus::Stopped: return "stopped";
-    case TrainStatus::Diverged: return "diverged";
-  }
-  return "?";
-}
 
 static const char* status_name(LbfgsStatus s) {
   switch (s) {

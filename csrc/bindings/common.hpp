@@ -240,18 +240,11 @@ struct ThreadScope {
   ~ThreadScope() { engine_threads() = saved; }
 };
 
-// Progress types that also carry a validation loss (the CUDA engine's) pass it on as info["val_loss"].
-template <class P, class = void>
-struct has_val_loss : std::false_type {};
-template <class P>
-struct has_val_loss<P, std::void_t<decltype(std::declval<P>().val_loss)>> : std::true_type {};
-
-// Wraps an optional Python callable as an engine's poll (P: its progress type). Runs with the GIL
+// Wraps an optional Python callable as an engine's poll. Runs with the GIL
 // re-acquired and the model's lock released (the callback may evaluate the network), checks for
 // KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
-template <class P = Progress>
-std::function<bool(const P&)> make_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
-  return [callback, &lock](const P& p) -> bool {
+inline std::function<bool(const Progress&)> make_poll(py::object callback, std::unique_lock<std::mutex>& lock) {
+  return [callback, &lock](const Progress& p) -> bool {
     lock.unlock();
     struct Relock {
       std::unique_lock<std::mutex>& l;
@@ -267,8 +260,7 @@ std::function<bool(const P&)> make_poll(py::object callback, std::unique_lock<st
       info["step"] = p.step;
       info["loss"] = p.loss;
       info["epoch_end"] = p.epoch_end;
-      if constexpr (has_val_loss<P>::value)
-        if (p.has_val) info["val_loss"] = p.val_loss;
+      if (p.has_val) info["val_loss"] = p.val_loss;
       py::object r = callback(info);
       return !r.is_none() && r.cast<bool>();
     } catch (py::error_already_set& e) {
@@ -284,6 +276,16 @@ inline Index layer_input_width(const Architecture& a, Index layer) {
     throw py::value_error("layer: expected an index in [0, " + std::to_string(a.n_layers()) + "], got " +
                           std::to_string(layer));
   return layer == 0 ? a.n_inputs() : a.layers[layer - 1].n_out;
+}
+
+// What a training loop's status is called in Python (the CPU and CUDA engines share TrainStatus).
+inline const char* status_name(TrainStatus s) {
+  switch (s) {
+    case TrainStatus::Completed: return "completed";
+    case TrainStatus::Stopped: return "stopped";
+    case TrainStatus::Diverged: return "diverged";
+  }
+  return "?";
 }
 
 inline void rethrow_pending() {

@@ -4,7 +4,9 @@
 // explicit caches, the reverse pass of the whole net or of a block of layers, minibatch SGD / momentum /
 // Nesterov / Adam with the CPU engine's seeded permutation, and the stacked-seed sensitivity sweep.
 //
-// Plain C++ (no CUDA or Eigen headers): the implementation sits behind a pointer in cuda_network.cu.
+// Plain C++ (no CUDA or Eigen headers; the configuration types are the CPU engine's, from the Eigen-free
+// sensinet/config.hpp): the implementation sits behind a pointer (cuda_impl.cuh; its methods are defined in
+// cuda_network.cu, cuda_train.cu and cuda_sensitivity.cu).
 // Errors: CudaError (a CUDA / cuBLAS call failed), OutOfMemory (an allocation failed; the message names
 // the size), std::invalid_argument (bad arguments).
 #pragma once
@@ -17,66 +19,17 @@
 #include <vector>
 
 #include "errors.hpp"
+#include "sensinet/config.hpp"
 
 namespace sensinet::cuda {
 
-using i64 = long long;
+using i64 = Index;  // as in kernels.hpp
 
-// Layer kinds: the integer values of sensinet::LayerKind.
-enum KindCode : int { kDense = 0, kResidual2 = 1, kResidual1 = 2 };
-
-struct LayerDesc {
-  int kind = kDense;
-  i64 n_in = 0, n_out = 0, n_hidden = 0;
-  int act = 0;  // sensinet::Activation
-  double alpha = 0.01, l2 = 0.0;
-
-  i64 n_w1() const { return kind == kResidual2 ? n_in * n_hidden : n_in * n_out; }
-  i64 n_b1() const { return kind == kResidual2 ? n_hidden : n_out; }
-  i64 n_w2() const { return kind == kResidual2 ? n_hidden * n_out : 0; }
-  i64 n_params() const { return n_w1() + n_b1() + n_w2(); }
-  i64 inner_width() const { return kind == kResidual2 ? n_hidden : n_out; }
-};
-
-// An architecture as the CPU engine's (validated there: the bindings build a sensinet::Architecture first).
-struct NetDesc {
-  std::vector<LayerDesc> layers;
-  std::vector<i64> offsets;  // offsets[l]: first parameter of layer l; offsets[L]: total
-  int loss = 0;              // sensinet::Loss
-
-  NetDesc() = default;
-  NetDesc(std::vector<LayerDesc> l, int loss_) : layers(std::move(l)), loss(loss_) {
-    offsets.assign(layers.size() + 1, 0);
-    for (std::size_t i = 0; i < layers.size(); ++i) offsets[i + 1] = offsets[i] + layers[i].n_params();
-  }
-  i64 n_layers() const { return static_cast<i64>(layers.size()); }
-  i64 n_inputs() const { return layers.front().n_in; }
-  i64 n_outputs() const { return layers.back().n_out; }
-  i64 n_params() const { return offsets.back(); }
-  i64 max_width() const {
-    i64 w = n_inputs();
-    for (const auto& s : layers) w = std::max(w, std::max(s.n_out, s.n_hidden));
-    return w;
-  }
-};
-
-struct OptSettings {
-  int kind = 0;  // 0: SGD, 1: Adam
-  double lr = 0.01, momentum = 0.0;
-  bool nesterov = false;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-};
-
-struct TrainSettings {
-  i64 epochs = 1, batch_size = 32;
-  bool shuffle = true;
-  std::uint64_t seed = 0;
-  i64 first = 0, last = -1;  // block of layers to train
-  i64 input_layer = -1;      // x is the input of this layer (-1: of `first`); the block input is computed
-                             // on the device from it, once per call
-  i64 poll_every = 0, max_steps = -1;
-  bool poll_reads_weights = true;  // scheduled polls run code that reads the weights (sync them first)
-  bool graphs = true;        // replay full minibatch steps as CUDA graphs
+// The settings of a training loop on the device: the CPU engine's, plus what only the device needs.
+struct DeviceTrainConfig : TrainConfig {
+  i64 input_layer = -1;  // x is the input of this layer (-1: of `first`); the block input is computed on the
+                         // device from it, once per call
+  bool graphs = true;    // replay full minibatch steps as CUDA graphs
   // Device residency (0: none). A data key names a prepared host array whose device copy is kept between
   // calls; a state key names an optimizer whose state vectors stay on the device (not written back to the
   // host arrays, which are read only when the state is new or state_upload is set).
@@ -85,18 +38,10 @@ struct TrainSettings {
   bool state_upload = true;
 };
 
-struct PollInfo {
-  i64 epoch = 0, step = 0;
-  double loss = 0;
-  bool epoch_end = false, scheduled = true, has_val = false;
-  double val_loss = 0;
-};
-using PollFn = std::function<bool(const PollInfo&)>;
-
-enum class Status { Completed = 0, Stopped = 1, Diverged = 2 };
+using PollFn = std::function<bool(const Progress&)>;
 
 struct TrainOutcome {
-  Status status = Status::Completed;
+  TrainStatus status = TrainStatus::Completed;
   i64 steps = 0, epochs_done = 0, t = 0;
   std::vector<double> epoch_loss, val_loss;
   double last_loss = 0;
@@ -115,20 +60,16 @@ struct MemoryInfo {
   std::size_t free = 0, total = 0, model_bytes = 0, resident_bytes = 0;  // resident: kept data and states
 };
 
-struct SiteDesc {
-  i64 layer = 0;  // -1: the input
-  int part = 0;   // 0: a layer's activation (inner neurons of a residual block), 1: a residual block's output
-};
 
 template <class T>
 class CudaNetwork {
  public:
-  CudaNetwork(NetDesc desc, int device);
+  CudaNetwork(Architecture arch, int device);
   ~CudaNetwork();
   CudaNetwork(const CudaNetwork&) = delete;
   CudaNetwork& operator=(const CudaNetwork&) = delete;
 
-  const NetDesc& desc() const;
+  const Architecture& arch() const;
   int device() const;
 
   // TF32 tensor-core math for the float32 GEMMs (cuBLAS CUBLAS_TF32_TENSOR_OP_MATH); off by default, as in
@@ -154,15 +95,15 @@ class CudaNetwork {
                   i64 x_key = 0, i64 y_key = 0);
   // Minibatch training as sensinet::train; x_val (may be null) gives a validation objective at each epoch
   // end. Without tc.state_key, state_m / state_v (n_params) are uploaded and written back; with it the
-  // state stays on the device under that key (see TrainSettings).
-  TrainOutcome train(const T* x, const T* y, i64 n, const T* x_val, const T* y_val, i64 n_val, const OptSettings& oc,
-                     T* state_m, T* state_v, i64 t, const TrainSettings& tc, const PollFn& poll);
+  // state stays on the device under that key (see DeviceTrainConfig).
+  TrainOutcome train(const T* x, const T* y, i64 n, const T* x_val, const T* y_val, i64 n_val, const OptConfig& oc,
+                     T* state_m, T* state_v, i64 t, const DeviceTrainConfig& tc, const PollFn& poll);
   // Sums over the rows of the reduced sensitivities (as sensinet::sensitivities): acc[i] is K x width
   // (row-major) for site i, K = n_outputs (or 1 with wrt_loss, which needs y).
-  void sensitivities(const T* x, const T* y, i64 n, bool wrt_loss, const std::vector<SiteDesc>& sites, int reduce,
+  void sensitivities(const T* x, const T* y, i64 n, bool wrt_loss, const std::vector<Site>& sites, int reduce,
                      std::vector<std::vector<double>>& acc, i64 x_key = 0, i64 y_key = 0);
 
-  // Optimizer states kept on the device (TrainSettings::state_key).
+  // Optimizer states kept on the device (DeviceTrainConfig::state_key).
   bool has_state(i64 key) const;
   void download_state(i64 key, T* m, T* v);  // raises std::invalid_argument for an unknown key
   void drop_state(i64 key);

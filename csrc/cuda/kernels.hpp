@@ -3,15 +3,28 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "sensinet/config.hpp"
+
 namespace sensinet::cuda {
 
-using i64 = long long;
+using i64 = Index;
 
-// Activation codes, loss codes and layer kinds: the integer values of sensinet::Activation, Loss and
-// LayerKind (the bindings check that they agree at compile time).
-enum ActCode : int { kIdentity = 0, kRelu = 1, kLeakyRelu = 2, kTanh = 3, kSigmoid = 4, kSoftplus = 5 };
-enum LossCode : int { kMSE = 0, kCrossEntropy = 1, kBinaryCrossEntropy = 2 };
-enum ReduceCode : int { kMeanAbs = 0, kRMS = 1, kMean = 2 };
+// Activation, loss and reduction codes of the kernels: the integer values of the engine's enums
+// (sensinet/config.hpp), so the two cannot drift apart.
+enum ActCode : int {
+  kIdentity = int(Activation::Identity),
+  kRelu = int(Activation::Relu),
+  kLeakyRelu = int(Activation::LeakyRelu),
+  kTanh = int(Activation::Tanh),
+  kSigmoid = int(Activation::Sigmoid),
+  kSoftplus = int(Activation::Softplus)
+};
+enum LossCode : int {
+  kMSE = int(Loss::MSE),
+  kCrossEntropy = int(Loss::CrossEntropy),
+  kBinaryCrossEntropy = int(Loss::BinaryCrossEntropy)
+};
+enum ReduceCode : int { kMeanAbs = int(Reduce::MeanAbs), kRMS = int(Reduce::RMS), kMean = int(Reduce::Mean) };
 
 // Bookkeeping of a training call, in device memory, so that a step is the same sequence of launches
 // every time (and can be replayed as a CUDA graph): the minibatch offset, the optimizer's step count

@@ -4,39 +4,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "sensinet/config.hpp"
 #include "sensinet/types.hpp"
 
 namespace sensinet {
-
-enum class Activation { Identity, Relu, LeakyRelu, Tanh, Sigmoid, Softplus };
-
-inline Activation parse_activation(const std::string& name) {
-  if (name == "identity" || name == "linear") return Activation::Identity;
-  if (name == "relu") return Activation::Relu;
-  if (name == "leaky_relu") return Activation::LeakyRelu;
-  if (name == "tanh") return Activation::Tanh;
-  if (name == "sigmoid" || name == "logistic") return Activation::Sigmoid;
-  if (name == "softplus") return Activation::Softplus;
-  throw std::invalid_argument("activation: expected one of identity, relu, leaky_relu, tanh, sigmoid, softplus; got '" +
-                              name + "'");
-}
-
-inline const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::Identity: return "identity";
-    case Activation::Relu: return "relu";
-    case Activation::LeakyRelu: return "leaky_relu";
-    case Activation::Tanh: return "tanh";
-    case Activation::Sigmoid: return "sigmoid";
-    case Activation::Softplus: return "softplus";
-  }
-  return "?";
-}
-
-// Piecewise linear activations keep an exact affine map per on/off pattern (ReLU clusters).
-inline bool is_piecewise_linear(Activation a) {
-  return a == Activation::Identity || a == Activation::Relu || a == Activation::LeakyRelu;
-}
 
 namespace detail {
 

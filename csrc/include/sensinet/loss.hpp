@@ -2,7 +2,8 @@
 #pragma once
 #include <cmath>
 
-#include "sensinet/architecture.hpp"
+#include "sensinet/activations.hpp"
+#include "sensinet/config.hpp"
 
 namespace sensinet {
 

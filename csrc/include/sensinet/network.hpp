@@ -5,7 +5,8 @@
 #include <array>
 #include <vector>
 
-#include "sensinet/architecture.hpp"
+#include "sensinet/activations.hpp"
+#include "sensinet/config.hpp"
 #include "sensinet/loss.hpp"
 #include "sensinet/small_gemm.hpp"
 

@@ -5,25 +5,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "sensinet/config.hpp"
 #include "sensinet/types.hpp"
 
 namespace sensinet {
-
-enum class OptKind { SGD, Adam };
-
-struct OptConfig {
-  OptKind kind = OptKind::SGD;
-  double lr = 0.01;
-  double momentum = 0.0;
-  bool nesterov = false;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-};
-
-inline OptKind parse_optimizer(const std::string& name) {
-  if (name == "sgd") return OptKind::SGD;
-  if (name == "adam") return OptKind::Adam;
-  throw std::invalid_argument("optimizer: expected 'sgd', 'adam' (or 'lbfgs' for full-batch), got '" + name + "'");
-}
 
 // m: momentum buffer (SGD) or first moment (Adam); v: second moment (Adam); t: Adam step count.
 template <class T>

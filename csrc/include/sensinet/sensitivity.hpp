@@ -12,15 +12,7 @@
 
 namespace sensinet {
 
-// A place whose neurons carry scaling factors: layer -1 is the input; part 0 a layer's activation h (inner
-// neurons of a residual block), part 1 a residual block's output.
-struct Site {
-  Index layer = 0;
-  int part = 0;
-};
-
-enum class Reduce { MeanAbs = 0, RMS = 1, Mean = 2 };
-
+// Width of a site (config.hpp: Site).
 inline Index site_width(const Architecture& a, const Site& s) {
   if (s.layer < 0) return a.n_inputs();
   return s.part == 0 ? a.layers[s.layer].inner_width() : a.layers[s.layer].n_out;

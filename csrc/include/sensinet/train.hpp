@@ -28,26 +28,6 @@ inline void shuffle_indices(std::vector<Index>& idx, std::mt19937_64& rng) {
   for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[bounded_draw(rng, i)]);
 }
 
-struct TrainConfig {
-  Index epochs = 1;
-  Index batch_size = 32;
-  bool shuffle = true;
-  uint64_t seed = 0;
-  Index first = 0, last = -1;  // block of layers to train; x is the input of layer `first`
-  Index poll_every = 0;        // 0: only at epoch ends (and the 0.1 s interrupt check)
-  Index max_steps = -1;        // stop after this many steps (-1: no limit)
-  bool poll_reads_weights = true;  // scheduled polls run code that reads the weights (sync them first)
-};
-
-enum class TrainStatus { Completed = 0, Stopped = 1, Diverged = 2 };
-
-struct Progress {
-  Index epoch = 0, step = 0;
-  double loss = 0;      // mean minibatch loss of the epoch so far
-  bool epoch_end = false;
-  bool scheduled = true;  // false: a timer poll, only for the interrupt check
-};
-
 struct TrainResult {
   TrainStatus status = TrainStatus::Completed;
   Index steps = 0, epochs_done = 0;

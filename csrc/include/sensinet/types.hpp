@@ -3,10 +3,13 @@
 #pragma once
 #include <Eigen/Core>
 #include <cstdint>
+#include <type_traits>
+
+#include "sensinet/config.hpp"
 
 namespace sensinet {
 
-using Index = Eigen::Index;
+static_assert(std::is_same_v<Eigen::Index, Index>, "config.hpp's Index must be Eigen's index type");
 
 // Threads of the engine's own parallel loops for the calling thread's current call (set per call by the
 // bindings). Thread-local, so concurrent calls with different counts do not interfere; Eigen's internal

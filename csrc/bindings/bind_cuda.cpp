@@ -25,68 +25,20 @@ namespace sensinet::bind {
 
 namespace cu = sensinet::cuda;
 
-// The engine's integer codes are the CPU engine's enum values.
-static_assert(int(LayerKind::Dense) == cu::kDense && int(LayerKind::Residual2) == cu::kResidual2 &&
-              int(LayerKind::Residual1) == cu::kResidual1);
-static_assert(int(Loss::MSE) == 0 && int(Loss::CrossEntropy) == 1 && int(Loss::BinaryCrossEntropy) == 2);
-static_assert(int(Activation::Identity) == 0 && int(Activation::Relu) == 1 && int(Activation::LeakyRelu) == 2 &&
-              int(Activation::Tanh) == 3 && int(Activation::Sigmoid) == 4 && int(Activation::Softplus) == 5);
-static_assert(int(Reduce::MeanAbs) == 0 && int(Reduce::RMS) == 1 && int(Reduce::Mean) == 2);
-
-static cu::NetDesc to_desc(const Architecture& a) {
-  std::vector<cu::LayerDesc> layers;
-  for (const LayerSpec& s : a.layers) {
-    cu::LayerDesc d;
-    d.kind = static_cast<int>(s.kind);
-    d.n_in = s.n_in;
-    d.n_out = s.n_out;
-    d.n_hidden = s.n_hidden;
-    d.act = static_cast<int>(s.act);
-    d.alpha = s.alpha;
-    d.l2 = s.l2;
-    layers.push_back(d);
-  }
-  return cu::NetDesc(std::move(layers), static_cast<int>(a.loss));
-}
-
-// Residency keys of one train() call (0: not resident); see cu::TrainSettings.
-struct Keys {
-  Index x = 0, y = 0, xv = 0, yv = 0, state = 0;
-  bool state_upload = true;
-};
-
-// The device engine's copies of the settings common.hpp validated (cuda_network.hpp stays free of Eigen).
-static cu::OptSettings device_settings(const OptConfig& c) {
-  cu::OptSettings d;
-  d.kind = c.kind == OptKind::Adam ? 1 : 0;
-  d.lr = c.lr;
-  d.momentum = c.momentum;
-  d.nesterov = c.nesterov;
-  d.beta1 = c.beta1;
-  d.beta2 = c.beta2;
-  d.eps = c.eps;
-  return d;
-}
-
-static cu::TrainSettings device_settings(const TrainConfig& c, Index input_layer, bool graphs, const Keys& k) {
-  cu::TrainSettings d;
-  d.epochs = c.epochs;
-  d.batch_size = c.batch_size;
-  d.shuffle = c.shuffle;
-  d.seed = c.seed;
-  d.first = c.first;
-  d.last = c.last;
+// The device loop's settings: the validated CPU ones plus the device's own (cuda_network.hpp).
+static cu::DeviceTrainConfig device_config(const TrainConfig& c, Index input_layer, bool graphs, Index x_key,
+                                           Index y_key, Index xv_key, Index yv_key, Index state_key,
+                                           bool state_upload) {
+  cu::DeviceTrainConfig d;
+  static_cast<TrainConfig&>(d) = c;
   d.input_layer = input_layer;
-  d.poll_every = c.poll_every;
-  d.max_steps = c.max_steps;
-  d.poll_reads_weights = c.poll_reads_weights;
   d.graphs = graphs;
-  d.x_key = k.x;
-  d.y_key = k.y;
-  d.xv_key = k.xv;
-  d.yv_key = k.yv;
-  d.state_key = k.state;
-  d.state_upload = k.state_upload;
+  d.x_key = x_key;
+  d.y_key = y_key;
+  d.xv_key = xv_key;
+  d.yv_key = yv_key;
+  d.state_key = state_key;
+  d.state_upload = state_upload;
   return d;
 }
 
@@ -96,7 +48,7 @@ struct CudaModel {
   cu::CudaNetwork<T> net;
   std::mutex mu;          // one call at a time (device work runs without the GIL)
   std::atomic<std::thread::id> trainer{};  // the thread running a training loop (none: no loop runs)
-  CudaModel(Architecture a, int device) : arch(std::move(a)), net(to_desc(arch), device) {}
+  CudaModel(Architecture a, int device) : arch(a), net(std::move(a), device) {}
 };
 
 // A contiguous 1-D array of dtype T and length n (read only).
@@ -133,14 +85,6 @@ static Index resolve_input_layer(const py::object& input_layer, Index first) {
 // The engine's poll: re-acquires the GIL with the model's lock released (the callback may evaluate the
 // network), checks for KeyboardInterrupt; a Python exception stops the loop and is re-raised after it.
 // As common.hpp's make_poll, plus the validation objective in the info dict.
-static const char* status_text(cu::Status s) {
-  switch (s) {
-    case cu::Status::Completed: return "completed";
-    case cu::Status::Stopped: return "stopped";
-    case cu::Status::Diverged: return "diverged";
-  }
-  return "?";
-}
 
 template <class T>
 void bind_cuda_model(py::module_& mod, const char* name) {
@@ -284,21 +228,20 @@ void bind_cuda_model(py::module_& mod, const char* name) {
               XV.emplace(matrix_arg<T>(xv_arr, "X_val", m.arch.n_inputs()));
               YV.emplace(matrix_arg<T>(yv_arr, "Y_val", m.arch.n_outputs(), XV->rows()));
             }
-            const cu::OptSettings oc = device_settings(opt);
-            const cu::TrainSettings tc =
-                device_settings(loop, in_layer, cuda_graphs, Keys{x_key, y_key, xv_key, yv_key, state_key, state_upload});
+            const cu::DeviceTrainConfig tc = device_config(loop, in_layer, cuda_graphs, x_key, y_key, xv_key, yv_key,
+                                                           state_key, state_upload);
             TrainingGuard guard(m.trainer);
             cu::TrainOutcome r;
             {
               NoGil nogil;
               std::unique_lock<std::mutex> lock(m.mu);
-              auto poll = make_poll<cu::PollInfo>(callback, lock);
+              auto poll = make_poll(callback, lock);
               r = m.net.train(X.data(), Y.data(), X.rows(), XV ? XV->data() : nullptr, YV ? YV->data() : nullptr,
-                              XV ? XV->rows() : 0, oc, sm, sv, t, tc, poll);
+                              XV ? XV->rows() : 0, opt, sm, sv, t, tc, poll);
             }
             rethrow_pending();
             py::dict d;
-            d["status"] = status_text(r.status);
+            d["status"] = status_name(r.status);
             d["steps"] = r.steps;
             d["epochs"] = r.epochs_done;
             d["epoch_loss"] = r.epoch_loss;
@@ -343,13 +286,12 @@ void bind_cuda_model(py::module_& mod, const char* name) {
             } catch (const std::invalid_argument& e) {
               throw py::value_error(e.what());
             }
-            std::vector<cu::SiteDesc> ds;
-            for (const Site& s : sites) ds.push_back(cu::SiteDesc{s.layer, s.part});
+
             std::vector<std::vector<double>> acc;
             {
               NoGil nogil;
               std::lock_guard<std::mutex> lock(m.mu);
-              m.net.sensitivities(X.data(), Y ? Y->data() : nullptr, X.rows(), wrt_loss, ds, reduce, acc, x_key, y_key);
+              m.net.sensitivities(X.data(), Y ? Y->data() : nullptr, X.rows(), wrt_loss, sites, reduce, acc, x_key, y_key);
             }
             const Index K = wrt_loss ? 1 : m.arch.n_outputs();
             py::list mats;

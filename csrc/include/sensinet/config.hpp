@@ -1,14 +1,49 @@
-// Layer specifications and the layout of all parameters in one flat vector.
+// The engine's configuration types, free of Eigen: the CPU engine (Eigen) and the CUDA engine (nvcc) and
+// both bindings share them, so neither re-declares the other's types or copies them field by field.
 #pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "sensinet/activations.hpp"
-#include "sensinet/types.hpp"
-
 namespace sensinet {
 
+using Index = std::ptrdiff_t;  // Eigen's default index type (types.hpp checks that they agree)
+
+// ---------------------------------------------------------------------------------------------- activations
+enum class Activation { Identity, Relu, LeakyRelu, Tanh, Sigmoid, Softplus };
+
+inline Activation parse_activation(const std::string& name) {
+  if (name == "identity" || name == "linear") return Activation::Identity;
+  if (name == "relu") return Activation::Relu;
+  if (name == "leaky_relu") return Activation::LeakyRelu;
+  if (name == "tanh") return Activation::Tanh;
+  if (name == "sigmoid" || name == "logistic") return Activation::Sigmoid;
+  if (name == "softplus") return Activation::Softplus;
+  throw std::invalid_argument("activation: expected one of identity, relu, leaky_relu, tanh, sigmoid, softplus; got '" +
+                              name + "'");
+}
+
+inline const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::Identity: return "identity";
+    case Activation::Relu: return "relu";
+    case Activation::LeakyRelu: return "leaky_relu";
+    case Activation::Tanh: return "tanh";
+    case Activation::Sigmoid: return "sigmoid";
+    case Activation::Softplus: return "softplus";
+  }
+  return "?";
+}
+
+// Piecewise linear activations keep an exact affine map per on/off pattern (ReLU clusters).
+inline bool is_piecewise_linear(Activation a) {
+  return a == Activation::Identity || a == Activation::Relu || a == Activation::LeakyRelu;
+}
+
+// ---------------------------------------------------------------------------------------------- layers
 // Dense:     out = act(x W + b)                         W: n_in x n_out
 // Residual2: out = x + act(x W1 + b1) W2                W1: d x hidden, b1: hidden, W2: hidden x d
 // Residual1: out = x + act(x W + b)                     W: d x d
@@ -90,6 +125,56 @@ struct Architecture {
       throw std::invalid_argument("block: expected 0 <= first <= last < " + std::to_string(n_layers()) + ", got first=" +
                                   std::to_string(first) + ", last=" + std::to_string(last));
   }
+};
+
+// ---------------------------------------------------------------------------------------------- sensitivities
+// A site of neurons with scaling factors: layer -1 is the input; part 0 a layer's activation (the inner
+// neurons of a residual block), part 1 a residual block's output.
+struct Site {
+  Index layer = 0;
+  int part = 0;
+};
+
+enum class Reduce { MeanAbs = 0, RMS = 1, Mean = 2 };
+
+// ---------------------------------------------------------------------------------------------- optimizers
+enum class OptKind { SGD, Adam };
+
+struct OptConfig {
+  OptKind kind = OptKind::SGD;
+  double lr = 0.01;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+inline OptKind parse_optimizer(const std::string& name) {
+  if (name == "sgd") return OptKind::SGD;
+  if (name == "adam") return OptKind::Adam;
+  throw std::invalid_argument("optimizer: expected 'sgd', 'adam' (or 'lbfgs' for full-batch), got '" + name + "'");
+}
+
+// ---------------------------------------------------------------------------------------------- training loops
+struct TrainConfig {
+  Index epochs = 1;
+  Index batch_size = 32;
+  bool shuffle = true;
+  uint64_t seed = 0;
+  Index first = 0, last = -1;  // block of layers to train; x is the input of layer `first`
+  Index poll_every = 0;        // 0: only at epoch ends (and the 0.1 s interrupt check)
+  Index max_steps = -1;        // stop after this many steps (-1: no limit)
+  bool poll_reads_weights = true;  // scheduled polls run code that reads the weights (sync them first)
+};
+
+enum class TrainStatus { Completed = 0, Stopped = 1, Diverged = 2 };
+
+struct Progress {
+  Index epoch = 0, step = 0;
+  double loss = 0;      // mean minibatch loss of the epoch so far
+  bool epoch_end = false;
+  bool scheduled = true;  // false: a timer poll, only for the interrupt check
+  bool has_val = false;   // the engine evaluated the validation objective (the CUDA engine at epoch ends)
+  double val_loss = 0;
 };
 
 }  // namespace sensinet
