@@ -10,18 +10,21 @@ from numpy.typing import NDArray
 LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
 
 
-def as_matrix(X: Any, name: str, dtype: type, n_cols: Optional[int] = None, allow_1d: bool = False) -> NDArray:
-    """Return X as a C-contiguous 2-D array of ``dtype`` (one conversion at most), or raise."""
-    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas
-        X = X.to_numpy()
+def numeric_array(value: Any, name: str) -> NDArray:
+    """``value`` (an array, a list, a pandas object) as a numeric numpy array, without copying when possible."""
+    if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas
+        value = value.to_numpy()
     try:
-        arr = np.asarray(X)
+        arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name}: could not be converted to an array ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if arr.ndim == 1 and allow_1d:
-        arr = arr.reshape(-1, 1)
+    return arr
+
+
+def check_samples(arr: NDArray, name: str, n_cols: Optional[int] = None) -> None:
+    """A 2-D (n_samples >= 1, n_cols) array, or ValueError naming ``name`` and the shape."""
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {arr.shape}. "
                          "Reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1).")
@@ -29,6 +32,14 @@ def as_matrix(X: Any, name: str, dtype: type, n_cols: Optional[int] = None, allo
         raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name}: expected {n_cols} features (columns), got shape {arr.shape}")
+
+
+def as_matrix(X: Any, name: str, dtype: type, n_cols: Optional[int] = None, allow_1d: bool = False) -> NDArray:
+    """Return X as a C-contiguous 2-D array of ``dtype`` (one conversion at most), or raise."""
+    arr = numeric_array(X, name)
+    if arr.ndim == 1 and allow_1d:
+        arr = arr.reshape(-1, 1)
+    check_samples(arr, name, n_cols)
     src = arr
     with np.errstate(over="ignore", invalid="ignore"):  # overflow of the cast is reported below, by name
         arr = np.ascontiguousarray(arr, dtype=dtype)
@@ -46,11 +57,7 @@ def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: type, name
     mse: values; cross_entropy: integer class labels in [0, n_outputs) (one-hot encoded here) or rows of
     class probabilities; binary_cross_entropy: 0/1 labels (or probabilities) per output.
     """
-    if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray):
-        y = y.to_numpy()
-    arr = np.asarray(y)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    arr = numeric_array(y, name)
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name}: expected a 1-D or 2-D array, got shape {arr.shape}")
     if arr.shape[0] != n_samples:

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_matrix, targets
+from ._validation import as_matrix, check_samples, numeric_array, targets
 
 _keys = itertools.count(1)
 
@@ -49,18 +49,6 @@ class Matrix:
     @property
     def shape(self) -> tuple:
         return self.array.shape
-
-
-def _finite_numeric(a: Any, name: str) -> NDArray:
-    if hasattr(a, "to_numpy") and not isinstance(a, np.ndarray):  # pandas
-        a = a.to_numpy()
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{name}: could not be converted to an array ({exc})") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    return arr
 
 
 class Dataset:
@@ -88,20 +76,14 @@ class Dataset:
     """
 
     def __init__(self, X: Any, y: Any = None, *, copy: bool = True, n_features: Optional[int] = None) -> None:
-        x = _finite_numeric(X, "X")
-        if x.ndim != 2:
-            raise ValueError(f"X: expected a 2-D array (n_samples, n_features), got shape {x.shape}. Reshape a "
-                             "single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1).")
-        if x.shape[0] == 0:
-            raise ValueError(f"X: expected at least one sample, got shape {x.shape}")
-        if n_features is not None and x.shape[1] != n_features:
-            raise ValueError(f"X: expected {n_features} features (columns), got shape {x.shape}")
+        x = numeric_array(X, "X")
+        check_samples(x, "X", n_features)
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError("X: contains NaN or infinity")
         self._X = np.array(x, copy=True) if copy else x
         self._y: Optional[NDArray] = None
         if y is not None:
-            t = _finite_numeric(y, "y")
+            t = numeric_array(y, "y")
             if t.ndim not in (1, 2):
                 raise ValueError(f"y: expected a 1-D or 2-D array, got shape {t.shape}")
             if t.shape[0] != x.shape[0]:
