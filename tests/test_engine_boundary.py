@@ -366,3 +366,18 @@ def test_estimators_take_a_device(fake):
     assert clf.fit(X, (y > 0).astype(int)).network_.device == "cuda"
     with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'"):
         sn.SensiNetRegressor(device="gpu").fit(X, y)
+
+
+def test_multistart_runs_go_to_the_devices_in_turn(fake):
+    from sensinet.experiments import hierarchical as study
+
+    tasks = [t for t in study.make_tasks(study._config(True, 2, ["yacht"], 3.0, "concrete", 1, 1), ["main"])][:4]
+    seen = []
+    recs = study.execute(tasks, devices=["cuda:0", "cuda:1"], on_result=lambda r: seen.append(r["device"]))
+    assert [r["device"] for r in recs] == ["cuda", "cuda:1", "cuda", "cuda:1"]  # "cuda" is cuda:0
+    assert [r["key"] for r in recs] == [t.key for t in tasks]  # the device is not part of a run's identity
+    cpu = study.execute(tasks[:2])
+    for a, b in zip(recs[:2], cpu):  # the stand-in device computes exactly what the CPU does
+        assert (a["train_mse"], a["test_rmse"], a["work"]) == (b["train_mse"], b["test_rmse"], b["work"])
+    with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'"):
+        study.execute(tasks, devices="tpu:0")

@@ -35,7 +35,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -85,6 +85,7 @@ class Task:
     batch_size: int = 32
     n_samples: int = 1000  # simulated data only
     options: str = "{}"  # JSON of HierarchicalOptimizer options
+    device: str = "cpu"  # where the run trains (not part of its identity: a resumed study may move)
 
     @property
     def arch(self) -> str:
@@ -92,7 +93,7 @@ class Task:
 
     @property
     def key(self) -> str:
-        body = json.dumps(self.__dict__, sort_keys=True)
+        body = json.dumps({k: v for k, v in self.__dict__.items() if k != "device"}, sort_keys=True)
         return hashlib.sha1(body.encode()).hexdigest()[:16]
 
     @property
@@ -123,7 +124,7 @@ def _network(task: Task, n_inputs: int):
     from ..network import Network
 
     layers = [Dense(task.width, task.activation) for _ in range(task.depth)] + [Dense(1)]
-    return Network(n_inputs, layers, seed=1000 + task.start)
+    return Network(n_inputs, layers, seed=1000 + task.start, device=task.device)
 
 
 def _thin(curve: list, n: int = 120) -> list:
@@ -284,11 +285,37 @@ def _read_records(path: Path) -> dict:
     return out
 
 
+def resolve_devices(devices: Any) -> list:
+    """Devices for the runs: "cpu", "auto" (every CUDA device, else the CPU) or a list / comma-separated
+    string of device names ("cuda:0,cuda:1")."""
+    from .. import cuda as _cuda
+
+    if devices is None or devices == "cpu":
+        return ["cpu"]
+    if devices == "auto":
+        n = len(_cuda.cuda_info()["devices"]) if _cuda.cuda_available() else 0
+        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    names = devices.split(",") if isinstance(devices, str) else list(devices)
+    if not names:
+        raise ValueError("devices: expected 'cpu', 'auto' or device names, got none")
+    out = []
+    for name in names:
+        dev, index = _cuda.parse_device(str(name).strip())
+        if index is not None:
+            _cuda.require(index)
+        out.append(dev)
+    return out
+
+
 def execute(tasks: Sequence[Task], n_jobs: int = 1, scheduler: Any = None,
-            on_result: Optional[Callable[[dict], None]] = None) -> list:
+            on_result: Optional[Callable[[dict], None]] = None, devices: Any = "cpu") -> list:
     """Run ``tasks`` serially, through joblib (``n_jobs``) or on a Dask cluster (``scheduler``); calls
-    ``on_result`` in this process as each run finishes and returns the records in the order of ``tasks``."""
+    ``on_result`` in this process as each run finishes and returns the records in the order of ``tasks``.
+    ``devices`` (see :func:`resolve_devices`): the runs go to them in turn, one start per GPU."""
     results: dict = {}
+    names = resolve_devices(devices)
+    tasks = [t if len(names) == 1 and names[0] == t.device else replace(t, device=names[i % len(names)])
+             for i, t in enumerate(tasks)]
 
     def done(rec: dict) -> None:
         results[rec["key"]] = rec
@@ -589,7 +616,7 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         datasets: Optional[Sequence[str]] = None, budget: Optional[float] = None,
         experiments: Sequence[str] = ("main", "depth", "variants"), depth_dataset: str = "concrete",
         depth_starts: Optional[int] = None, variant_starts: Optional[int] = None, resume: bool = True,
-        progress: bool = True, figures: bool = True) -> dict:
+        progress: bool = True, figures: bool = True, devices: Any = "cpu") -> dict:
     """Run the multi-start study and write its tables and figures to ``out_dir``.
 
     Parameters
@@ -614,6 +641,9 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         Data set of the depth-scaling experiment.
     depth_starts, variant_starts : int, optional
         Starts of those experiments (default min(n_starts, 5) and min(n_starts, 10)).
+    devices : "cpu", "auto" or device names
+        Where the runs train: "auto" spreads them over every CUDA device in turn (one start per GPU; give
+        ``n_jobs`` = the number of GPUs so they run at once), or the CPU when there is none.
 
     Returns
     -------
@@ -632,6 +662,7 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise ValueError(f"{name}: expected an int >= 1 (or None for the default), got {v!r}")
     cfg = _config(quick, int(n_starts), datasets, budget, depth_dataset, depth_starts, variant_starts)
+    devices = resolve_devices(devices)  # checked before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(cfg, experiments)
@@ -656,7 +687,7 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
             if bar is not None:
                 bar.update(n_done, f"{rec['dataset']} {rec['arch']} {rec['method']} start {rec['start']}")
 
-        execute(todo, n_jobs=n_jobs, scheduler=scheduler, on_result=on_result)
+        execute(todo, n_jobs=n_jobs, scheduler=scheduler, on_result=on_result, devices=devices)
     if bar is not None:
         bar.close(f"done in {time.perf_counter() - t0:.1f} s")
     records = [known[t.key] for t in tasks]
@@ -774,6 +805,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--depth-starts", type=int, default=None)
     parser.add_argument("--variant-starts", type=int, default=None)
     parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
+    parser.add_argument("--devices", default="cpu",
+                        help="cpu (default), auto (every CUDA device in turn) or names such as cuda:0,cuda:1")
     return parser
 
 
@@ -782,7 +815,7 @@ def main(args: argparse.Namespace) -> int:
     res = run(args.out, quick=args.quick, n_starts=args.starts, n_jobs=args.jobs, scheduler=args.scheduler,
               datasets=args.datasets, budget=args.budget, experiments=args.experiments,
               depth_dataset=args.depth_dataset, depth_starts=args.depth_starts, variant_starts=args.variant_starts,
-              resume=not args.no_resume)
+              resume=not args.no_resume, devices=args.devices)
     print((Path(args.out) / "summary.md").read_text())
     print(f"tables and figures in {args.out}/ ({len(res['records'])} runs)")
     return 0
