@@ -84,6 +84,8 @@ ENTRY_POINTS = {
     "fit_sgd": lambda net, X, y: net.fit(X, y, optimizer=sn.SGD(0.01), epochs=2, batch_size=2),
     "fit_lbfgs": lambda net, X, y: net.fit(X, y, optimizer=sn.LBFGS(max_iter=3)),
     "dataset_fit": lambda net, X, y: net.fit(sn.Dataset(X, y), epochs=1),
+    "insertion_scores": lambda net, X, y: [c.score for c in sn.LayerInsertion(kind="residual2").candidates(net, X, y)],
+    "hierarchical": lambda net, X, y: sn.HierarchicalOptimizer(max_outer=2, inner_iters=1).run(net, X, y, budget=5).J,
 }
 
 

@@ -26,7 +26,7 @@ from ._config import resolve_threads
 from ._engine import activation
 from ._validation import check_choice, check_positive
 from .layers import Dense, Residual
-from .network import Network
+from .network import Network, require_finite
 from .optimizers import SGD, Adam, make_optimizer
 
 KINDS = ("auto", "identity", "residual2", "residual1")
@@ -263,6 +263,7 @@ class LayerInsertion:
                 gW, gb = self._grads(net, c, vals[i], adjs[i])
                 acc[i] += float(np.sum(gW ** 2) + (np.sum(gb ** 2) if self.include_bias else 0.0))
         acc /= len(batches)
+        require_finite(acc, "insertion score", "LayerInsertion.candidates", Xm)
         for c, a in zip(cands, acc):
             c.grad_norm2 = float(a)
             c.score = float(a / c.n_params) if self.score == "normalized" else float(a)
