@@ -381,3 +381,22 @@ def test_multistart_runs_go_to_the_devices_in_turn(fake):
         assert (a["train_mse"], a["test_rmse"], a["work"]) == (b["train_mse"], b["test_rmse"], b["work"])
     with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'"):
         study.execute(tasks, devices="tpu:0")
+
+
+@pytest.mark.parametrize("how", ["to_cpu", "garbage_collected"])
+def test_optimizer_state_survives_its_engine(fake, how):
+    import gc
+
+    X, y = _data()
+    dev, ref = _net("cuda"), _net()
+    opt, ref_opt = sn.Adam(1e-2), sn.Adam(1e-2)
+    dev.fit(X, y, optimizer=opt, epochs=2, seed=1)
+    ref.fit(X, y, optimizer=ref_opt, epochs=2, seed=1)
+    if how == "to_cpu":
+        dev.to("cpu")
+    else:
+        del dev
+    gc.collect()
+    np.testing.assert_array_equal(opt.state_m, ref_opt.state_m)  # not the stale host arrays
+    np.testing.assert_array_equal(opt.state_v, ref_opt.state_v)
+    assert opt.t == ref_opt.t

@@ -213,6 +213,9 @@ class CudaEngine:
         self._mirror_fp: Optional[int] = None  # fingerprint of the mirror when it last equalled the device
         self._states: OrderedDict = OrderedDict()  # optimizer-state key -> weakref to the optimizer
         self._data_keys: set = set()
+        # when this engine goes (net.to("cpu"), garbage collection), the states it holds return to their
+        # optimizers first: the finalizer holds the device model, not the engine
+        weakref.finalize(self, _rescue_states, self._dev, self._states)
 
     # ------------------------------------------------------------------ parameters and the host mirror
     @property
@@ -409,6 +412,19 @@ class CudaEngine:
 
     def free_workspace(self) -> None:
         self._dev.free_workspace()
+
+
+def _rescue_states(dev: Any, states: dict) -> None:
+    """Download the optimizer states a dying CUDA engine holds into their optimizers' host arrays."""
+    for key, ref in list(states.items()):
+        opt = ref()
+        if opt is None or opt._home is None or opt._home() is not None or opt._state_key != key:
+            continue  # gone, already on the host, or living elsewhere now
+        try:
+            dev.download_state(key, opt._m, opt._v)
+        except Exception:  # noqa: BLE001 - at interpreter shutdown the device may be gone already
+            continue
+        opt._home = None
 
 
 def _forget_data(engine_ref: Any, key: int) -> None:
