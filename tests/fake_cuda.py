@@ -89,6 +89,9 @@ class FakeCudaModel:
                                       False, 1)
         return list(mats)
 
+    def relu_patterns(self, X, layers, x_key=0):
+        return _core.relu_patterns(self._m, self._data(X, x_key), list(layers), 1)
+
     # ---- training
     def train(self, X, Y, *, optimizer, lr, momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
               state_m, state_v, t=0, epochs=1, batch_size=32, shuffle=True, seed=0, first=0, last=-1,

@@ -606,3 +606,22 @@ def test_staged_transfers_round_trip_exactly(width):
     X = np.random.default_rng(1).normal(size=(4096, width))  # a large upload of data as well
     cpu = dev.copy().to("cpu")
     assert rel_err(dev.forward(X), cpu.forward(X)) < 1e-12
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_patterns_on_the_device_equal_the_cpu_engine(dtype):
+    cpu = make_net(7, [sn.Dense(40, "relu"), sn.Residual(40, "leaky_relu", hidden=70), sn.Dense(33, "relu"),
+                       sn.Dense(2)], dtype=dtype)
+    dev = cpu.copy().to("cuda")
+    X = np.random.default_rng(0).normal(size=(3000, 7)).astype(dtype)
+    layers = [0, 1, 2]
+    P_dev = dev._engine.relu_patterns(dev._inputs(X), layers)
+    P_cpu = cpu._engine.relu_patterns(cpu._inputs(X), layers)
+    assert P_dev.shape == P_cpu.shape == (3000, 3)  # 40 + 70 + 33 bits: words shared across layers
+    if dtype == np.float64:
+        np.testing.assert_array_equal(P_dev, P_cpu)
+        np.testing.assert_array_equal(sn.explain(dev, X[:500]).counts_, sn.explain(cpu, X[:500]).counts_)
+    else:  # a pre-activation near 0 may round to either side in float32
+        assert np.mean(np.all(P_dev == P_cpu, axis=1)) > 0.99

@@ -400,3 +400,15 @@ def test_optimizer_state_survives_its_engine(fake, how):
     np.testing.assert_array_equal(opt.state_m, ref_opt.state_m)  # not the stale host arrays
     np.testing.assert_array_equal(opt.state_v, ref_opt.state_v)
     assert opt.t == ref_opt.t
+
+
+def test_relu_clusters_of_a_device_network(fake):
+    X, y = _data()
+    cpu = sn.Network(5, [sn.Dense(12, "relu"), sn.Residual(12, "relu", hidden=6), sn.Dense(1)], seed=3)
+    dev = cpu.copy().to("cuda")
+    a, b = sn.explain(dev, X), sn.explain(cpu, X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.affine_maps.W_eff, b.affine_maps.W_eff)
+    dev.reset_transfer_stats()
+    sn.explain(dev, X)
+    assert dev.transfer_stats()["h2d_data_bytes"] == 0  # the prepared X stayed on the device

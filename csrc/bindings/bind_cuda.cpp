@@ -346,6 +346,29 @@ void bind_cuda_model(py::module_& mod, const char* name) {
            },
            "Host<->device copies made by this model since the last reset (count and bytes).")
       .def("reset_transfer_stats", [](M& m) { m.net.reset_transfer_stats(); })
+      .def(
+          "relu_patterns",
+          [](M& m, const py::array& x, const std::vector<Index>& layers, Index x_key) {
+            auto X = matrix_arg<T>(x, "X", m.arch.n_inputs());
+            for (Index l : layers)
+              if (l < 0 || l >= m.arch.n_layers())
+                throw py::value_error("layers: expected indices in [0, " + std::to_string(m.arch.n_layers()) +
+                                      "), got " + std::to_string(l));
+            Index bits = 0;
+            for (Index l : layers) bits += m.arch.layers[l].inner_width();
+            const Index words = std::max<Index>(1, (bits + 63) / 64);
+            py::array_t<std::uint64_t> out({X.rows(), words});
+            std::uint64_t* o = out.mutable_data();
+            {
+              NoGil nogil;
+              std::lock_guard<std::mutex> lock(m.mu);
+              m.net.relu_patterns(X.data(), X.rows(), layers, o, words, x_key);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("layers"), py::arg("x_key") = 0,
+          "Bits z > 0 of the neurons of `layers` (inner neurons of residual blocks), 64 per uint64 word, as "
+          "_core.relu_patterns.")
       .def("has_state", [](M& m, Index key) { return m.net.has_state(key); }, py::arg("key"))
       .def(
           "download_state",

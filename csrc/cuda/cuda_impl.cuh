@@ -139,6 +139,7 @@ struct CudaNetwork<T>::Impl {
   DeviceBuffer<i64> idx;
   DeviceBuffer<StepControl> ctl;
   DeviceBuffer<double> losses, scal, sens_acc;
+  DeviceBuffer<unsigned long long> bits;  // packed ReLU patterns
   GraphExec graph[2];
   std::vector<L2Slot> l2;
   TransferStats stats;
@@ -443,6 +444,7 @@ struct CudaNetwork<T>::Impl {
       b += d->capacity() * sizeof(T);
     b += idx.capacity() * sizeof(i64) + ctl.capacity() * sizeof(StepControl);
     b += (losses.capacity() + scal.capacity() + sens_acc.capacity()) * sizeof(double);
+    b += bits.capacity() * sizeof(unsigned long long);
     return b + resident_bytes();
   }
 
@@ -457,6 +459,7 @@ struct CudaNetwork<T>::Impl {
     losses.release();
     scal.release();
     sens_acc.release();
+    bits.release();
     resident.clear();
   }
 

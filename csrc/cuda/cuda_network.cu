@@ -172,6 +172,35 @@ T CudaNetwork<T>::loss_and_grad(const T* x, const T* y, i64 n, i64 input_layer, 
 }
 
 template <class T>
+void CudaNetwork<T>::relu_patterns(const T* x, i64 n, const std::vector<i64>& layers, std::uint64_t* out, i64 n_words,
+                                   i64 x_key) {
+  Impl& I = *impl_;
+  DeviceGuard guard(I.device);
+  const Architecture& a = I.a;
+  const i64 d = a.n_inputs();
+  i64 top = 0;
+  for (i64 l : layers) top = std::max(top, l);
+  const T* xd = I.data_in(I.x_ev, x_key, x, n * d, "the input X");
+  I.bits.reserve(n * n_words, "the packed patterns");
+  SENSINET_CUDA_CHECK(cudaMemsetAsync(I.bits.data(), 0, sizeof(unsigned long long) * n * n_words, I.st()));
+  const i64 step = eval_chunk(a, n);
+  I.ev.reserve(a, step, 1, 0, I.n_l2());
+  for (i64 s = 0; s < n; s += step) {
+    const i64 m = std::min(step, n - s);
+    I.forward(I.ev, I.theta.data(), xd + s * d, m, 0, top);
+    i64 bit0 = 0;
+    for (i64 l : layers) {
+      const i64 w = a.layers[l].inner_width();
+      kern::pack_bits<T>(I.st(), I.ev.z[l].data(), m, w, bit0, I.bits.data() + s * n_words, n_words);
+      bit0 += w;
+    }
+  }
+  static_assert(sizeof(unsigned long long) == sizeof(std::uint64_t), "patterns are 64-bit words");
+  I.download(reinterpret_cast<unsigned long long*>(out), I.bits.data(), n * n_words);
+  I.stream.sync();
+}
+
+template <class T>
 bool CudaNetwork<T>::has_state(i64 key) const {
   for (const auto& x : impl_->states)
     if (x.key == key) return true;

@@ -103,6 +103,11 @@ class CudaNetwork {
   void sensitivities(const T* x, const T* y, i64 n, bool wrt_loss, const std::vector<Site>& sites, int reduce,
                      std::vector<std::vector<double>>& acc, i64 x_key = 0, i64 y_key = 0);
 
+  // ReLU patterns (as sensinet::relu_patterns): out is n x n_words, bit b of a sample in word b / 64 in the
+  // order of `layers` and of their (inner) neurons.
+  void relu_patterns(const T* x, i64 n, const std::vector<i64>& layers, std::uint64_t* out, i64 n_words,
+                     i64 x_key = 0);
+
   // Optimizer states kept on the device (DeviceTrainConfig::state_key).
   bool has_state(i64 key) const;
   void download_state(i64 key, T* m, T* v);  // raises std::invalid_argument for an unknown key

@@ -116,5 +116,10 @@ template <class T>
 void gather_rows(cudaStream_t s, const T* x, i64 dx, const T* y, i64 dy, const i64* idx, const StepControl* ctl,
                  i64 m, T* xb, T* yb);
 
+// Sets bit bit0 + j of row r's packed words (n_words per row, zeroed by the caller) where z[r, j] > 0, for a
+// rows x width pre-activation block (patterns.cu).
+template <class T>
+void pack_bits(cudaStream_t s, const T* z, i64 rows, i64 width, i64 bit0, unsigned long long* out, i64 n_words);
+
 }  // namespace kern
 }  // namespace sensinet::cuda

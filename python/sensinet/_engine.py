@@ -15,7 +15,7 @@ The CUDA handle also owns the host mirror of the parameters:
   changed), and while such a view is alive the mirror is refreshed right after each device update, so
   the view never shows stale weights;
 * computations the device does not have yet (per-sample sensitivities, finite differences, curvature,
-  insertion adjoints, ReLU patterns, L-BFGS) run on the host mirror, and what they change is pushed back.
+  insertion adjoints, L-BFGS) run on the host mirror, and what they change is pushed back.
 """
 from __future__ import annotations
 
@@ -399,7 +399,9 @@ class CudaEngine:
         return self.host().scaled_forward(X, Y, scales, threads)
 
     def relu_patterns(self, X: Any, layers: Sequence[int], threads: int = 1) -> NDArray:
-        return self.host().relu_patterns(X, layers, threads)
+        self._push_writes()
+        (kx,) = self._keys(X)
+        return self._dev.relu_patterns(_arr(X), list(layers), x_key=kx)
 
     # ------------------------------------------------------------------ bookkeeping
     def transfer_stats(self) -> dict:

@@ -986,7 +986,8 @@ class ReluClusters(_ClusterModel):
         self._hierarchies: dict = {}
 
     # ---------------------------------------------------------------- fit
-    def _patterns_of(self, Xa: NDArray, threads: int) -> NDArray:
+    def _patterns_of(self, Xa: Any, threads: int) -> NDArray:
+        """Packed patterns of Xa (an array or the network's prepared Matrix, which a GPU keeps resident)."""
         if not self.pattern_layers:
             return np.zeros((Xa.shape[0], 1), dtype=np.uint64)
         return self.net._engine.relu_patterns(Xa, list(self.pattern_layers), threads)
@@ -1007,7 +1008,8 @@ class ReluClusters(_ClusterModel):
         names = feature_names
         if names is None and hasattr(X, "columns"):
             names = [str(c) for c in X.columns]
-        Xa = self.net._X(X)
+        Xm = self.net._inputs(X)
+        Xa = Xm.array
         threads = resolve_threads(n_threads)
         d, K = self.net.n_inputs, self.net.n_outputs
         if names is None:
@@ -1017,7 +1019,7 @@ class ReluClusters(_ClusterModel):
             raise ValueError(f"feature_names: expected {d} names (one per input), got {len(names)}")
         self.feature_names = names
         self._plan = _plan(self.net, self.pattern_layers)
-        P = self._patterns_of(Xa, threads)
+        P = self._patterns_of(Xm, threads)
         first, inv, counts, self._hash_ok = _unique_rows(P)
         order = np.lexsort((first, -counts))
         rank = np.empty_like(order)
@@ -1075,7 +1077,7 @@ class ReluClusters(_ClusterModel):
     def cluster_of(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Cluster of each sample of X (-1 for an activation pattern not seen in fit)."""
         self._check_fitted()
-        return self._match(self._patterns_of(self.net._X(X), resolve_threads(n_threads)))
+        return self._match(self._patterns_of(self.net._inputs(X), resolve_threads(n_threads)))
 
     def local_maps(self, X: Any, n_threads: Optional[int] = None) -> AffineMaps:
         """The exact affine map of every sample of X from its own pattern (also for patterns not seen in
@@ -1084,7 +1086,7 @@ class ReluClusters(_ClusterModel):
         if not self.exact:
             raise ValueError("local_maps: the maps are exact only when every relu / leaky_relu layer is in the "
                              "pattern and all activations are piecewise linear")
-        P = self._patterns_of(self.net._X(X), resolve_threads(n_threads))
+        P = self._patterns_of(self.net._inputs(X), resolve_threads(n_threads))
         W, b = _exact_maps(self._plan, P, self.n_bits, self.net.n_inputs, self.net.n_outputs)
         return AffineMaps(W, b)
 
