@@ -360,6 +360,13 @@ class CudaEngine:
         key, upload = self._state_slot(opt)
         m, v = opt._host_state(self.n_params, self.dtype, self)
         kx, ky, kxv, kyv = self._keys(X, Y, X_val, Y_val)
+        if callback is not None:  # the loop syncs the device weights before a poll: reads must pull them
+            user_callback = callback
+
+            def callback(info: dict) -> Any:
+                self._stale = True
+                return user_callback(info)
+        self._stale = True
         try:
             r = self._dev.train(_arr(X), _arr(Y), **opt._engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed, first=first, last=last,
