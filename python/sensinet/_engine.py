@@ -20,6 +20,7 @@ The CUDA handle also owns the host mirror of the parameters:
 from __future__ import annotations
 
 import atexit
+import threading
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Optional, Sequence
@@ -213,6 +214,7 @@ class CudaEngine:
         self._mirror_fp: Optional[int] = None  # fingerprint of the mirror when it last equalled the device
         self._states: OrderedDict = OrderedDict()  # optimizer-state key -> weakref to the optimizer
         self._data_keys: set = set()
+        self._mirror_lock = threading.RLock()  # the mirror's bookkeeping, for threads sharing one network
         # when this engine goes (net.to("cpu"), garbage collection), the states it holds return to their
         # optimizers first: the finalizer holds the device model, not the engine
         weakref.finalize(self, _rescue_states, self._dev, self._states)
@@ -228,11 +230,12 @@ class CudaEngine:
 
     def _pull(self) -> None:
         """Device -> mirror when the device is newer."""
-        if self._stale:
-            self._dev.get_parameters(self._host.parameters)
-            self._stale = False
-            if self._live_views():
-                self._mirror_fp = fingerprint(self._host.parameters)
+        with self._mirror_lock:
+            if self._stale:
+                self._stale = False  # before the download: a poll during it marks the mirror stale again
+                self._dev.get_parameters(self._host.parameters)
+                if self._live_views():
+                    self._mirror_fp = fingerprint(self._host.parameters)
 
     def _live_views(self) -> bool:
         self._views = [r for r in self._views if r() is not None]
@@ -242,12 +245,13 @@ class CudaEngine:
         """Before a device call: host writes through handed-out views reach the device."""
         if not self._views:
             return
-        fp = fingerprint(self._host.parameters)
-        if fp != self._mirror_fp:
-            self._dev.set_parameters(self._host.parameters)
-            self._mirror_fp = fp
-        if not self._live_views():
-            self._mirror_fp = None
+        with self._mirror_lock:
+            fp = fingerprint(self._host.parameters)
+            if fp != self._mirror_fp:
+                self._dev.set_parameters(self._host.parameters)
+                self._mirror_fp = fp
+            if not self._live_views():
+                self._mirror_fp = None
 
     def _device_changed(self) -> None:
         """After a device call that updated the parameters."""
@@ -258,12 +262,13 @@ class CudaEngine:
     @property
     def parameters(self) -> NDArray:
         """A writable view of the host mirror, up to date; writes reach the device before its next call."""
-        self._pull()
-        owner = _ViewOwner(self._host.parameters)
-        if not self._views:
-            self._mirror_fp = fingerprint(self._host.parameters)
-        self._views.append(weakref.ref(owner))
-        return np.asarray(owner)
+        with self._mirror_lock:
+            self._pull()
+            owner = _ViewOwner(self._host.parameters)
+            if not self._views:
+                self._mirror_fp = fingerprint(self._host.parameters)
+            self._views.append(weakref.ref(owner))
+            return np.asarray(owner)
 
     def read_parameters(self) -> NDArray:
         """The up-to-date mirror for reading (do not write through it)."""
@@ -271,11 +276,12 @@ class CudaEngine:
         return self._host.read_parameters()
 
     def set_parameters(self, theta: NDArray) -> None:
-        self._host.set_parameters(theta)
-        self._dev.set_parameters(self._host.read_parameters())
-        self._stale = False
-        if self._views:
-            self._mirror_fp = fingerprint(self._host.parameters)
+        with self._mirror_lock:
+            self._host.set_parameters(theta)
+            self._dev.set_parameters(self._host.read_parameters())
+            self._stale = False
+            if self._views:
+                self._mirror_fp = fingerprint(self._host.parameters)
 
     def set_precision(self, precision: str) -> None:
         self._dev.tf32 = precision == "tf32"
