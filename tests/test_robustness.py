@@ -86,6 +86,7 @@ ENTRY_POINTS = {
     "dataset_fit": lambda net, X, y: net.fit(sn.Dataset(X, y), epochs=1),
     "insertion_scores": lambda net, X, y: [c.score for c in sn.LayerInsertion(kind="residual2").candidates(net, X, y)],
     "hierarchical": lambda net, X, y: sn.HierarchicalOptimizer(max_outer=2, inner_iters=1).run(net, X, y, budget=5).J,
+    "prune": lambda net, X, y: sn.prune(net, X, y, amount=0.5, criterion="taylor", fold_mean=True)[0],
 }
 
 
@@ -211,6 +212,10 @@ BAD_ARGUMENTS = [
     ("layer", lambda v: _net().layer_parameters(v), [2, -3, 1.5, "0", None]),
     ("device", lambda v: _net().to(v), ["gpu", 3, None, "cuda:-1"]),
     ("path", lambda v: _net().save(v), [3, None, 1.5]),
+    ("amount", lambda v: sn.prune(_net(), _data()[0], amount=v), [1.0, -0.1, "x", None, NAN, 10**6, True]),
+    ("criterion", lambda v: sn.prune(_net(), _data()[0], criterion=v), CHOICE_BAD),
+    ("scope", lambda v: sn.prune(_net(), _data()[0], scope=v), CHOICE_BAD),
+    ("min_width", lambda v: sn.prune(_net(), _data()[0], min_width=v), [0, -1, 1.5, "2", True]),
 ]
 
 

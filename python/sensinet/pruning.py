@@ -1,0 +1,301 @@
+"""Structural neuron pruning: remove the neurons that matter least and return a smaller dense network.
+
+Prunable neurons are the hidden neurons of a Dense layer followed by a Dense layer, the inner neurons of
+two-weight residual blocks, and (on request) the inputs. A Dense layer that feeds a residual block shares
+its width with the block's skip connection and is kept whole. Removing neuron ``j`` deletes its incoming
+column and bias and its outgoing row, so the smaller network runs on the same dense engine with no masks.
+
+Criteria (a score per neuron; the lowest go first):
+
+* ``"sensitivity"``: this package's output sensitivity (Zhang et al. 2023), ``mean_n |d yhat_k / d s_j|``,
+  L2 over the outputs. Scale-free, so scores of different layers compare (``scope="global"``).
+* ``"loss_sensitivity"``: ``|dJ/ds_j|``, the objective's scaling-factor sensitivity (needs ``y``).
+* ``"taylor"``: first-order Taylor importance (Molchanov et al. 2017), ``mean_n |dl_n/dh_nj * h_nj|``:
+  the per-sample loss sensitivity reduced by mean absolute value (needs ``y``).
+* ``"magnitude"``: L2 norm of the neuron's incoming weights.
+* ``"random"``: uniform random scores (``seed``), the control.
+
+With ``fold_mean=True`` a removed neuron's mean activation over ``X`` is folded into the next layer's bias
+(``b_next += mean_j * W_next[j]``): exact for a neuron that is constant on ``X``, and the usual first-order
+correction otherwise. A neuron whose outgoing weights are all zero is removed without changing the function.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._engine import activation
+from ._validation import check_choice
+from .layers import Dense, Residual
+from .network import Network, require_finite
+
+CRITERIA = ("sensitivity", "loss_sensitivity", "taylor", "magnitude", "random")
+SCOPES = ("layer", "global")
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A set of prunable neurons: network layer ``layer`` (its hidden or inner neurons), or the inputs."""
+
+    layer: int  # -1: the inputs
+    width: int
+
+    @property
+    def name(self) -> str:
+        return "inputs" if self.layer < 0 else f"layer {self.layer}"
+
+    @property
+    def site(self) -> Union[int, str]:
+        """The sensitivity site of these neurons (see sensinet.sensitivity)."""
+        return 0 if self.layer < 0 else self.layer + 1
+
+
+def prunable_groups(net: Network, inputs: bool = False) -> list:
+    """The groups of neurons ``prune`` may remove from ``net``."""
+    # inputs that feed a residual block are its skip connection too: they are kept whole
+    groups = [_Group(-1, net.n_inputs)] if inputs and net.specs[0][0] == "dense" else []
+    for l, (kind, n_in, n_out, hidden, *_rest) in enumerate(net.specs):
+        if kind == "residual2":
+            groups.append(_Group(l, hidden))
+        elif kind == "dense" and l + 1 < net.n_layers and net.specs[l + 1][0] == "dense":
+            groups.append(_Group(l, n_out))
+    return groups
+
+
+@dataclass
+class PruneResult:
+    """What :func:`prune` removed: per group, the kept and removed neuron indices and their scores."""
+
+    criterion: str
+    scope: str
+    groups: list  # group names, bottom-up
+    kept: dict  # group name -> indices kept (ascending)
+    removed: dict  # group name -> indices removed (ascending)
+    scores: dict  # group name -> score of every neuron before pruning
+    n_params_before: int
+    n_params_after: int
+    fold_mean: bool = False
+    inputs_kept: Optional[NDArray] = None  # with inputs pruned: X[:, inputs_kept] feeds the new network
+    notes: list = field(default_factory=list)
+
+    @property
+    def n_removed(self) -> int:
+        return int(sum(len(v) for v in self.removed.values()))
+
+    def rows(self) -> list:
+        return [{"group": g, "before": len(self.kept[g]) + len(self.removed[g]), "after": len(self.kept[g]),
+                 "removed": len(self.removed[g])} for g in self.groups]
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def __repr__(self) -> str:
+        widths = ", ".join(f"{r['group']}: {r['before']}->{r['after']}" for r in self.rows())
+        return (f"PruneResult({self.criterion}, {self.scope}: {widths}; parameters {self.n_params_before} -> "
+                f"{self.n_params_after})")
+
+
+# ---------------------------------------------------------------------------------------------- scores
+def neuron_scores(net: Network, X: Any, y: Any = None, criterion: str = "sensitivity", inputs: bool = False,
+                  seed: Optional[int] = None, n_threads: Optional[int] = None) -> dict:
+    """{group name: score per neuron} of every prunable group (see the module docstring for criteria)."""
+    from .sensitivity import sensitivity
+
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
+    check_choice(criterion, "criterion", CRITERIA)
+    groups = prunable_groups(net, inputs)
+    if not groups:
+        return {}
+    if criterion in ("loss_sensitivity", "taylor") and y is None and getattr(X, "y", None) is None:
+        raise ValueError(f"y: criterion={criterion!r} needs the targets")
+    out: dict = {}
+    if criterion == "random":
+        rng = np.random.default_rng(seed)
+        return {g.name: rng.random(g.width) for g in groups}
+    if criterion == "magnitude":
+        for g in groups:
+            if g.layer < 0:
+                W = net.layer_parameters(0)["W" if net.specs[0][0] == "dense" else "W1"]
+                out[g.name] = np.linalg.norm(W, axis=1)  # an input's outgoing weights are its only ones
+            else:
+                views = net.layer_parameters(g.layer)
+                out[g.name] = np.linalg.norm(views["W" if "W" in views else "W1"], axis=0)
+        return out
+    sites = [g.site if g.layer < 0 or net.specs[g.layer][0] == "dense" else f"{g.site}:inner" for g in groups]
+    if criterion == "sensitivity":
+        res = sensitivity(net, X, layers=sites, n_threads=n_threads)
+        mats = [np.sqrt(np.sum(np.asarray(m, np.float64) ** 2, axis=0)) for m in res.matrices]
+    else:
+        reduce = "mean" if criterion == "loss_sensitivity" else "mean_abs"
+        res = sensitivity(net, X, y, layers=sites, wrt="loss", reduce=reduce, n_threads=n_threads)
+        mats = [np.abs(np.asarray(m[0], np.float64)) for m in res.matrices]
+    by_name = {s.name: m for s, m in zip(res.sites, mats)}
+    for g, site in zip(groups, sites):
+        out[g.name] = by_name[str(site)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- pruning
+def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int) -> dict:
+    """How many neurons of each group to remove."""
+    total = sum(g.width for g in groups)
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
+        raise ValueError(f"amount: expected a fraction in [0, 1) or a count of neurons, got {amount!r}")
+    if isinstance(amount, (int, np.integer)):
+        if not 0 <= amount <= total:
+            raise ValueError(f"amount: expected a count in [0, {total}], got {amount}")
+        frac, count = None, int(amount)
+    else:
+        if not (np.isfinite(amount) and 0.0 <= amount < 1.0):
+            raise ValueError(f"amount: expected a fraction in [0, 1) or a count of neurons, got {amount!r}")
+        frac, count = float(amount), None
+    room = {g.name: max(g.width - min_width, 0) for g in groups}
+    if scope == "layer":
+        if frac is not None:
+            return {g.name: min(int(np.floor(frac * g.width)), room[g.name]) for g in groups}
+        # a count split over the groups in proportion to their widths
+        want = {g.name: min(int(np.floor(count * g.width / total)), room[g.name]) for g in groups}
+        return want
+    # global: the lowest scores of all groups together, each group keeping min_width
+    n = int(np.floor(frac * total)) if frac is not None else count
+    entries = sorted((float(s), g.name, j) for g in groups for j, s in enumerate(scores[g.name]))
+    take = {g.name: 0 for g in groups}
+    for s, name, _ in entries:
+        if n <= 0:
+            break
+        if take[name] < room[name]:
+            take[name] += 1
+            n -= 1
+    return take
+
+
+def prune(net: Network, X: Any, y: Any = None, amount: Union[float, int] = 0.5, criterion: str = "sensitivity",
+          scope: str = "layer", min_width: int = 1, inputs: bool = False, fold_mean: bool = False,
+          seed: Optional[int] = None, n_threads: Optional[int] = None) -> tuple:
+    """Remove the lowest-scoring neurons of ``net`` and return ``(smaller_network, PruneResult)``.
+
+    Parameters
+    ----------
+    net : Network
+        Left unchanged; the result is a new network on the same device.
+    X, y : arrays or a Dataset
+        Samples that score the neurons (``y`` for the loss-based criteria) and, with ``fold_mean``, give
+        the mean activations.
+    amount : float in [0, 1) or int
+        The fraction of every group's neurons (``scope="layer"``) or of all prunable neurons
+        (``scope="global"``) to remove, or a count of neurons.
+    criterion : {"sensitivity", "loss_sensitivity", "taylor", "magnitude", "random"}
+    scope : {"layer", "global"}
+    min_width : int
+        Neurons every group keeps at least.
+    inputs : bool
+        Also prune input features; ``result.inputs_kept`` selects the columns the new network takes.
+    fold_mean : bool
+        Fold each removed neuron's mean activation over X into the next layer's bias.
+    """
+    check_choice(scope, "scope", SCOPES)
+    if isinstance(min_width, bool) or not isinstance(min_width, (int, np.integer)) or min_width < 1:
+        raise ValueError(f"min_width: expected an int >= 1, got {min_width!r}")
+    if not isinstance(fold_mean, (bool, np.bool_)):
+        raise TypeError(f"fold_mean: expected True or False, got {fold_mean!r}")
+    scores = neuron_scores(net, X, y, criterion, inputs, seed, n_threads)
+    groups = prunable_groups(net, inputs)
+    for g in groups:
+        require_finite(scores[g.name], f"{criterion} score of {g.name}", "prune")
+    counts = _counts(groups, scores, amount, scope, int(min_width))
+    removed, kept = {}, {}
+    for g in groups:
+        order = np.argsort(scores[g.name], kind="stable")
+        rm = np.sort(order[:counts[g.name]])
+        removed[g.name] = rm
+        kept[g.name] = np.setdiff1d(np.arange(g.width), rm)
+    means = _mean_activations(net, X, groups, removed) if fold_mean else {}
+    notes: list = []
+    new = _rebuild(net, groups, kept, removed, means, notes)
+    result = PruneResult(criterion=criterion, scope=scope, groups=[g.name for g in groups], kept=kept,
+                         removed=removed, scores=scores, n_params_before=net.n_params, n_params_after=new.n_params,
+                         fold_mean=bool(fold_mean),
+                         inputs_kept=kept.get("inputs") if inputs and groups and groups[0].layer < 0 else None,
+                         notes=notes)
+    return new, result
+
+
+def _mean_activations(net: Network, X: Any, groups: list, removed: dict) -> dict:
+    """Mean activation over X of each removed neuron (inputs: the mean feature value)."""
+    Xa = net._X(X)
+    out = {}
+    for g in groups:
+        if not len(removed[g.name]):
+            continue
+        if g.layer < 0:
+            out[g.name] = Xa.mean(axis=0, dtype=np.float64)
+        elif net.specs[g.layer][0] == "dense":
+            out[g.name] = net.layer_input(Xa, g.layer + 1).mean(axis=0, dtype=np.float64)
+        else:  # the inner activations of a residual block: act(x W1 + b1) from the block's input
+            kind, n_in, n_out, hidden, act, alpha, _ = net.specs[g.layer]
+            v = net.layer_parameters(g.layer)
+            z = net.layer_input(Xa, g.layer) @ v["W1"] + v["b1"]
+            out[g.name] = activation(act, np.ascontiguousarray(z), alpha).mean(axis=0, dtype=np.float64)
+    return out
+
+
+def _rebuild(net: Network, groups: list, kept: dict, removed: dict, means: dict, notes: list) -> Network:
+    """The network without the removed neurons (and with their mean activations folded into biases)."""
+    by_layer = {g.layer: g.name for g in groups}
+    old = net._engine.read_parameters()
+    src = [{k: np.asarray(v, np.float64) for k, v in net._views(old, l).items()} for l in range(net.n_layers)]
+
+    # 1. bias corrections: what the removed neurons fed, on average, into the layer after them
+    extra = [None] * net.n_layers
+    for l in range(net.n_layers):
+        feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1][0] == "dense" else None
+        if feeder in means and len(removed[feeder]):
+            W = src[l]["W"] if "W" in src[l] else src[l]["W1"]
+            extra[l] = means[feeder][removed[feeder]] @ W[removed[feeder]]
+        name = by_layer.get(l)
+        if net.specs[l][0] == "residual2" and name in means and len(removed[name]):
+            shift = means[name][removed[name]] @ src[l]["W2"][removed[name]]  # constant on the block's output
+            if l + 1 < net.n_layers and net.specs[l + 1][0] == "dense":
+                add = shift @ src[l + 1]["W"]
+                extra[l + 1] = add if extra[l + 1] is None else extra[l + 1] + add
+            elif np.any(shift):
+                notes.append(f"{name}: the mean of its removed inner neurons was not folded (the block is "
+                             "followed by a residual block or is the last layer)")
+
+    # 2. the smaller network: rows of removed inputs / neurons below, columns of this layer's removed neurons
+    layers = []
+    for l, layer in enumerate(net.layers):
+        if l in by_layer and isinstance(layer, Dense):
+            layer = Dense(len(kept[by_layer[l]]), layer.activation, layer.alpha, layer.l2)
+        elif l in by_layer:
+            layer = Residual(layer.width, layer.activation, hidden=len(kept[by_layer[l]]), weights=2,
+                             alpha=layer.alpha, l2=layer.l2)
+        layers.append(layer)
+    new = Network(len(kept["inputs"]) if -1 in by_layer else net.n_inputs, layers, loss=net.loss, dtype=net.dtype,
+                  precision=net.precision)
+    theta = np.zeros(new.n_params, dtype=np.float64)
+    for l in range(net.n_layers):
+        dst = new._views(theta, l)
+        feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1][0] == "dense" else None
+        rows = kept[feeder] if feeder in kept else slice(None)
+        cols = kept[by_layer[l]] if l in by_layer else slice(None)
+        if "W" in src[l]:
+            b = src[l]["b"] + (0 if extra[l] is None else extra[l])
+            dst["W"][...] = src[l]["W"][rows][:, cols]
+            dst["b"][...] = b[cols]
+        else:
+            b1 = src[l]["b1"] + (0 if extra[l] is None else extra[l])
+            dst["W1"][...] = src[l]["W1"][rows][:, cols]
+            dst["b1"][...] = b1[cols]
+            dst["W2"][...] = src[l]["W2"][cols]
+    new.parameters = theta
+    for attr in ("metadata", "classes_"):
+        if hasattr(net, attr):
+            setattr(new, attr, getattr(net, attr))
+    return new.to(net.device)

@@ -1,0 +1,121 @@
+"""Structural pruning: the smaller network computes what the rules promise, and the scores are what their
+definitions say."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sensinet as sn
+from sensinet.pruning import neuron_scores, prunable_groups, prune
+
+
+def _data(n=128, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
+
+
+def _net(seed=0):
+    return sn.Network(6, [sn.Dense(12, "tanh"), sn.Dense(10, "relu"), sn.Residual(10, "tanh", hidden=8),
+                          sn.Dense(7, "leaky_relu"), sn.Dense(1)], seed=seed)
+
+
+def test_prunable_groups():
+    net = _net()
+    names = [g.name for g in prunable_groups(net, inputs=True)]
+    # layer 1 feeds a residual block (its width is the block's skip connection): kept whole
+    assert names == ["inputs", "layer 0", "layer 2", "layer 3"]
+
+
+def test_removing_neurons_without_outgoing_weights_keeps_the_function():
+    X, y = _data()
+    net = _net()
+    rng = np.random.default_rng(1)
+    for l, name in ((1, "W"), (3, "W2"), (4, "W")):  # rows of what layers 0, 2 (inner) and 3 feed
+        W = net.layer_parameters(l if l != 3 else 2)[name]
+        W[rng.choice(W.shape[0], 3, replace=False)] = 0.0
+    net.layer_parameters(0)["W"][[1, 4]] = 0.0  # two inputs that nothing reads
+    small, r = prune(net, X, amount=11, criterion="sensitivity", scope="global", inputs=True)
+    assert {k: len(v) for k, v in r.removed.items()} == {"inputs": 2, "layer 0": 3, "layer 2": 3, "layer 3": 3}
+    assert small.n_params == r.n_params_after < net.n_params
+    np.testing.assert_allclose(small.forward(X[:, r.inputs_kept]), net.forward(X), rtol=0, atol=1e-14)
+
+
+def test_fold_mean_is_exact_for_constant_neurons():
+    X, y = _data()
+    net = _net()
+    p0, p2, p3 = (net.layer_parameters(l) for l in (0, 2, 3))
+    p0["W"][:, [2, 5]] = 0.0  # tanh(0.4): constant neurons of layer 0
+    p0["b"][[2, 5]] = 0.4
+    p2["W1"][:, [0, 6]] = 0.0  # constant inner neurons of the residual block (feeding a Dense layer)
+    p2["b1"][[0, 6]] = -0.3
+    p3["W"][:, 1] = 0.0  # a constant leaky-relu neuron
+    p3["b"][1] = 0.9
+    small, r = prune(net, X, amount=5, criterion="magnitude", scope="global", fold_mean=True)
+    assert {k: list(v) for k, v in r.removed.items()} == {"layer 0": [2, 5], "layer 2": [0, 6], "layer 3": [1]}
+    np.testing.assert_allclose(small.forward(X), net.forward(X), rtol=0, atol=1e-12)
+    assert r.notes == []
+    unfolded, _ = prune(net, X, amount=5, criterion="magnitude", scope="global")
+    assert np.max(np.abs(unfolded.forward(X) - net.forward(X))) > 1e-3  # the fold is what keeps it exact
+
+
+def test_scores_follow_their_definitions():
+    X, y = _data()
+    net = _net()
+    net.fit(X, y, epochs=5, seed=0)
+    taylor = neuron_scores(net, X, y, "taylor")
+    loss = neuron_scores(net, X, y, "loss_sensitivity")
+    out = neuron_scores(net, X, None, "sensitivity")
+    ps = sn.sensitivity(net, X, y, layers=[1], wrt="loss", per_sample=True)
+    np.testing.assert_allclose(taylor["layer 0"], np.mean(np.abs(ps.per_sample[0][:, 0, :]), axis=0), rtol=1e-12)
+    # |dJ/ds_j| for single neurons is the group sensitivity of a one-neuron group
+    g = sn.group_sensitivity(net, X, y, [{"3:inner": [j]} for j in range(8)])
+    np.testing.assert_allclose(loss["layer 2"], np.abs(g), rtol=1e-10)
+    S = sn.sensitivity(net, X, layers=[4]).matrices[0]
+    np.testing.assert_allclose(out["layer 3"], np.linalg.norm(S, axis=0), rtol=1e-12)
+    mag = neuron_scores(net, X, criterion="magnitude")
+    np.testing.assert_allclose(mag["layer 3"], np.linalg.norm(net.layer_parameters(3)["W"], axis=0))
+    r1, r2 = neuron_scores(net, X, criterion="random", seed=3), neuron_scores(net, X, criterion="random", seed=3)
+    assert all(np.array_equal(r1[k], r2[k]) for k in r1)
+
+
+def test_amount_scope_and_min_width():
+    X, y = _data()
+    net = _net()
+    _, r = prune(net, X, amount=0.5)
+    assert {k: len(v) for k, v in r.kept.items()} == {"layer 0": 6, "layer 2": 4, "layer 3": 4}
+    _, r = prune(net, X, amount=0.9, min_width=3)
+    assert all(len(v) >= 3 for v in r.kept.values())
+    _, r = prune(net, X, amount=20, scope="global", min_width=2)
+    assert r.n_removed == 20 and all(len(v) >= 2 for v in r.kept.values())
+    for name in r.groups:  # kept and removed partition every group
+        assert sorted(np.concatenate([r.kept[name], r.removed[name]])) == list(range(len(r.scores[name])))
+    small, r0 = prune(net, X, amount=0.0)
+    np.testing.assert_array_equal(small.parameters, net.parameters)
+    assert "layer 0: 12->12" in repr(r0)
+
+
+def test_pruned_network_trains_and_keeps_its_device_and_dtype():
+    X, y = _data()
+    net = _net().astype(np.float32)
+    small, r = prune(net, X.astype(np.float32), amount=0.5, criterion="taylor", y=y)
+    assert small.dtype == np.float32 and small.device == "cpu"
+    small.fit(X, y, epochs=3)
+    assert np.isfinite(small.objective(X, y))
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(amount=1.0), ValueError, "amount: expected a fraction in"),
+    (dict(amount=-0.1), ValueError, "amount: expected a fraction in"),
+    (dict(amount=10**6), ValueError, "amount: expected a count in"),
+    (dict(amount="half"), ValueError, "amount"),
+    (dict(criterion="l1"), ValueError, "criterion: expected one of"),
+    (dict(scope="net"), ValueError, "scope: expected one of"),
+    (dict(min_width=0), ValueError, "min_width"),
+    (dict(criterion="taylor"), ValueError, "y: criterion='taylor' needs the targets"),
+    (dict(fold_mean="yes"), TypeError, "fold_mean"),
+])
+def test_bad_arguments(kw, exc, match):
+    X, _ = _data()
+    with pytest.raises(exc, match=match):
+        prune(_net(), X, **kw)
