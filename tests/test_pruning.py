@@ -119,3 +119,42 @@ def test_bad_arguments(kw, exc, match):
     X, _ = _data()
     with pytest.raises(exc, match=match):
         prune(_net(), X, **kw)
+
+
+def test_pruning_curve_one_shot_and_iterative(tmp_path):
+    from sensinet.pruning import pruning_curve
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    net = sn.Network(4, [sn.Dense(16, "relu"), sn.Dense(12, "relu"), sn.Dense(2)], loss="cross_entropy", seed=0)
+    net.fit(X, y, epochs=30)
+    one = pruning_curve(net, X, y, fractions=[0.25, 0.5, 0.75], criteria=["sensitivity", "random"])
+    it = pruning_curve(net, X, y, fractions=[0.25, 0.5, 0.75], criteria=["sensitivity"], schedule="iterative",
+                       fine_tune_epochs=2)
+    rows = one.rows
+    assert [(r["criterion"], r["fraction"]) for r in rows] == [
+        ("sensitivity", 0.0), ("random", 0.0), ("sensitivity", 0.25), ("sensitivity", 0.5), ("sensitivity", 0.75),
+        ("random", 0.25), ("random", 0.5), ("random", 0.75)]
+    base = [r for r in rows if r["fraction"] == 0]
+    assert base[0]["loss"] == net.objective(X, y) and base[0]["n_params"] == net.n_params
+    sens = [r["n_params"] for r in rows if r["criterion"] == "sensitivity"]
+    assert sens == sorted(sens, reverse=True)
+    # the iterative schedule reaches the same widths as one shot (16 -> 12, 8, 4 and 12 -> 9, 6, 3)
+    assert [r["n_params"] for r in it.rows] == sens
+    assert all(0 <= r["accuracy"] <= 1 for r in rows)
+    ax = one.plot(tmp_path / "curve.png", metric="accuracy")
+    assert (tmp_path / "curve.png").stat().st_size > 1000 and ax.get_xlabel() == "parameters kept"
+    assert list(one.to_frame().columns)[:4] == ["criterion", "fraction", "n_params", "loss"]
+    with pytest.raises(ValueError, match="fractions: expected values in"):
+        pruning_curve(net, X, y, fractions=[1.2])
+    with pytest.raises(ValueError, match="criteria: expected one of"):
+        pruning_curve(net, X, y, criteria=["l0"])
+
+
+def test_amount_per_group():
+    X, _ = _data()
+    small, r = prune(_net(), X, amount={"layer 0": 5, "layer 3": 2})
+    assert {k: len(v) for k, v in r.removed.items()} == {"layer 0": 5, "layer 2": 0, "layer 3": 2}
+    with pytest.raises(ValueError, match="amount: unknown groups"):
+        prune(_net(), X, amount={"layer 1": 2})

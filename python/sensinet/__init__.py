@@ -28,10 +28,10 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
         from . import clusters
 
         return getattr(clusters, name)
-    if name in ("prune",):
+    if name in ("prune", "pruning_curve"):
         from . import pruning
 
-        return pruning.prune
+        return getattr(pruning, name)
     if name in ("LayerInsertion",):
         from . import insertion
 
@@ -52,5 +52,5 @@ __all__ = [
     "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "cuda_available", "cuda_info",
     "group_curvature", "group_sensitivity",
     "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",
-    "get_num_threads", "load", "prune", "save", "set_num_threads", "to_torch",
+    "get_num_threads", "load", "prune", "pruning_curve", "save", "set_num_threads", "to_torch",
 ]

@@ -21,6 +21,7 @@ correction otherwise. A neuron whose outgoing weights are all zero is removed wi
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -145,6 +146,15 @@ def neuron_scores(net: Network, X: Any, y: Any = None, criterion: str = "sensiti
 def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int) -> dict:
     """How many neurons of each group to remove."""
     total = sum(g.width for g in groups)
+    room = {g.name: max(g.width - min_width, 0) for g in groups}
+    if isinstance(amount, dict):  # a count per group
+        unknown = sorted(set(amount) - set(room))
+        if unknown:
+            raise ValueError(f"amount: unknown groups {unknown}; prunable groups are {sorted(room)}")
+        for k, v in amount.items():
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"amount[{k!r}]: expected a count >= 0, got {v!r}")
+        return {g.name: min(int(amount.get(g.name, 0)), room[g.name]) for g in groups}
     if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
         raise ValueError(f"amount: expected a fraction in [0, 1) or a count of neurons, got {amount!r}")
     if isinstance(amount, (int, np.integer)):
@@ -155,7 +165,6 @@ def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int)
         if not (np.isfinite(amount) and 0.0 <= amount < 1.0):
             raise ValueError(f"amount: expected a fraction in [0, 1) or a count of neurons, got {amount!r}")
         frac, count = float(amount), None
-    room = {g.name: max(g.width - min_width, 0) for g in groups}
     if scope == "layer":
         if frac is not None:
             return {g.name: min(int(np.floor(frac * g.width)), room[g.name]) for g in groups}
@@ -187,9 +196,9 @@ def prune(net: Network, X: Any, y: Any = None, amount: Union[float, int] = 0.5, 
     X, y : arrays or a Dataset
         Samples that score the neurons (``y`` for the loss-based criteria) and, with ``fold_mean``, give
         the mean activations.
-    amount : float in [0, 1) or int
+    amount : float in [0, 1), int or dict
         The fraction of every group's neurons (``scope="layer"``) or of all prunable neurons
-        (``scope="global"``) to remove, or a count of neurons.
+        (``scope="global"``) to remove, a count of neurons, or ``{group name: count}``.
     criterion : {"sensitivity", "loss_sensitivity", "taylor", "magnitude", "random"}
     scope : {"layer", "global"}
     min_width : int
@@ -299,3 +308,98 @@ def _rebuild(net: Network, groups: list, kept: dict, removed: dict, means: dict,
         if hasattr(net, attr):
             setattr(new, attr, getattr(net, attr))
     return new.to(net.device)
+
+
+# ---------------------------------------------------------------------------------------------- curves
+@dataclass
+class PruningCurve:
+    """Loss (and accuracy for classifiers) against parameters kept, per criterion: one row per
+    (criterion, fraction), fraction 0 being the unpruned network."""
+
+    rows: list
+    schedule: str
+    fine_tune_epochs: int
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def plot(self, path: Optional[str] = None, ax: Any = None, metric: str = "loss") -> Any:
+        """``metric`` (loss or accuracy) against parameters kept, one line per criterion. Draws on ``ax`` or
+        on a new figure (no pyplot, the backend is left alone); saves to ``path``; returns the axes."""
+        check_choice(metric, "metric", ("loss", "accuracy"))
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            ax = Figure(figsize=(6, 4), constrained_layout=True).add_subplot()
+        for crit in dict.fromkeys(r["criterion"] for r in self.rows):
+            pts = sorted((r["n_params"], r[metric]) for r in self.rows if r["criterion"] == crit)
+            ax.plot([p for p, _ in pts], [m for _, m in pts], "o-", label=crit)
+        ax.set_xlabel("parameters kept")
+        ax.set_ylabel(metric + ("" if self.fine_tune_epochs == 0 else
+                                f" after {self.fine_tune_epochs} fine-tuning epochs"))
+        ax.set_title(f"pruning ({self.schedule})")
+        ax.legend(title="criterion")
+        if path is not None:
+            ax.figure.savefig(path, dpi=120)
+        return ax
+
+
+def pruning_curve(net: Network, X: Any, y: Any, fractions: Any = (0.25, 0.5, 0.75, 0.9), criteria: Any = CRITERIA,
+                  scope: str = "layer", schedule: str = "one_shot", fine_tune_epochs: int = 0,
+                  optimizer: str = "adam", lr: Optional[float] = None, batch_size: int = 32,
+                  validation_data: Optional[tuple] = None, seed: int = 0,
+                  n_threads: Optional[int] = None) -> PruningCurve:
+    """Prune ``net`` to each fraction with each criterion (fine-tuning after each step when asked) and
+    measure the loss (and accuracy) on ``validation_data`` (default: X, y).
+
+    ``schedule="one_shot"`` prunes the original network to every fraction; ``"iterative"`` prunes step by
+    step (each step from the previous, fine-tuned network) to the same widths.
+    """
+    check_choice(schedule, "schedule", ("one_shot", "iterative"))
+    crits = [criteria] if isinstance(criteria, str) else list(criteria)
+    for c in crits:
+        check_choice(c, "criteria", CRITERIA)
+    fr = sorted(float(f) for f in fractions)
+    if not fr or any(not (0.0 <= f < 1.0) for f in fr):
+        raise ValueError(f"fractions: expected values in [0, 1), got {list(fractions)!r}")
+    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, (int, np.integer)) or \
+            fine_tune_epochs < 0:
+        raise ValueError(f"fine_tune_epochs: expected an int >= 0, got {fine_tune_epochs!r}")
+    data = net._data(X, y)
+    net._pair(data, None)
+    Xv, yv = (data.X, data.y) if validation_data is None else validation_data
+    widths0 = {g.name: g.width for g in prunable_groups(net)}
+
+    def measure(m: Network, crit: str, f: float, t: float) -> dict:
+        row = {"criterion": crit, "fraction": f, "n_params": m.n_params, "loss": m.objective(Xv, yv),
+               "seconds": t}
+        if m.loss == "cross_entropy":
+            row["accuracy"] = float(np.mean(np.argmax(m.forward(Xv), axis=1) == np.asarray(yv).ravel()))
+        elif m.loss == "binary_cross_entropy":
+            row["accuracy"] = float(np.mean((m.forward(Xv) > 0) == (np.asarray(yv).reshape(len(Xv), -1) > 0.5)))
+        else:
+            row["accuracy"] = float("nan")
+        return row
+
+    def tune(m: Network, step: int) -> None:
+        if fine_tune_epochs:
+            m.fit(data, optimizer=optimizer, lr=lr, epochs=int(fine_tune_epochs), batch_size=batch_size,
+                  seed=seed + step, n_threads=n_threads)
+
+    rows = [measure(net, c, 0.0, 0.0) for c in crits]
+    for crit in crits:
+        cur = net
+        for step, f in enumerate(f for f in fr if f > 0):
+            t0 = time.perf_counter()
+            base = net if schedule == "one_shot" else cur
+            # remove, from each group of `base`, what leaves w0 - floor(f * w0) of its original width w0
+            kept = {g.name: g.width for g in prunable_groups(base)}
+            want = {k: max(kept[k] - (widths0[k] - int(np.floor(f * widths0[k]))), 0) for k in kept}
+            amount = want if scope == "layer" else int(sum(want.values()))
+            cur, _ = prune(base, data, amount=amount, criterion=crit, scope=scope, seed=seed + step,
+                           n_threads=n_threads) if sum(want.values()) else (base.copy(), None)
+            tune(cur, step)
+            rows.append(measure(cur, crit, f, time.perf_counter() - t0))
+    return PruningCurve(rows=rows, schedule=schedule, fine_tune_epochs=int(fine_tune_epochs))
