@@ -412,3 +412,14 @@ def test_relu_clusters_of_a_device_network(fake):
     dev.reset_transfer_stats()
     sn.explain(dev, X)
     assert dev.transfer_stats()["h2d_data_bytes"] == 0  # the prepared X stayed on the device
+
+
+def test_pruning_a_device_network(fake):
+    X, y = _data()
+    cpu = _net()
+    dev = cpu.copy().to("cuda")
+    a, ra = sn.prune(dev, X, y, amount=0.5, criterion="taylor")
+    b, rb = sn.prune(cpu, X, y, amount=0.5, criterion="taylor")
+    assert a.device == "cuda" and b.device == "cpu"
+    assert {k: list(v) for k, v in ra.removed.items()} == {k: list(v) for k, v in rb.removed.items()}
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
