@@ -32,6 +32,10 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
         from . import pruning
 
         return getattr(pruning, name)
+    if name in ("GrowShrink",):
+        from .growshrink import GrowShrink
+
+        return GrowShrink
     if name in ("LayerInsertion",):
         from . import insertion
 
@@ -48,7 +52,7 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
 
 
 __all__ = [
-    "ACTIVATIONS", "Adam", "Dataset", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "NonFiniteError", "LBFGS", "Network", "Residual", "SGD",
+    "ACTIVATIONS", "Adam", "Dataset", "GrowShrink", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "NonFiniteError", "LBFGS", "Network", "Residual", "SGD",
     "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "cuda_available", "cuda_info",
     "group_curvature", "group_sensitivity",
     "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",
