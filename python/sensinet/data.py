@@ -150,10 +150,6 @@ class Dataset:
                     m = self._prepared[key] = Matrix.of(targets(self._y, loss, n_outputs, self.n_samples, dtype, name))
         return m
 
-    def subset(self, rows: Any) -> "Dataset":
-        """A new data set of the given rows (indices, a slice or a boolean mask)."""
-        return Dataset(self._X[rows], None if self._y is None else self._y[rows])
-
 
 # ---------------------------------------------------------------------------------------------- cache
 _stats = {"prepared": 0, "reused": 0}
