@@ -70,6 +70,8 @@ def test_bench_command_reports_rates_and_checks_arguments(tmp_path, capsys):
     (["experiment", "insertion", "--quick", "--runs", "0"], "runs"),
     (["experiment", "insertion", "--quick", "--config", "nope"], "configs: expected names"),
     (["experiment", "clusters", "--quick", "--seeds", "-3"], "seeds: expected seeds >= 0"),
+    (["experiment", "pruning", "--quick", "--seeds", "1"], "seeds: expected an int >= 2"),
+    (["experiment", "pruning", "--quick", "--dataset", "mnist"], "datasets: expected names from"),
 ])
 def test_bad_study_arguments_fail_before_writing_anything(tmp_path, capsys, argv, msg):
     from sensinet.cli import main
@@ -78,3 +80,11 @@ def test_bad_study_arguments_fail_before_writing_anything(tmp_path, capsys, argv
     assert main([*argv, "--out", str(out)]) == 2
     assert msg in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    r = subprocess.run([sys.executable, "-m", "sensinet", "experiment", "pruning", "--seeds", "1", "--out", "/nonexistent/x"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "seeds: expected an int >= 2" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "sensinet", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("sensinet ")

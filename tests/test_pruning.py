@@ -158,3 +158,67 @@ def test_amount_per_group():
     assert {k: len(v) for k, v in r.removed.items()} == {"layer 0": 5, "layer 2": 0, "layer 3": 2}
     with pytest.raises(ValueError, match="amount: unknown groups"):
         prune(_net(), X, amount={"layer 1": 2})
+
+
+# ------------------------------------------------------------------------------------ the study
+def test_study_holm_and_verdicts():
+    from sensinet.experiments.pruning import COMPARISONS, SETTINGS, _holm, compare
+
+    assert _holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert _holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    # "sensitivity" halves every loss of "magnitude" on every seed; the others tie with noise
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in ("a", "b"):
+        for s in range(8):
+            for f in (0.5, 0.9):
+                for st in SETTINGS:
+                    base = 1.0 + rng.random()
+                    for crit in ("magnitude", "taylor", "loss_sensitivity"):
+                        rows.append(dict(dataset=d, seed=s, criterion=crit, fraction=f, setting=st,
+                                         test_loss=base * (1 + 0.05 * rng.standard_normal())))
+                    rows.append(dict(dataset=d, seed=s, criterion="sensitivity", fraction=f, setting=st,
+                                     test_loss=base / 2))
+    cells, primary = compare(rows, ("a", "b"), (0.5, 0.9))
+    assert len(primary) == len(SETTINGS) * len(COMPARISONS) and len(cells) == len(primary) * 2 * 2
+    verdict = {(r["setting"], r["a"], r["b"]): r["verdict"] for r in primary}
+    for st in SETTINGS:
+        assert verdict[st, "sensitivity", "magnitude"] == "sensitivity better"
+        assert verdict[st, "sensitivity", "taylor"] == "sensitivity better"
+        assert verdict[st, "loss_sensitivity", "magnitude"] == "no significant difference"
+    r = next(r for r in primary if r["a"] == "sensitivity")
+    assert r["pairs"] == 16 and r["wins_a"] == 16 and r["geo_mean_loss_ratio"] < 0.55
+    assert all(r["p_holm"] >= r["p_wilcoxon"] for r in primary)
+
+
+def test_study_quick_writes_records_tables_and_figures(tmp_path):
+    pytest.importorskip("scipy")
+    pytest.importorskip("sklearn")
+    from sensinet.cli import main
+
+    assert main(["experiment", "pruning", "--quick", "--seeds", "2", "--dataset", "yacht", "--dataset", "digits",
+                 "--out", str(tmp_path)]) == 0
+    import json
+
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    meta = json.loads(lines[0])["meta"]
+    rows = [json.loads(l) for l in lines[1:]]
+    assert meta["seeds"] == 2 and meta["datasets"] == ["yacht", "digits"]
+    # per dataset and seed: 2 unpruned rows + 5 criteria x 2 fractions x 2 settings
+    assert len(rows) == 2 * 2 * (2 + 5 * 2 * 2)
+    digits = [r for r in rows if r["dataset"] == "digits"]
+    assert all(0 <= r["accuracy"] <= 1 for r in digits)
+    full = {r["n_params"] for r in rows if r["dataset"] == "yacht" and r["criterion"] == "none"}
+    assert full == {6 * 64 + 64 + 64 * 64 + 64 + 64 + 1}
+    half = {r["n_params"] for r in rows if r["dataset"] == "yacht" and r["fraction"] == 0.5}
+    assert half == {6 * 32 + 32 + 32 * 32 + 32 + 32 + 1}
+    assert all(r["clusters"] >= 1 for r in rows)
+    for f in ("summary.md", "summary.csv", "comparisons.csv", "orderings.csv", "pruning_yacht.png"):
+        assert (tmp_path / f).stat().st_size > 100
+    assert "Holm" in (tmp_path / "summary.md").read_text()
+    gs = [json.loads(l) for l in (tmp_path / "grow_shrink.jsonl").read_text().splitlines()]
+    assert len(gs) == 4 and {g["dataset"] for g in gs} == {"yacht", "digits"}
+    for g in gs:
+        assert g["fixed_epochs"] >= 1 and g["grow_shrink_test_loss"] > 0 and g["fixed_test_loss"] > 0
+        assert g["n_params"] < 64 * 64 * 3  # started from one layer of 32: at most two insertions of 32
+    assert "Grow and shrink against its final architecture" in (tmp_path / "summary.md").read_text()

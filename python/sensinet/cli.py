@@ -12,6 +12,7 @@ EXPERIMENTS = {
     "hierarchical": "hierarchical multi-scale optimization vs backprop, multi-start (Zhang et al. 2023)",
     "insertion": "sensitivity-based layer insertion on the two spirals (Schiela et al. 2023)",
     "clusters": "ReLU activation clusters: simulation, Titanic, breast cancer (Picchiotti & Gori 2021)",
+    "pruning": "neuron pruning criteria compared over seeds on the UCI sets and digits",
 }
 
 

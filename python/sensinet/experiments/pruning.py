@@ -1,0 +1,337 @@
+"""`sensinet experiment pruning`: which neurons to remove, compared over seeds on real data.
+
+Data: the four embedded UCI regression sets (concrete, energy, yacht, power plant; inputs and target
+standardised on the training split, MSE) and scikit-learn's digits (8x8 images, pixels / 16, 10-class
+cross-entropy). Nothing is downloaded. Each seed draws its own 75/25 split and initialisation.
+
+Per dataset and seed, a ReLU network with two hidden layers of 64 neurons is trained with Adam
+(lr 1e-3, batch 32, about 6,000 steps). Every criterion of :func:`sensinet.prune` then removes 25, 50, 75
+and 90 % of the neurons of each hidden layer (one-shot, from the trained network), and the pruned network is
+measured on the test split twice: as pruned, and after fine-tuning for a tenth of the training steps.
+
+Reported:
+* test loss (and digits' accuracy) against parameters kept, per criterion (median and quartiles over seeds);
+* paired comparisons, seed by seed: the scaling-factor sensitivities ("sensitivity", "loss_sensitivity")
+  against "magnitude" and "taylor". Per dataset and fraction, the wins and a two-sided Wilcoxon signed-rank
+  p-value (descriptive). The stated orderings come from one test per comparison and setting, on the mean
+  log loss ratio over the four fractions, one value per (dataset, seed) pair, Holm-corrected over the
+  comparisons.
+* the number of ReLU activation patterns (exact linear regions visited, `sensinet.ReluClusters`) on
+  the training inputs, as the network is pruned.
+* grow and shrink: `sensinet.GrowShrink` from one hidden layer of 32 (insertions by the default rule, pruning
+  by output sensitivity below a tenth of the layer's highest, every fifth of the run) for the same epochs,
+  against its final architecture trained from scratch (same seed) for the same work; test losses paired
+  over (dataset, seed), Wilcoxon signed-rank.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .._progress import ProgressBar
+from ..clusters import ReluClusters
+from ..datasets import load_uci, train_test_split
+from ..growshrink import GrowShrink
+from ..layers import Dense
+from ..network import Network
+from ..pruning import CRITERIA, prune
+
+DATASETS = ("concrete", "energy", "yacht", "power_plant", "digits")
+FRACTIONS = (0.25, 0.5, 0.75, 0.9)
+COMPARISONS = (("sensitivity", "magnitude"), ("sensitivity", "taylor"),
+               ("loss_sensitivity", "magnitude"), ("loss_sensitivity", "taylor"))
+SETTINGS = ("pruned", "fine_tuned")
+WIDTH, STEPS, BATCH, LR = 64, 6000, 32, 1e-3
+
+
+def _split(name: str, seed: int) -> tuple:
+    """(X_train, X_test, y_train, y_test, loss), standardised on the training split."""
+    if name == "digits":
+        from sklearn.datasets import load_digits  # ships with scikit-learn
+
+        d = load_digits()
+        X_tr, X_te, y_tr, y_te = train_test_split(d.data / 16.0, d.target.astype(np.int64), test_size=0.25,
+                                                  seed=seed)
+        return X_tr, X_te, y_tr, y_te, "cross_entropy"
+    d = load_uci(name)
+    X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, seed=seed)
+    mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
+    sd[sd == 0] = 1.0
+    ym, ys = y_tr.mean(), y_tr.std()
+    return (X_tr - mu) / sd, (X_te - mu) / sd, (y_tr - ym) / ys, (y_te - ym) / ys, "mse"
+
+
+def _measure(net: Network, X_te: Any, y_te: Any, X_tr: Any) -> dict:
+    row = {"n_params": net.n_params, "test_loss": float(net.objective(X_te, y_te)),
+           "clusters": ReluClusters(net).fit(X_tr).n_clusters_}
+    if net.loss == "cross_entropy":
+        row["accuracy"] = float(np.mean(np.argmax(net.forward(X_te), axis=1) == y_te))
+    return row
+
+
+def _one(name: str, seed: int, steps: int, fractions: tuple, criteria: tuple, bar: Any) -> list:
+    """All rows of one (dataset, seed): the unpruned network, then every criterion x fraction x setting."""
+    X_tr, X_te, y_tr, y_te, loss = _split(name, seed)
+    n_out = 10 if loss == "cross_entropy" else 1
+    net = Network(X_tr.shape[1], [Dense(WIDTH, "relu"), Dense(WIDTH, "relu"), Dense(n_out)], loss=loss, seed=seed)
+    epochs = max(1, int(np.ceil(steps / np.ceil(len(X_tr) / BATCH))))
+    tune = max(1, epochs // 10)
+    net.fit(X_tr, y_tr, optimizer="adam", lr=LR, epochs=epochs, batch_size=BATCH, seed=seed)
+    base = {"dataset": name, "seed": seed, "criterion": "none", "fraction": 0.0, "epochs": epochs,
+            "fine_tune_epochs": tune}
+    rows = [dict(base, setting=s, **_measure(net, X_te, y_te, X_tr)) for s in SETTINGS]
+    for crit in criteria:
+        for f in fractions:
+            t0 = time.perf_counter()
+            small, _ = prune(net, X_tr, y_tr, amount=f, criterion=crit, seed=seed)
+            secs = time.perf_counter() - t0
+            key = dict(base, criterion=crit, fraction=f, prune_seconds=secs)
+            rows.append(dict(key, setting="pruned", **_measure(small, X_te, y_te, X_tr)))
+            small.fit(X_tr, y_tr, optimizer="adam", lr=LR, epochs=tune, batch_size=BATCH, seed=seed + 1)
+            rows.append(dict(key, setting="fine_tuned", **_measure(small, X_te, y_te, X_tr)))
+            if bar is not None:
+                bar.update(bar.n + 1, f"{name} seed {seed}")
+    return rows
+
+
+def _grow_shrink(name: str, seed: int, steps: int) -> dict:
+    """GrowShrink from [32] against its final architecture from scratch for the same work, on test loss."""
+    X_tr, X_te, y_tr, y_te, loss = _split(name, seed)
+    n_out = 10 if loss == "cross_entropy" else 1
+    epochs = max(1, int(np.ceil(steps / np.ceil(len(X_tr) / BATCH))))
+    start = Network(X_tr.shape[1], [Dense(32, "relu"), Dense(n_out)], loss=loss, seed=seed)
+    res = GrowShrink(prune_every=max(epochs // 5, 1), threshold=0.1).fit(
+        start, X_tr, y_tr, epochs=epochs, optimizer="adam", lr=LR, batch_size=BATCH, seed=seed)
+    final = res.network
+    fixed_epochs = max(int(round(res.work / (final.n_params * len(X_tr)))), 1)
+    fixed = Network(final.n_inputs, list(final.layers), loss=loss, seed=seed)
+    fixed.fit(X_tr, y_tr, optimizer="adam", lr=LR, epochs=fixed_epochs, batch_size=BATCH, seed=seed)
+    return {"dataset": name, "seed": seed, "epochs": epochs, "widths": [l.units for l in final.layers[:-1]],
+            "n_params": final.n_params, "insertions": sum(e["kind"] == "insert" for e in res.events),
+            "prunings": sum(e["kind"] == "prune" for e in res.events), "grow_shrink_test_loss":
+            float(final.objective(X_te, y_te)), "fixed_epochs": fixed_epochs,
+            "fixed_test_loss": float(fixed.objective(X_te, y_te))}
+
+
+def compare_grow_shrink(gs_rows: list) -> dict:
+    """Grow-and-shrink against the same architecture from scratch for the same work, paired over runs."""
+    from scipy.stats import wilcoxon
+
+    r = np.log([g["grow_shrink_test_loss"] / g["fixed_test_loss"] for g in gs_rows])
+    p = float(wilcoxon(r).pvalue) if np.any(r != 0) and len(r) > 1 else 1.0
+    verdict = "no significant difference" if p >= 0.05 else (
+        "grow-and-shrink better" if np.mean(r) < 0 else "fixed architecture better")
+    return {"pairs": len(r), "wins_grow_shrink": int(np.sum(r < 0)), "geo_mean_loss_ratio": float(np.exp(np.mean(r))),
+            "p_wilcoxon": p, "verdict": verdict}
+
+
+def _holm(p: list) -> list:
+    """Holm step-down adjusted p-values."""
+    order = np.argsort(p)
+    m, out, running = len(p), [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def compare(rows: list, datasets: tuple, fractions: tuple) -> tuple:
+    """(per-cell rows, primary rows): paired comparisons of criteria over seeds (see the module docstring)."""
+    from scipy.stats import wilcoxon
+
+    loss = {(r["dataset"], r["seed"], r["criterion"], r["fraction"], r["setting"]): r["test_loss"] for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    cells, primary = [], []
+    for setting in SETTINGS:
+        for a, b in COMPARISONS:
+            pooled = []
+            for d in datasets:
+                per_seed = []
+                for f in fractions:
+                    r = np.array([np.log(loss[d, s, a, f, setting] / loss[d, s, b, f, setting]) for s in seeds])
+                    per_seed.append(r)
+                    p = float(wilcoxon(r).pvalue) if np.any(r != 0) and len(r) > 1 else 1.0
+                    cells.append({"setting": setting, "a": a, "b": b, "dataset": d, "fraction": f,
+                                  "wins_a": int(np.sum(r < 0)), "n": len(r),
+                                  "median_loss_ratio": float(np.exp(np.median(r))), "p_wilcoxon": p})
+                pooled.extend(np.mean(per_seed, axis=0))
+            r = np.array(pooled)
+            p = float(wilcoxon(r).pvalue) if np.any(r != 0) and len(r) > 1 else 1.0
+            primary.append({"setting": setting, "a": a, "b": b, "pairs": len(r), "wins_a": int(np.sum(r < 0)),
+                            "geo_mean_loss_ratio": float(np.exp(np.mean(r))), "p_wilcoxon": p})
+    for row, padj in zip(primary, _holm([r["p_wilcoxon"] for r in primary])):
+        row["p_holm"] = padj
+        if padj >= 0.05:
+            row["verdict"] = "no significant difference"
+        else:
+            row["verdict"] = f"{row['a']} better" if row["geo_mean_loss_ratio"] < 1 else f"{row['b']} better"
+    return cells, primary
+
+
+def _csv(path: Path, rows: list) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _summary(rows: list, datasets: tuple, fractions: tuple, criteria: tuple) -> list:
+    """Median and quartiles over seeds of test loss, accuracy and clusters per dataset x criterion x fraction."""
+    out = []
+    for d in datasets:
+        for setting in SETTINGS:
+            for crit in ("none",) + tuple(criteria):
+                for f in ((0.0,) if crit == "none" else fractions):
+                    sel = [r for r in rows if r["dataset"] == d and r["setting"] == setting
+                           and r["criterion"] == crit and r["fraction"] == f]
+                    L = np.array([r["test_loss"] for r in sel])
+                    C = np.array([r["clusters"] for r in sel])
+                    row = {"dataset": d, "setting": setting, "criterion": crit, "fraction": f,
+                           "n_params": sel[0]["n_params"], "seeds": len(sel),
+                           "test_loss_median": float(np.median(L)), "test_loss_q1": float(np.percentile(L, 25)),
+                           "test_loss_q3": float(np.percentile(L, 75)), "clusters_median": float(np.median(C))}
+                    if "accuracy" in sel[0]:
+                        row["accuracy_median"] = float(np.median([r["accuracy"] for r in sel]))
+                    out.append(row)
+    return out
+
+
+def _markdown(summary: list, cells: list, primary: list, meta: dict, gs_rows: list, gs: dict) -> str:
+    lines = [f"# Pruning study ({meta['seeds']} seeds, {meta['width']}x2 ReLU, {meta['steps']} Adam steps; "
+             f"fine-tuning: a tenth of them)", "",
+             "## Stated orderings (Wilcoxon signed-rank over (dataset, seed) pairs, mean log loss ratio over the "
+             "fractions, Holm-corrected)", "",
+             "| setting | comparison | pairs | a wins | geometric mean loss ratio a/b | p | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in primary:
+        lines.append(f"| {r['setting']} | {r['a']} vs {r['b']} | {r['pairs']} | {r['wins_a']} | "
+                     f"{r['geo_mean_loss_ratio']:.3f} | {r['p_wilcoxon']:.2g} | {r['p_holm']:.2g} | {r['verdict']} |")
+    lines += ["", "## Grow and shrink against its final architecture from scratch for the same work", "",
+              f"{gs['wins_grow_shrink']} of {gs['pairs']} runs better, geometric mean test loss ratio "
+              f"{gs['geo_mean_loss_ratio']:.3f}, Wilcoxon p = {gs['p_wilcoxon']:.2g}: {gs['verdict']}.", "",
+              "| dataset | final widths (median parameters) | insertions | prunings | grow-shrink test loss | "
+              "fixed test loss | grow-shrink better |", "|---|---|---|---|---|---|---|"]
+    for d in dict.fromkeys(g["dataset"] for g in gs_rows):
+        sel = [g for g in gs_rows if g["dataset"] == d]
+        widths = sorted({tuple(g["widths"]) for g in sel}, key=len)
+        lines.append(f"| {d} | {' '.join(map(str, map(list, widths[:3])))}{' ...' if len(widths) > 3 else ''} "
+                     f"({np.median([g['n_params'] for g in sel]):.0f}) | "
+                     f"{np.median([g['insertions'] for g in sel]):.0f} | {np.median([g['prunings'] for g in sel]):.0f}"
+                     f" | {np.median([g['grow_shrink_test_loss'] for g in sel]):.4g} | "
+                     f"{np.median([g['fixed_test_loss'] for g in sel]):.4g} | "
+                     f"{sum(g['grow_shrink_test_loss'] < g['fixed_test_loss'] for g in sel)}/{len(sel)} |")
+    lines += ["", "## Test loss, median over seeds [quartiles]; clusters = ReLU patterns on the training inputs", ""]
+    for d in dict.fromkeys(r["dataset"] for r in summary):
+        for setting in SETTINGS:
+            sel = [r for r in summary if r["dataset"] == d and r["setting"] == setting]
+            acc = "accuracy_median" in sel[0]
+            lines += [f"### {d}, {setting.replace('_', '-')}", "",
+                      "| criterion | fraction removed | parameters | test loss | " + ("accuracy | " if acc else "")
+                      + "clusters |", "|---|---|---|---|" + ("---|" if acc else "") + "---|"]
+            for r in sel:
+                lines.append(f"| {r['criterion']} | {r['fraction']:.2f} | {r['n_params']} | "
+                             f"{r['test_loss_median']:.4g} [{r['test_loss_q1']:.4g}, {r['test_loss_q3']:.4g}] | "
+                             + (f"{r['accuracy_median']:.3f} | " if acc else "") + f"{r['clusters_median']:.0f} |")
+            lines.append("")
+    lines += ["## Per dataset and fraction (descriptive: uncorrected Wilcoxon p)", "",
+              "| setting | comparison | dataset | fraction | a wins / n | median loss ratio a/b | p |",
+              "|---|---|---|---|---|---|---|"]
+    for r in cells:
+        lines.append(f"| {r['setting']} | {r['a']} vs {r['b']} | {r['dataset']} | {r['fraction']:.2f} | "
+                     f"{r['wins_a']}/{r['n']} | {r['median_loss_ratio']:.3f} | {r['p_wilcoxon']:.2g} |")
+    return "\n".join(lines) + "\n"
+
+
+def _figures(out: Path, summary: list, criteria: tuple) -> None:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        print("(matplotlib is not installed: no figures)")
+        return
+    for d in dict.fromkeys(r["dataset"] for r in summary):
+        fig = Figure(figsize=(14, 4), constrained_layout=True)
+        axes = fig.subplots(1, 3)
+        for ax, setting in zip(axes[:2], SETTINGS):
+            for crit in criteria:
+                sel = sorted((r for r in summary if r["dataset"] == d and r["setting"] == setting
+                              and r["criterion"] in (crit, "none")), key=lambda r: -r["n_params"])
+                x = [r["n_params"] for r in sel]
+                ax.plot(x, [r["test_loss_median"] for r in sel], "o-", ms=3, label=crit)
+                ax.fill_between(x, [r["test_loss_q1"] for r in sel], [r["test_loss_q3"] for r in sel], alpha=0.12)
+            ax.set_yscale("log")
+            ax.set_xlabel("parameters kept")
+            ax.set_ylabel("test loss (median, quartile band)")
+            ax.set_title(f"{d}: {setting.replace('_', '-')}")
+            ax.legend(title="criterion", fontsize=7)
+        for crit in criteria:
+            sel = sorted((r for r in summary if r["dataset"] == d and r["setting"] == "fine_tuned"
+                          and r["criterion"] in (crit, "none")), key=lambda r: -r["n_params"])
+            axes[2].plot([r["n_params"] for r in sel], [r["clusters_median"] for r in sel], "o-", ms=3, label=crit)
+        axes[2].set_xlabel("parameters kept")
+        axes[2].set_ylabel("ReLU patterns on the training inputs (median)")
+        axes[2].set_title(f"{d}: clusters after fine-tuning")
+        axes[2].legend(title="criterion", fontsize=7)
+        fig.savefig(out / f"pruning_{d}.png", dpi=100)
+
+
+def run(out_dir: Any, seeds: int = 10, datasets: Optional[list] = None, quick: bool = False,
+        progress: bool = True) -> dict:
+    """Run the study; write records, tables and figures into out_dir; return the primary comparisons."""
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 2:
+        raise ValueError(f"seeds: expected an int >= 2 (the comparisons are paired over seeds), got {seeds!r}")
+    chosen = tuple(datasets or DATASETS)
+    for d in chosen:
+        if d not in DATASETS:
+            raise ValueError(f"datasets: expected names from {DATASETS}, got {d!r}")
+    steps = 600 if quick else STEPS
+    seeds = min(seeds, 3) if quick else int(seeds)
+    fractions = (0.5, 0.9) if quick else FRACTIONS
+    out = Path(out_dir)  # created only once the arguments are known to be good
+    out.mkdir(parents=True, exist_ok=True)
+    bar = ProgressBar(len(chosen) * seeds * len(CRITERIA) * len(fractions), desc="pruning study") \
+        if progress else None
+    t0 = time.perf_counter()
+    rows = [r for d in chosen for s in range(seeds) for r in _one(d, s, steps, fractions, CRITERIA, bar)]
+    gs_rows = [_grow_shrink(d, s, steps) for d in chosen for s in range(seeds)]
+    if bar is not None:
+        bar.close()
+    meta = {"seeds": seeds, "width": WIDTH, "steps": steps, "batch": BATCH, "lr": LR, "fractions": list(fractions),
+            "datasets": list(chosen), "criteria": list(CRITERIA), "quick": bool(quick),
+            "seconds": time.perf_counter() - t0}
+    cells, primary = compare(rows, chosen, fractions)
+    summary = _summary(rows, chosen, fractions, CRITERIA)
+    gs = compare_grow_shrink(gs_rows)
+    with open(out / "records.jsonl", "w") as f:
+        f.write(json.dumps({"meta": meta}) + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    with open(out / "grow_shrink.jsonl", "w") as f:
+        for g in gs_rows:
+            f.write(json.dumps(g) + "\n")
+    _csv(out / "summary.csv", summary)
+    _csv(out / "comparisons.csv", cells)
+    _csv(out / "orderings.csv", primary)
+    text = _markdown(summary, cells, primary, meta, gs_rows, gs)
+    (out / "summary.md").write_text(text)
+    _figures(out, summary, CRITERIA)
+    print(text.split("## Test loss")[0])
+    return {"primary": primary, "summary": summary, "grow_shrink": gs, "out_dir": str(out)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("sensinet_results/pruning"))
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per dataset (default 10)")
+    parser.add_argument("--dataset", action="append", help=f"only these datasets ({', '.join(DATASETS)})")
+    parser.add_argument("--quick", action="store_true", help="3 seeds, 600 steps, 2 fractions: a smoke test")
+
+
+def main(args: argparse.Namespace) -> int:
+    run(args.out, seeds=args.seeds, datasets=args.dataset, quick=args.quick)
+    return 0
