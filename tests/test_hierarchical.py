@@ -141,7 +141,7 @@ def test_block_definitions_and_tree_ranges():
 
 
 def test_output_site_sensitivity_and_curvature_match_finite_differences():
-    from sensinet.sensitivity import _per_sample_loss
+    from sensinet.losses import per_sample_loss
 
     X, y = _data()
     for loss, yy, k in (("mse", y, 1), ("cross_entropy", (y > 0).astype(int), 2),
@@ -154,7 +154,7 @@ def test_output_site_sensitivity_and_curvature_match_finite_differences():
             def J(t):
                 Zs = Z.copy()
                 Zs[:, j] *= 1 + t
-                return np.mean(_per_sample_loss(net, Zs, Y))
+                return np.mean(per_sample_loss(net.loss, Zs, Y))
             assert math.isclose(g[j], (J(1e-6) - J(-1e-6)) / 2e-6, rel_tol=1e-6, abs_tol=1e-10)
     net = _net(depth=2)
     Z = net.forward(X)

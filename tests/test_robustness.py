@@ -211,7 +211,7 @@ BAD_ARGUMENTS = [
      [0, -1, 1.5, "2"]),
     ("layer", lambda v: _net().layer_parameters(v), [2, -3, 1.5, "0", None]),
     ("device", lambda v: _net().to(v), ["gpu", 3, None, "cuda:-1"]),
-    ("path", lambda v: _net().save(v), [3, None, 1.5]),
+    ("path", lambda v: sn.save(_net(), v), [3, None, 1.5]),
     ("amount", lambda v: sn.prune(_net(), _data()[0], amount=v), [1.0, -0.1, "x", None, NAN, 10**6, True]),
     ("criterion", lambda v: sn.prune(_net(), _data()[0], criterion=v), CHOICE_BAD),
     ("scope", lambda v: sn.prune(_net(), _data()[0], scope=v), CHOICE_BAD),

@@ -35,13 +35,13 @@ from numpy.typing import NDArray
 
 from ._config import resolve_threads
 from .layers import PIECEWISE_LINEAR
+from .losses import CLASSIFICATION_LOSSES, predicted_class
 from .network import Network
 
 __all__ = ["ReluClusters", "MergedClusters", "AffineMap", "AffineMaps", "Explanation", "ClusterTable",
            "Fidelity", "FidelityCurve", "explain", "MERGE_MAX_CLUSTERS"]
 
 KINKED = ("relu", "leaky_relu")
-CLASSIFICATION_LOSSES = ("binary_cross_entropy", "cross_entropy")
 TREAT_NONLINEAR = ("error", "refit")
 MERGE_BY = ("hamming", "affine")
 LINKAGES = ("average", "complete", "single")
@@ -375,16 +375,10 @@ def _r2(pred: NDArray, out: NDArray) -> float:
     return 1.0 - res / tot
 
 
-def _predicted_class(out: NDArray, loss: str) -> NDArray:
-    if loss == "cross_entropy":
-        return np.argmax(out, axis=1)
-    return out > 0  # binary_cross_entropy: one decision per logit
-
-
 def _fidelity(pred: NDArray, out: NDArray, loss: str) -> Fidelity:
     agree = None
     if loss in CLASSIFICATION_LOSSES:
-        agree = float(np.mean(_predicted_class(pred, loss) == _predicted_class(out, loss)))
+        agree = float(np.mean(predicted_class(loss, pred) == predicted_class(loss, out)))
     return Fidelity(r2=_r2(pred, out), agreement=agree, max_abs_error=float(np.max(np.abs(pred - out))),
                     n_samples=int(out.shape[0]))
 
@@ -777,7 +771,7 @@ class _ClusterModel:
                 cols.append("mean_y")
                 data.append(per_cluster_mean(yv if yv.ndim == 1 else yv[:, k]))
             if self.is_classifier:
-                pc = _predicted_class(out, loss)
+                pc = predicted_class(loss, out)
                 if loss == "cross_entropy":
                     truth = yv if yv.ndim == 1 else np.argmax(yv, axis=1)
                     correct = pc == truth
@@ -952,9 +946,9 @@ class ReluClusters(_ClusterModel):
         nonlinear = [l for l, s in enumerate(specs) if s[4] not in PIECEWISE_LINEAR]
         if nonlinear and treat_nonlinear == "error":
             l = nonlinear[0]
-            kind = "Dense" if specs[l][0] == "dense" else "Residual"
+            kind = "Dense" if specs[l].kind == "dense" else "Residual"
             raise ValueError(
-                f"net: layer {l} ({kind}, activation {specs[l][4]!r}) is not piecewise linear, so the network has "
+                f"net: layer {l} ({kind}, activation {specs[l].activation!r}) is not piecewise linear, so the network has "
                 "no exact affine map per activation pattern; use relu, leaky_relu or identity activations, or "
                 "ReluClusters(net, treat_nonlinear='refit') to cluster by the piecewise-linear layers only and "
                 "fit one least-squares linear map per cluster")
@@ -966,8 +960,8 @@ class ReluClusters(_ClusterModel):
             chosen = []
             for item in items:
                 l = net._check_layer(item, "layers")
-                if specs[l][4] not in KINKED:
-                    raise ValueError(f"layers: layer {l} has activation {specs[l][4]!r}, which has no on/off "
+                if specs[l].activation not in KINKED:
+                    raise ValueError(f"layers: layer {l} has activation {specs[l].activation!r}, which has no on/off "
                                      f"pattern; the relu / leaky_relu layers are {kinked}")
                 if l not in chosen:
                     chosen.append(l)
@@ -978,7 +972,7 @@ class ReluClusters(_ClusterModel):
         self.pattern_layers = tuple(chosen)
         self.treat_nonlinear = treat_nonlinear
         self.exact = not nonlinear and list(chosen) == kinked
-        widths = [(specs[l][3] if specs[l][0] == "residual2" else specs[l][2]) for l in chosen]
+        widths = [(specs[l].hidden if specs[l].kind == "residual2" else specs[l].n_out) for l in chosen]
         self.n_bits = int(sum(widths))
         #: (layer, neuron) of every pattern bit, in bit order
         self.bit_layout = [(l, j) for l, w in zip(chosen, widths) for j in range(w)]

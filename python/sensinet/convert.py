@@ -17,6 +17,7 @@ import numpy as np
 
 from ._validation import LOSSES, check_choice, resolve_dtype
 from .layers import Dense
+from .network import Network
 
 __all__ = ["from_sklearn", "from_torch", "to_torch"]
 
@@ -61,8 +62,6 @@ def from_sklearn(model: Any, dtype: Any = np.float64) -> Any:
     ValueError
         An activation or output link sensinet does not have (e.g. ``MLPRegressor(loss="poisson")``).
     """
-    from .network import Network
-
     try:
         from sklearn.neural_network import MLPClassifier, MLPRegressor
     except ImportError:  # without scikit-learn the object cannot be one of its models
@@ -170,8 +169,6 @@ def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", d
         loss, a Softplus with beta != 1, a negative LeakyReLU slope, or non-finite weights.
     """
     torch = _import_torch()
-    from .network import Network
-
     nn = torch.nn
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"module: expected a torch.nn.Sequential of Linear layers and activations, got "
@@ -271,8 +268,6 @@ def to_torch(net: Any, dtype: Any = None) -> Any:
         The network has residual blocks (torch has no built-in equivalent module).
     """
     torch = _import_torch()
-    from .network import Network
-
     if not isinstance(net, Network):
         raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
     residual = [i for i, s in enumerate(net.specs) if s[0] != "dense"]

@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from .datasets import Standardizer, load_uci, train_test_split
+from .io import save
 from .layers import Dense
 from .network import Network
 
@@ -52,7 +53,7 @@ def section_training(out: Path, dataset: str = "concrete", epochs: int = 400, se
         print(f"{name:34s} {tr:10.3f} {te:10.3f} {sec:8.2f}")
     if len(rows) == 2:
         print(f"same {epochs} epochs of Adam on batches of 32: sensinet is {rows[1][3] / rows[0][3]:.1f}x faster")
-    net.save(out / "demo_network.npz")
+    save(net, out / "demo_network.npz")
     print(f"saved the trained network to {out / 'demo_network.npz'}")
     return {"network": net, "rows": rows, "X": Xtr}
 

@@ -35,12 +35,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sensinet's scikit-learn estimators need scikit-learn >= 1.6 "
                       f"(pip install 'scikit-learn>=1.6'): {exc}") from exc
-from scipy.special import log_expit, log_softmax
 
 from ._config import resolve_threads
 from ._progress import ProgressBar
 from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
+from .losses import log_sigmoid, log_softmax
 from .network import DivergenceError, FitResult, Network, require_finite
 from .optimizers import LBFGS, SGD, Adam
 
@@ -665,8 +665,8 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         """Log of the class probabilities, shape (n_samples, n_classes), computed stably from the logits."""
         z = self._outputs(X)
         if z.shape[1] == 1:
-            return np.column_stack([log_expit(-z[:, 0]), log_expit(z[:, 0])])
-        return log_softmax(z, axis=1)
+            return np.column_stack([log_sigmoid(-z[:, 0]), log_sigmoid(z[:, 0])])
+        return log_softmax(z)
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         """Class probabilities, shape (n_samples, n_classes), columns in the order of ``classes_``."""

@@ -92,6 +92,7 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._progress import ProgressBar
 from .data import Dataset
+from .losses import output_gradient, per_sample_loss
 from .network import DivergenceError, FitResult, Network
 from .optimizers import LBFGS, SGD, Adam
 
@@ -111,8 +112,8 @@ def layer_macs(net: Network) -> NDArray:
     """Multiply-adds per sample of every network layer's forward pass (weights only; biases and activations
     are lower-order)."""
     out = []
-    for kind, n_in, n_out, hidden, *_ in net.specs:
-        out.append(n_in * hidden + hidden * n_out if kind == "residual2" else n_in * n_out)
+    for s in net.specs:
+        out.append(s.n_in * s.hidden + s.hidden * s.n_out if s.kind == "residual2" else s.n_in * s.n_out)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -747,31 +748,19 @@ class HierarchicalOptimizer:
 
 
 # ================================================================================================ output site
-def _dloss_dz(net: Network, Z: NDArray, Y: NDArray) -> NDArray:
-    """dJ/dz of the mean loss w.r.t. the raw outputs (n, K)."""
-    n, K = Z.shape
-    if net.loss == "mse":
-        return 2.0 * (Z - Y) / (n * K)
-    if net.loss == "cross_entropy":
-        P = np.exp(Z - Z.max(axis=1, keepdims=True))
-        P /= P.sum(axis=1, keepdims=True)
-        return (P * Y.sum(axis=1, keepdims=True) - Y) / n
-    return (1.0 / (1.0 + np.exp(-Z)) - Y) / n
-
-
 def output_sensitivity(net: Network, X: Any, y: Any = None, n_threads: Optional[int] = None) -> NDArray:
     """Objective sensitivity of a scaling factor on each raw network output: ``g_k = sum_n dJ/dz_nk z_nk``."""
     threads = resolve_threads(n_threads)
     Xm, Ym = net._pair(X, y)
     Z = np.asarray(net._engine.forward(Xm, False, 0, threads), dtype=np.float64)
-    return np.sum(_dloss_dz(net, Z, Ym.array.astype(np.float64)) * Z, axis=0)
+    return np.sum(output_gradient(net.loss, Z, Ym.array.astype(np.float64)) * Z, axis=0)
 
 
 def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[int] = (),
                            n_threads: Optional[int] = None, h: float = 1e-3) -> float:
     """d2J/ds_G^2 of one factor shared by the outputs and the given hidden sensitivity layers (five-point
     second difference; the L2 terms do not depend on s)."""
-    from .sensitivity import _group_sites, _per_sample_loss, scaled_inputs
+    from .sensitivity import _group_sites, scaled_inputs
 
     threads = resolve_threads(n_threads)
     Xm, Ym = net._pair(X, y)
@@ -786,7 +775,7 @@ def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[
             Z = np.asarray(net._engine.scaled_forward(Xs, None, scales, threads), dtype=np.float64)
         else:
             Z = Z0
-        vals.append(float(np.mean(_per_sample_loss(net, (1 + t) * Z, Y))))
+        vals.append(float(np.mean(per_sample_loss(net.loss, (1 + t) * Z, Y))))
     return (-vals[0] + 16 * vals[1] - 30 * vals[2] + 16 * vals[3] - vals[4]) / (12 * h * h)
 
 

@@ -26,6 +26,7 @@ from ._config import resolve_threads
 from ._engine import activation
 from ._validation import check_choice, check_positive
 from .layers import Dense, Residual
+from .losses import error
 from .network import Network, require_finite
 from .optimizers import SGD, Adam, make_optimizer
 
@@ -94,7 +95,7 @@ class InsertionHistory:
 
 def _position_site(net: Network, position: int) -> tuple:
     """Engine site whose values feed network layer ``position`` (the insertion point)."""
-    kind = net.specs[position - 1][0]
+    kind = net.specs[position - 1].kind
     return (position - 1, 0 if kind == "dense" else 1)
 
 
@@ -173,7 +174,7 @@ class LayerInsertion:
     def _kind_for(self, net: Network) -> str:
         if self.kind != "auto":
             return self.kind
-        return "residual2" if any(s[0] != "dense" for s in net.specs) else "identity"
+        return "residual2" if any(s.kind != "dense" for s in net.specs) else "identity"
 
     def candidates(self, net: Network, X: Any = None, y: Any = None, positions: Optional[Sequence[int]] = None,
                    n_threads: Optional[int] = None) -> list:
@@ -205,7 +206,7 @@ class LayerInsertion:
                 continue  # x + act(0) != x
             valid.append(p)
         if kind == "identity" and not valid:
-            acts = sorted({s[4] for s in net.specs[:-1]})
+            acts = sorted({s.activation for s in net.specs[:-1]})
             raise ValueError(f"kind: an identity insertion needs ReLU hidden layers (relu(relu(z)) = relu(z)); "
                              f"this network's hidden activations are {acts}. Use kind='residual2' instead.")
         if kind == "residual1" and not valid:
@@ -217,7 +218,7 @@ class LayerInsertion:
         return valid
 
     def _width(self, net: Network, p: int) -> int:
-        return int(net.specs[p - 1][2])
+        return int(net.specs[p - 1].n_out)
 
     def _n_virtual(self, c: Candidate) -> int:
         w = c.width
@@ -230,8 +231,8 @@ class LayerInsertion:
         residual blocks already in the net (or of the layer before the position)."""
         if c.kind == "identity":
             return "relu"
-        res = [s[4] for s in net.specs if s[0] != "dense"]
-        return res[0] if res else net.specs[c.position - 1][4]
+        res = [s.activation for s in net.specs if s.kind != "dense"]
+        return res[0] if res else net.specs[c.position - 1].activation
 
     def _grads(self, net: Network, c: Candidate, v: NDArray, G: NDArray) -> tuple:
         """Gradients of J w.r.t. the candidate's weight matrix and bias (mean over the rows' 1/N)."""
@@ -368,7 +369,7 @@ class LayerInsertion:
             hist.seconds.append(time.perf_counter() - t0)
             hist.n_params.append(cur.n_params)
             if Xv is not None and (len(hist.loss) % eval_every == 0):
-                hist.val_error.append(_error(cur, Xv, Yv))
+                hist.val_error.append(error(cur.loss, cur.forward(Xv), Yv))
             return bool(callback(info)) if callback is not None else False
 
         cur = net
@@ -405,13 +406,3 @@ class LayerInsertion:
                                              scores={c.position: c.score for c in cands}, loss=hist.loss[-1],
                                              n_params_after=cur.n_params))
         return cur, hist
-
-
-def _error(net: Network, X: NDArray, y: NDArray) -> float:
-    """Classification error (share misclassified) or RMSE for regression."""
-    out = net.forward(X)
-    if net.loss == "cross_entropy":
-        return float(np.mean(np.argmax(out, axis=1) != np.asarray(y).ravel()))
-    if net.loss == "binary_cross_entropy":
-        return float(np.mean((out > 0).astype(int).ravel() != np.asarray(y).ravel()))
-    return float(np.sqrt(np.mean((out - np.asarray(y).reshape(out.shape)) ** 2)))

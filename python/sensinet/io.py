@@ -37,7 +37,8 @@ import numpy as np
 
 from ._validation import LOSSES
 from ._version import __version__
-from .layers import ACTIVATIONS
+from .layers import ACTIVATIONS, LayerSpec
+from .network import Network
 
 FORMAT_NAME = "sensinet-network"
 FORMAT_VERSION = 1
@@ -47,7 +48,7 @@ MEMBERS = ("header", "parameters")
 _HEADER_KEYS = ("format", "version", "sensinet_version", "dtype", "loss", "n_inputs", "layers", "n_params",
                 "sha256")
 _OPTIONAL_HEADER_KEYS = ("metadata",)
-_LAYER_KEYS = ("kind", "n_in", "n_out", "hidden", "activation", "alpha", "l2")
+_LAYER_KEYS = LayerSpec._fields
 
 __all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -66,16 +67,6 @@ def _json_default(obj: Any) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _n_params(specs: list) -> int:
-    total = 0
-    for kind, n_in, n_out, hidden, *_ in specs:
-        if kind == "residual2":
-            total += n_in * hidden + hidden + hidden * n_out
-        else:
-            total += n_in * n_out + n_out
-    return total
 
 
 def _digest(params: np.ndarray) -> str:
@@ -125,8 +116,6 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     --------
     load
     """
-    from .network import Network
-
     if not isinstance(net, Network):
         raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
     if metadata is None:
@@ -331,13 +320,13 @@ def _check_header(h: dict, where: str) -> tuple:
             v = layer[key]
             if not _is_number(v) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{f}.{key}: expected a finite number >= 0, got {v!r}{where}")
-        specs.append((kind, n_in, n_out, hidden, act, float(layer["alpha"]), float(layer["l2"])))
+        specs.append(LayerSpec(kind, n_in, n_out, hidden, act, float(layer["alpha"]), float(layer["l2"])))
         width = n_out
 
     n_params = h["n_params"]
     if not _is_int(n_params) or n_params < 1:
         raise ValueError(f"header.n_params: expected an int >= 1, got {n_params!r}{where}")
-    expected = _n_params(specs)
+    expected = sum(spec.n_params for spec in specs)
     if n_params != expected:
         raise ValueError(f"header.n_params: expected {expected} (the count the layer specs imply), got "
                          f"{n_params}{where}")
@@ -376,8 +365,6 @@ def load(path: Any) -> Any:
         activation, bad widths, layers that do not chain, a parameter count that does not match the
         layers, parameters of the wrong dtype / shape, non-finite parameters, a checksum mismatch.
     """
-    from .network import Network
-
     where = _where(path)
     members = _read_members(path)
     header = _parse_header(members["header"], where)
@@ -402,8 +389,8 @@ def load(path: Any) -> Any:
         bad = int(np.size(params) - np.count_nonzero(np.isfinite(params)))
         raise ValueError(f"parameters: expected finite values, got {bad} NaN or infinite value(s){where}")
 
-    net = Network._from_specs(specs, loss, np.dtype(dtype_name).type)
-    if net.n_params != params.shape[0]:  # the engine's own count; cannot differ from _n_params
+    net = Network.from_specs(specs, loss, np.dtype(dtype_name).type)
+    if net.n_params != params.shape[0]:  # the engine's own count; cannot differ from the header's
         raise ValueError(f"header.n_params: the engine built {net.n_params} parameters, the file has "
                          f"{params.shape[0]}{where}")
     net.parameters = params

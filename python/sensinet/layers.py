@@ -2,12 +2,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softplus")
 PIECEWISE_LINEAR = ("identity", "relu", "leaky_relu")
+
+
+class LayerSpec(NamedTuple):
+    """What the engine needs of one layer. ``hidden`` is the inner width of a two-weight residual block
+    (0 otherwise); ``width`` is the number of neurons a pruning or a sensitivity sees in the layer."""
+
+    kind: str  # "dense", "residual1" or "residual2"
+    n_in: int
+    n_out: int
+    hidden: int
+    activation: str
+    alpha: float
+    l2: float
+
+    @property
+    def width(self) -> int:
+        """Neurons of the layer: the inner ones of a two-weight residual block, else its outputs."""
+        return int(self.hidden) if self.kind == "residual2" else int(self.n_out)
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the layer, counted in Python ints (no overflow)."""
+        n_in, n_out, hidden = int(self.n_in), int(self.n_out), int(self.hidden)
+        if self.kind == "residual2":
+            return n_in * hidden + hidden + hidden * n_out
+        return n_in * n_out + n_out
 
 
 def _check_common(kind: str, activation: str, alpha: float, l2: float) -> None:
@@ -57,8 +83,8 @@ class Dense:
     def width(self) -> int:
         return int(self.units)
 
-    def spec(self, n_in: int) -> tuple:
-        return ("dense", int(n_in), int(self.units), 0, self.activation, float(self.alpha), float(self.l2))
+    def spec(self, n_in: int) -> LayerSpec:
+        return LayerSpec("dense", int(n_in), int(self.units), 0, self.activation, float(self.alpha), float(self.l2))
 
 
 @dataclass(frozen=True)
@@ -103,20 +129,25 @@ class Residual:
     def inner(self) -> int:
         return int(self.hidden if self.hidden is not None else self.width)
 
-    def spec(self, n_in: int) -> tuple:
+    def spec(self, n_in: int) -> LayerSpec:
         if int(n_in) != int(self.width):
             raise ValueError(f"Residual.width: a residual block keeps its width; its input has {n_in} features, "
                              f"width is {self.width}")
         kind = "residual2" if self.weights == 2 else "residual1"
-        return (kind, int(n_in), int(self.width), self.inner if self.weights == 2 else 0, self.activation,
-                float(self.alpha), float(self.l2))
+        return LayerSpec(kind, int(n_in), int(self.width), self.inner if self.weights == 2 else 0, self.activation,
+                         float(self.alpha), float(self.l2))
 
 
 Layer = Union[Dense, Residual]
 
 
+def as_spec(spec: tuple) -> LayerSpec:
+    """A LayerSpec from any 7-sequence in its field order (model files store plain lists)."""
+    return spec if isinstance(spec, LayerSpec) else LayerSpec(*spec)
+
+
 def layer_from_spec(spec: tuple) -> Layer:
-    """Inverse of ``Layer.spec``: rebuild the layer object from the engine's spec tuple."""
+    """Inverse of ``Layer.spec``: rebuild the layer object from a LayerSpec."""
     kind, n_in, n_out, hidden, act, alpha, l2 = spec
     if kind == "dense":
         return Dense(int(n_out), act, alpha=float(alpha), l2=float(l2))
@@ -128,8 +159,5 @@ def layer_from_spec(spec: tuple) -> Layer:
 
 
 def layer_params(spec: tuple) -> int:
-    """Parameters of one engine spec (kind, n_in, n_out, hidden, ...), counted in Python ints (no overflow)."""
-    kind, n_in, n_out, hidden = (spec[0], int(spec[1]), int(spec[2]), int(spec[3]))
-    if kind == "residual2":
-        return n_in * hidden + hidden + hidden * n_out
-    return n_in * n_out + n_out
+    """Parameters of one layer spec."""
+    return as_spec(spec).n_params

@@ -15,7 +15,7 @@ from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
 from ._validation import LOSSES, check_choice, check_count, check_size, resolve_dtype
 from .data import DataCache, Dataset, Matrix, as_dataset
-from .layers import Dense, Layer, Residual, layer_from_spec, layer_params
+from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_params
 from .optimizers import LBFGS, Optimizer, make_optimizer
 
 BlockSpec = Union[None, int, Sequence[int], range]
@@ -125,7 +125,7 @@ class Network:
         specs, width = [], int(n_inputs)
         for layer in layers:
             specs.append(layer.spec(width))
-            width = specs[-1][2]
+            width = specs[-1].n_out
         self._specs = specs
         self.layers = tuple(layers)
         self.loss = loss
@@ -143,15 +143,19 @@ class Network:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def _from_specs(cls, specs: Sequence[tuple], loss: str, dtype: Any) -> "Network":
-        return cls(specs[0][1], [layer_from_spec(s) for s in specs], loss=loss, dtype=dtype)
+    def from_specs(cls, specs: Sequence[tuple], loss: str = "mse", dtype: Any = np.float64) -> "Network":
+        """A freshly initialised network with the layers of ``specs`` (:attr:`specs` of another network)."""
+        specs = [as_spec(s) for s in specs]
+        if not specs:
+            raise ValueError("specs: expected at least one layer spec, got none")
+        return cls(specs[0].n_in, [layer_from_spec(s) for s in specs], loss=loss, dtype=dtype)
 
     def reinitialize(self, seed: Optional[int] = None) -> "Network":
         """Draw new weights (He-uniform for relu / leaky_relu layers, Glorot-uniform otherwise), zero biases."""
         rng = np.random.default_rng(seed)
         p = np.zeros(self.n_params, dtype=self.dtype)
         for l, spec in enumerate(self._specs):
-            relu_like = spec[4] in ("relu", "leaky_relu")
+            relu_like = spec.activation in ("relu", "leaky_relu")
             for name, W in self._views(p, l).items():
                 if W.ndim != 2:
                     continue
@@ -175,7 +179,7 @@ class Network:
 
     def astype(self, dtype: Any) -> "Network":
         """A copy with float64 or float32 parameters (TF32 precision stays only on float32)."""
-        new = Network._from_specs(self._specs, self.loss, dtype)
+        new = Network.from_specs(self._specs, self.loss, dtype)
         if new.dtype == np.float32:
             new._precision = self.precision
         new.parameters = self._engine.read_parameters()
@@ -268,11 +272,11 @@ class Network:
 
     @property
     def n_inputs(self) -> int:
-        return int(self._specs[0][1])
+        return int(self._specs[0].n_in)
 
     @property
     def n_outputs(self) -> int:
-        return int(self._specs[-1][2])
+        return int(self._specs[-1].n_out)
 
     @property
     def offsets(self) -> list:
@@ -281,7 +285,8 @@ class Network:
 
     @property
     def specs(self) -> list:
-        """Engine specs per layer: (kind, n_in, n_out, hidden, activation, alpha, l2)."""
+        """The :class:`~sensinet.layers.LayerSpec` of every layer (kind, n_in, n_out, hidden, activation, alpha,
+        l2), bottom-up."""
         return list(self._specs)
 
     def layer_parameters(self, layer: int) -> dict:
@@ -571,33 +576,6 @@ class Network:
                     "standardize the inputs and targets.")
         return (f"fit: the loss became non-finite after {result.steps} steps; the network keeps the last weights "
                 "with a finite loss. Lower the learning rate or standardize the inputs and targets.")
-
-    # ------------------------------------------------------------------ persistence and import
-    def save(self, path: Any, metadata: Optional[dict] = None) -> None:
-        """Save to a versioned ``.npz`` (parameters + JSON header; no pickle). See :func:`sensinet.load`."""
-        from .io import save
-
-        save(self, path, metadata=metadata)
-
-    @staticmethod
-    def load(path: Any) -> "Network":
-        from .io import load
-
-        return load(path)
-
-    @staticmethod
-    def from_sklearn(model: Any, dtype: Any = np.float64) -> "Network":
-        """Network with the weights of a fitted scikit-learn MLPRegressor / MLPClassifier."""
-        from .convert import from_sklearn
-
-        return from_sklearn(model, dtype=dtype)
-
-    @staticmethod
-    def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", dtype: Any = np.float64) -> "Network":
-        """Network with the weights of a torch ``nn.Sequential`` of Linear layers and supported activations."""
-        from .convert import from_torch
-
-        return from_torch(module, n_inputs=n_inputs, loss=loss, dtype=dtype)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from ._engine import activation
 from ._validation import check_choice
 from .layers import Dense, Residual
+from .losses import CLASSIFICATION_LOSSES, error
 from .network import Network, require_finite
 
 CRITERIA = ("sensitivity", "loss_sensitivity", "taylor", "magnitude", "random")
@@ -57,12 +58,11 @@ class _Group:
 def prunable_groups(net: Network, inputs: bool = False) -> list:
     """The groups of neurons ``prune`` may remove from ``net``."""
     # inputs that feed a residual block are its skip connection too: they are kept whole
-    groups = [_Group(-1, net.n_inputs)] if inputs and net.specs[0][0] == "dense" else []
-    for l, (kind, n_in, n_out, hidden, *_rest) in enumerate(net.specs):
-        if kind == "residual2":
-            groups.append(_Group(l, hidden))
-        elif kind == "dense" and l + 1 < net.n_layers and net.specs[l + 1][0] == "dense":
-            groups.append(_Group(l, n_out))
+    groups = [_Group(-1, net.n_inputs)] if inputs and net.specs[0].kind == "dense" else []
+    for l, spec in enumerate(net.specs):
+        if spec.kind == "residual2" or (spec.kind == "dense" and l + 1 < net.n_layers
+                                        and net.specs[l + 1].kind == "dense"):
+            groups.append(_Group(l, spec.width))
     return groups
 
 
@@ -122,13 +122,13 @@ def neuron_scores(net: Network, X: Any, y: Any = None, criterion: str = "sensiti
     if criterion == "magnitude":
         for g in groups:
             if g.layer < 0:
-                W = net.layer_parameters(0)["W" if net.specs[0][0] == "dense" else "W1"]
+                W = net.layer_parameters(0)["W" if net.specs[0].kind == "dense" else "W1"]
                 out[g.name] = np.linalg.norm(W, axis=1)  # an input's outgoing weights are its only ones
             else:
                 views = net.layer_parameters(g.layer)
                 out[g.name] = np.linalg.norm(views["W" if "W" in views else "W1"], axis=0)
         return out
-    sites = [g.site if g.layer < 0 or net.specs[g.layer][0] == "dense" else f"{g.site}:inner" for g in groups]
+    sites = [g.site if g.layer < 0 or net.specs[g.layer].kind == "dense" else f"{g.site}:inner" for g in groups]
     if criterion == "sensitivity":
         res = sensitivity(net, X, layers=sites, n_threads=n_threads)
         mats = [np.sqrt(np.sum(np.asarray(m, np.float64) ** 2, axis=0)) for m in res.matrices]
@@ -244,13 +244,14 @@ def _mean_activations(net: Network, X: Any, groups: list, removed: dict) -> dict
             continue
         if g.layer < 0:
             out[g.name] = Xa.mean(axis=0, dtype=np.float64)
-        elif net.specs[g.layer][0] == "dense":
+        elif net.specs[g.layer].kind == "dense":
             out[g.name] = net.layer_input(Xa, g.layer + 1).mean(axis=0, dtype=np.float64)
         else:  # the inner activations of a residual block: act(x W1 + b1) from the block's input
-            kind, n_in, n_out, hidden, act, alpha, _ = net.specs[g.layer]
+            spec = net.specs[g.layer]
             v = net.layer_parameters(g.layer)
             z = net.layer_input(Xa, g.layer) @ v["W1"] + v["b1"]
-            out[g.name] = activation(act, np.ascontiguousarray(z), alpha).mean(axis=0, dtype=np.float64)
+            out[g.name] = activation(spec.activation, np.ascontiguousarray(z), spec.alpha).mean(axis=0,
+                                                                                              dtype=np.float64)
     return out
 
 
@@ -263,14 +264,14 @@ def _rebuild(net: Network, groups: list, kept: dict, removed: dict, means: dict,
     # 1. bias corrections: what the removed neurons fed, on average, into the layer after them
     extra = [None] * net.n_layers
     for l in range(net.n_layers):
-        feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1][0] == "dense" else None
+        feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1].kind == "dense" else None
         if feeder in means and len(removed[feeder]):
             W = src[l]["W"] if "W" in src[l] else src[l]["W1"]
             extra[l] = means[feeder][removed[feeder]] @ W[removed[feeder]]
         name = by_layer.get(l)
-        if net.specs[l][0] == "residual2" and name in means and len(removed[name]):
+        if net.specs[l].kind == "residual2" and name in means and len(removed[name]):
             shift = means[name][removed[name]] @ src[l]["W2"][removed[name]]  # constant on the block's output
-            if l + 1 < net.n_layers and net.specs[l + 1][0] == "dense":
+            if l + 1 < net.n_layers and net.specs[l + 1].kind == "dense":
                 add = shift @ src[l + 1]["W"]
                 extra[l + 1] = add if extra[l + 1] is None else extra[l + 1] + add
             elif np.any(shift):
@@ -291,7 +292,7 @@ def _rebuild(net: Network, groups: list, kept: dict, removed: dict, means: dict,
     theta = np.zeros(new.n_params, dtype=np.float64)
     for l in range(net.n_layers):
         dst = new._views(theta, l)
-        feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1][0] == "dense" else None
+        feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1].kind == "dense" else None
         rows = kept[feeder] if feeder in kept else slice(None)
         cols = kept[by_layer[l]] if l in by_layer else slice(None)
         if "W" in src[l]:
@@ -375,12 +376,7 @@ def pruning_curve(net: Network, X: Any, y: Any, fractions: Any = (0.25, 0.5, 0.7
     def measure(m: Network, crit: str, f: float, t: float) -> dict:
         row = {"criterion": crit, "fraction": f, "n_params": m.n_params, "loss": m.objective(Xv, yv),
                "seconds": t}
-        if m.loss == "cross_entropy":
-            row["accuracy"] = float(np.mean(np.argmax(m.forward(Xv), axis=1) == np.asarray(yv).ravel()))
-        elif m.loss == "binary_cross_entropy":
-            row["accuracy"] = float(np.mean((m.forward(Xv) > 0) == (np.asarray(yv).reshape(len(Xv), -1) > 0.5)))
-        else:
-            row["accuracy"] = float("nan")
+        row["accuracy"] = 1.0 - error(m.loss, m.forward(Xv), yv) if m.loss in CLASSIFICATION_LOSSES else float("nan")
         return row
 
     def tune(m: Network, step: int) -> None:

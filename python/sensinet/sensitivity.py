@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._validation import check_choice
 from .data import Matrix
+from .losses import per_sample_loss
 from .network import Network, require_finite
 
 REDUCTIONS = ("mean_abs", "rms", "mean")
@@ -53,15 +54,15 @@ class Site:
 def sites_of(net: Network) -> list:
     """Every site of a network, bottom-up."""
     out = [Site(0, "input", net.n_inputs)]
-    for l, (kind, n_in, n_out, hidden, *_rest) in enumerate(net.specs):
+    for l, spec in enumerate(net.specs):
         last = l == net.n_layers - 1
-        if kind == "dense":
+        if spec.kind == "dense":
             if not last:
-                out.append(Site(l + 1, "hidden", n_out))
+                out.append(Site(l + 1, "hidden", spec.n_out))
         else:
-            out.append(Site(l + 1, "inner", hidden if kind == "residual2" else n_out))
+            out.append(Site(l + 1, "inner", spec.width))
             if not last:
-                out.append(Site(l + 1, "output", n_out))
+                out.append(Site(l + 1, "output", spec.n_out))
     return out
 
 
@@ -262,17 +263,6 @@ def _reduce(values: NDArray, reduce: str) -> NDArray:
     return np.mean(values, axis=0)
 
 
-def _per_sample_loss(net: Network, out: NDArray, Y: NDArray) -> NDArray:
-    """l_n for every sample from raw outputs (as the engine defines the heads)."""
-    if net.loss == "mse":
-        return np.mean((out - Y) ** 2, axis=1)
-    if net.loss == "cross_entropy":
-        m = out.max(axis=1, keepdims=True)
-        lse = m[:, 0] + np.log(np.sum(np.exp(out - m), axis=1))
-        return np.sum(Y * (lse[:, None] - out), axis=1)
-    return np.sum(np.maximum(out, 0) - Y * out + np.log1p(np.exp(-np.abs(out))), axis=1)
-
-
 def _fd_site(net: Network, X: NDArray, Y: Optional[NDArray], site: Site, wrt: str, eps: float,
              members: Optional[NDArray] = None, threads: int = 1) -> NDArray:
     """Central differences on the scaling factors of one site: (n, K, width) per-sample values; with
@@ -289,7 +279,7 @@ def _fd_site(net: Network, X: NDArray, Y: Optional[NDArray], site: Site, wrt: st
                 o = net._engine.forward(np.ascontiguousarray(X * s), False, 0, threads)
             else:
                 o = net._engine.scaled_forward(X, None, [(layer, part, s)], threads)
-            vals.append(o if wrt == "output" else _per_sample_loss(net, o, Y)[:, None])
+            vals.append(o if wrt == "output" else per_sample_loss(net.loss, o, Y)[:, None])
         out.append((vals[0] - vals[1]) / (2 * eps))
     return np.stack(out, axis=2)
 

@@ -124,7 +124,7 @@ def fit_l1_activity(net: Network, X: np.ndarray, y: np.ndarray, lam: float, epoc
     """Adam (as ``torch.optim.Adam`` and the engine's, default constants) on :func:`l1_activity_objective` with
     shuffled minibatches; returns the mean objective per epoch."""
     specs = net.specs
-    if any(s[0] != "dense" for s in specs) or any(s[4] != "relu" for s in specs[:-1]):
+    if any(s.kind != "dense" for s in specs) or any(s.activation != "relu" for s in specs[:-1]):
         raise ValueError("fit_l1_activity: expects Dense relu hidden layers and a Dense head")
     rng = np.random.default_rng(seed)
     m = np.zeros(net.n_params)

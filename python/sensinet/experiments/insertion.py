@@ -21,12 +21,17 @@ import numpy as np
 
 from .._progress import ProgressBar
 from ..datasets import make_spirals, train_test_split
-from ..insertion import LayerInsertion, _error
+from ..insertion import LayerInsertion
 from ..layers import Dense, Residual
+from ..losses import error
 from ..network import Network
 from ..optimizers import SGD
 
 EPOCHS, INSERT_AT = 1850, 450
+
+
+def _test_error(net: Network, X, y) -> float:
+    return error(net.loss, net.forward(X), y)
 
 
 def _data(seed: int = 0):
@@ -54,7 +59,7 @@ def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[
                 curve.append(info["loss"])
                 times.append(time.perf_counter() - t0)
                 if len(curve) % 10 == 0:
-                    errs.append(_error(net, X_te, y_te))
+                    errs.append(_test_error(net, X_te, y_te))
             return False
 
         net.fit(X_tr, y_tr, optimizer=SGD(lr=lr), epochs=epochs, batch_size=len(X_tr), shuffle=False, callback=cb)
@@ -64,7 +69,7 @@ def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[
                                     validation_data=(X_te, y_te), eval_every=10)
         curve, times, errs, n_params, ins = hist.loss, hist.seconds, hist.val_error, hist.n_params, hist.insertions
     return {"loss": np.array(curve), "seconds": np.array(times), "test_error": np.array(errs),
-            "final_loss": float(final.objective(X_tr, y_tr)), "final_test_error": _error(final, X_te, y_te),
+            "final_loss": float(final.objective(X_tr, y_tr)), "final_test_error": _test_error(final, X_te, y_te),
             "work": float(np.sum(n_params)) * len(X_tr), "insert_positions": [i.position for i in ins],
             "time": times[-1] if len(times) else 0.0}
 
@@ -213,8 +218,8 @@ def demo_section(out_dir) -> dict:
     print(f"candidate scores at epoch {pick.epoch}: " + ", ".join(f"after layer {p - 1}: {s:.3g}"
                                                                  for p, s in pick.scores.items()))
     print(f"[5] -> {[l.units for l in final.layers[:-1]]}: training loss {hist.loss[INSERT_AT - 1]:.4f} at the "
-          f"insertion, {final.objective(X_tr, y_tr):.4f} at the end (test error {_error(final, X_te, y_te):.3f}); "
-          f"[5] alone: {small.objective(X_tr, y_tr):.4f} (test error {_error(small, X_te, y_te):.3f}); "
+          f"insertion, {final.objective(X_tr, y_tr):.4f} at the end (test error {_test_error(final, X_te, y_te):.3f}); "
+          f"[5] alone: {small.objective(X_tr, y_tr):.4f} (test error {_test_error(small, X_te, y_te):.3f}); "
           f"{EPOCHS} epochs in {secs:.2f} s")
     del scores
     try:

@@ -39,6 +39,7 @@ from ..clusters import ReluClusters
 from ..datasets import load_uci, train_test_split
 from ..growshrink import GrowShrink
 from ..layers import Dense
+from ..losses import error
 from ..network import Network
 from ..pruning import CRITERIA, prune
 
@@ -71,7 +72,7 @@ def _measure(net: Network, X_te: Any, y_te: Any, X_tr: Any) -> dict:
     row = {"n_params": net.n_params, "test_loss": float(net.objective(X_te, y_te)),
            "clusters": ReluClusters(net).fit(X_tr).n_clusters_}
     if net.loss == "cross_entropy":
-        row["accuracy"] = float(np.mean(np.argmax(net.forward(X_te), axis=1) == y_te))
+        row["accuracy"] = 1.0 - error(net.loss, net.forward(X_te), y_te)
     return row
 
 
