@@ -242,7 +242,7 @@ def test_bad_layer_parameters(reg, layer):
 # ---------------------------------------------------------------------------------------------- the private engine
 def test_core_model_checks_dtype_and_shape(reg):
     net, X, y = reg
-    m = net._engine._model
+    m = net.engine._model
     with pytest.raises(TypeError, match="X: expected a float64"):
         m.forward(np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError, match="X: expected a float64"):
@@ -285,7 +285,7 @@ def test_core_model_checks_dtype_and_shape(reg):
 
 def test_core_float32_model_rejects_float64(reg):
     net, X, y = reg
-    m = net.astype(np.float32)._engine._model
+    m = net.astype(np.float32).engine._model
     with pytest.raises(TypeError, match="X: expected a float32"):
         m.forward(X)
     with pytest.raises(TypeError, match="Y: expected a float32"):
@@ -317,7 +317,7 @@ def test_core_model_constructor():
 
 def test_core_train_checks(reg):
     net, X, y = reg
-    m, n = net._engine._model, net.n_params
+    m, n = net.engine._model, net.n_params
     ok = dict(optimizer="sgd", lr=0.1, state_m=np.zeros(n), state_v=np.zeros(n))
     cases = [
         (dict(ok, optimizer="rmsprop"), ValueError, "optimizer"),

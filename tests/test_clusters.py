@@ -10,7 +10,10 @@ import pytest
 
 import sensinet as sn
 from conftest import make_net, mixed_layers, np_forward
-from sensinet import clusters as cl
+from sensinet.clusters import linkage as cl_linkage
+from sensinet.clusters import maps as cl_maps
+from sensinet.clusters import patterns as cl_patterns
+from sensinet.clusters import relu as cl_relu
 from sensinet.clusters import MergedClusters, ReluClusters, explain
 
 
@@ -85,7 +88,7 @@ def test_chunked_map_computation(monkeypatch):
     net = make_net(4, [sn.Dense(8, "relu"), sn.Dense(8, "relu"), sn.Dense(2)], seed=2)
     X = _data(900, 4)
     ref = ReluClusters(net).fit(X).affine_maps
-    monkeypatch.setattr(cl, "_CHUNK_VALUES", 50)
+    monkeypatch.setattr(cl_maps, "CHUNK_VALUES", 50)
     for direction in ("forward", "backward"):
         got = ReluClusters(net).fit(X, _direction=direction).affine_maps
         np.testing.assert_allclose(got.W_eff, ref.W_eff, rtol=1e-12, atol=1e-13)
@@ -220,7 +223,8 @@ def test_hash_collision_fallback(monkeypatch):
     X = _data(500, 3)
     ref = ReluClusters(net).fit(X)
     assert ref.patterns.shape[1] == 2
-    monkeypatch.setattr(cl, "_pattern_hash", lambda P: np.zeros(P.shape[0], dtype=np.uint64))
+    for module in (cl_patterns, cl_relu):
+        monkeypatch.setattr(module, "pattern_hash", lambda P: np.zeros(P.shape[0], dtype=np.uint64))
     rc = ReluClusters(net).fit(X)
     np.testing.assert_array_equal(rc.labels_, ref.labels_)
     np.testing.assert_array_equal(rc.patterns, ref.patterns)
@@ -473,7 +477,7 @@ def test_linkage_matches_scipy(linkage):
     hierarchy = pytest.importorskip("scipy.cluster.hierarchy")
     rng = np.random.default_rng(0)
     F = rng.normal(size=(30, 4))
-    Z = cl._linkage(cl._pairwise(F, "affine"), np.ones(30), linkage)
+    Z = cl_linkage.linkage_matrix(cl_linkage.pairwise(F, "affine"), np.ones(30), linkage)
     np.testing.assert_allclose(Z, hierarchy.linkage(F, linkage), rtol=1e-12)
 
 
@@ -483,11 +487,11 @@ def test_weighted_average_linkage_is_upgma_over_samples():
     rng = np.random.default_rng(1)
     F = rng.normal(size=(15, 3))
     w = rng.integers(1, 5, size=15)
-    Z = cl._linkage(cl._pairwise(F, "affine"), w, "average")
+    Z = cl_linkage.linkage_matrix(cl_linkage.pairwise(F, "affine"), w, "average")
     rep_of = np.repeat(np.arange(15), w)
     Zs = hierarchy.linkage(F[rep_of], "average")
     for n in range(1, 16):
-        ours = cl._cut(Z, 15, n)
+        ours = cl_linkage.cut(Z, 15, n)
         theirs = hierarchy.cut_tree(Zs, n_clusters=n).ravel()
         theirs = np.array([theirs[rep_of == i][0] for i in range(15)])
         assert len(set(zip(ours.tolist(), theirs.tolist()))) == n
@@ -496,7 +500,7 @@ def test_weighted_average_linkage_is_upgma_over_samples():
 def test_hamming_distance_matches_scipy():
     distance = pytest.importorskip("scipy.spatial.distance")
     B = (np.random.default_rng(0).random((12, 70)) > 0.5).astype(np.uint8)
-    D = cl._pairwise(B, "hamming")
+    D = cl_linkage.pairwise(B, "hamming")
     ref = distance.squareform(distance.pdist(B, "hamming"))
     np.fill_diagonal(ref, np.inf)
     np.testing.assert_allclose(D, ref)
@@ -636,7 +640,7 @@ def test_bad_arguments():
 
 def test_merge_refuses_too_many_clusters(monkeypatch):
     net, X, rc = _merge_setup()
-    monkeypatch.setattr(cl, "MERGE_MAX_CLUSTERS", rc.n_clusters_ - 1)
+    monkeypatch.setattr(cl_relu, "MERGE_MAX_CLUSTERS", rc.n_clusters_ - 1)
     with pytest.raises(ValueError, match="MERGE_MAX_CLUSTERS"):
         rc.merge(2)
 

@@ -268,7 +268,7 @@ def test_training_steps_equal_cpu(opt, head, dtype):
     if oc.state_m is not None and np.any(oc.state_m):
         assert rel_err(od.state_m, oc.state_m) < tol
     # the host mirror follows the device
-    np.testing.assert_array_equal(dev._engine.host().read_parameters(), dev.parameters)
+    np.testing.assert_array_equal(dev.engine.host().read_parameters(), dev.parameters)
 
 
 @pytest.mark.cuda
@@ -287,7 +287,7 @@ def test_cuda_graph_steps_equal_plain_launches(opt, dtype):
         dev = base.copy().to("cuda")
         m = np.zeros(dev.n_params, dtype)
         v = np.zeros(dev.n_params, dtype)
-        r = dev._engine._dev.train(X, Y, optimizer=opt, lr=0.01, momentum=0.0, state_m=m, state_v=v, epochs=4,
+        r = dev.engine._dev.train(X, Y, optimizer=opt, lr=0.01, momentum=0.0, state_m=m, state_v=v, epochs=4,
                             batch_size=32, seed=3, cuda_graphs=graphs)
         assert r["graphs"] == graphs
         results.append((dev.parameters, r["epoch_loss"], m, r["t"]))
@@ -474,13 +474,13 @@ def test_no_device_memory_leak_over_200_fits():
     keep = one_round(0)  # warm-up: cuBLAS / graph resources of the first use, buffers of every size used
     keep.fit(X, y, optimizer="sgd", lr=0.01, epochs=1, batch_size=32)
     base_bytes = mod.bytes_in_use()
-    base_free = keep._engine._dev.memory_info()["free"]
+    base_free = keep.engine._dev.memory_info()["free"]
     for i in range(200):
         keep.fit(X, y, optimizer="sgd", lr=0.01, epochs=1, batch_size=32)
         if i % 20 == 0:
             one_round(i)
     assert mod.bytes_in_use() == base_bytes
-    assert abs(keep._engine._dev.memory_info()["free"] - base_free) < 16 << 20
+    assert abs(keep.engine._dev.memory_info()["free"] - base_free) < 16 << 20
 
 
 @pytest.mark.cuda
@@ -563,7 +563,7 @@ def test_device_round_trip_copy_pickle_and_writable_parameters():
     net.parameters = theta * 2  # the setter uploads
     np.testing.assert_array_equal(net.parameters, theta * 2)
     c = net.copy()
-    assert c.device == "cuda" and c._engine._dev is not net._engine._dev
+    assert c.device == "cuda" and c.engine._dev is not net.engine._dev
     c.parameters = theta
     np.testing.assert_array_equal(net.parameters, theta * 2)
     u = pickle.loads(pickle.dumps(net))
@@ -574,7 +574,7 @@ def test_device_round_trip_copy_pickle_and_writable_parameters():
     net.reinitialize(3)
     assert not np.array_equal(net.parameters, theta * 2)
     net.to("cpu")
-    assert net.device == "cpu" and net._engine.device == "cpu" and net.parameters.flags.writeable
+    assert net.device == "cpu" and net.engine.device == "cpu" and net.parameters.flags.writeable
 
 
 @pytest.mark.cuda
@@ -584,8 +584,8 @@ def test_cuda_info_lists_the_device():
     info = sn.cuda_info()
     assert info["available"] and info["devices"] and info["devices"][0]["name"]
     dev = make_net(3, [sn.Dense(4), sn.Dense(1)]).to("cuda")
-    assert dev._engine._dev.device_name() == info["devices"][0]["name"]
-    m = dev._engine._dev.memory_info()
+    assert dev.engine._dev.device_name() == info["devices"][0]["name"]
+    m = dev.engine._dev.memory_info()
     assert 0 < m["free"] <= m["total"] and m["model_bytes"] > 0
 
 
@@ -618,7 +618,7 @@ def test_staged_transfers_round_trip_exactly(width):
     theta = np.random.default_rng(width).normal(size=net.n_params)
     dev = net.to("cuda")
     dev.parameters = theta
-    back = dev._engine._dev.get_parameters()
+    back = dev.engine._dev.get_parameters()
     np.testing.assert_array_equal(back, theta)
     X = np.random.default_rng(1).normal(size=(4096, width))  # a large upload of data as well
     cpu = dev.copy().to("cpu")
@@ -634,8 +634,8 @@ def test_relu_patterns_on_the_device_equal_the_cpu_engine(dtype):
     dev = cpu.copy().to("cuda")
     X = np.random.default_rng(0).normal(size=(3000, 7)).astype(dtype)
     layers = [0, 1, 2]
-    P_dev = dev._engine.relu_patterns(dev._inputs(X), layers)
-    P_cpu = cpu._engine.relu_patterns(cpu._inputs(X), layers)
+    P_dev = dev.engine.relu_patterns(dev.input_matrix(X), layers)
+    P_cpu = cpu.engine.relu_patterns(cpu.input_matrix(X), layers)
     assert P_dev.shape == P_cpu.shape == (3000, 3)  # 40 + 70 + 33 bits: words shared across layers
     if dtype == np.float64:
         np.testing.assert_array_equal(P_dev, P_cpu)

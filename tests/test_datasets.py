@@ -366,10 +366,10 @@ def _split(n, **kwargs):
 @pytest.mark.parametrize(
     "call, pattern",
     [
-        (lambda: make_spirals(n_per_class=0), r"n_per_class.*>= 1.*got 0"),
+        (lambda: make_spirals(n_per_class=0), r"n_per_class.*> 0.*got 0"),
         (lambda: make_spirals(n_per_class=-3), r"n_per_class.*got -3"),
         (lambda: make_spirals(noise=-0.1), r"noise.*>= 0.*got -0\.1"),
-        (lambda: make_regression_function("sin3", n_samples=0), r"n_samples.*>= 1.*got 0"),
+        (lambda: make_regression_function("sin3", n_samples=0), r"n_samples.*> 0.*got 0"),
         (lambda: make_regression_function("sin3", noise=-1.0), r"noise.*>= 0.*got -1\.0"),
         (
             lambda: make_regression_function("cubic"),

@@ -53,16 +53,16 @@ def test_only_the_engine_module_imports_the_extensions():
 def test_cpu_engine_takes_the_block_input_layer():
     X, y = _data()
     net = _net()
-    Xm, Ym = net._pair(X, y)
+    Xm, Ym = net.matrices(X, y)
     for first in range(net.n_layers):
         want = net.loss_and_grad(X, y, layers=(first, net.n_layers - 1))
-        got = net._engine.loss_and_grad(Xm, Ym, first, -1, True, None, 0)
+        got = net.engine.loss_and_grad(Xm, Ym, first, -1, True, None, 0)
         assert got[0] == want[0]
         np.testing.assert_array_equal(got[1], want[1])
     # at another theta the block input is computed at that theta too
     theta = net.parameters * 0.5
     want = net.loss_and_grad(X, y, theta=theta, layers=2)
-    got = net._engine.loss_and_grad(Xm, Ym, 2, 2, True, theta.copy(), 0)
+    got = net.engine.loss_and_grad(Xm, Ym, 2, 2, True, theta.copy(), 0)
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
 
@@ -70,10 +70,10 @@ def test_cpu_engine_takes_the_block_input_layer():
 def test_cpu_train_from_a_lower_input_layer_equals_training_on_the_block_input():
     X, y = _data()
     a, b = _net(), _net()
-    Xm, Ym = a._pair(X, y)
-    a._engine.train(Xm, Ym, sn.SGD(0.05), epochs=2, batch_size=16, shuffle=True, seed=3, first=1, input_layer=0)
+    Xm, Ym = a.matrices(X, y)
+    a.engine.train(Xm, Ym, sn.SGD(0.05), epochs=2, batch_size=16, shuffle=True, seed=3, first=1, input_layer=0)
     H = b.layer_input(X, 1)
-    b._engine.train(H, Ym, sn.SGD(0.05), epochs=2, batch_size=16, shuffle=True, seed=3, first=1)
+    b.engine.train(H, Ym, sn.SGD(0.05), epochs=2, batch_size=16, shuffle=True, seed=3, first=1)
     np.testing.assert_array_equal(a.parameters, b.parameters)
 
 
@@ -105,7 +105,7 @@ def test_an_array_changed_in_place_is_prepared_again(mutate):
     else:
         y[0] += 1.0
     before = cache_stats()["prepared"]
-    Xm, Ym = net._pair(X, y)
+    Xm, Ym = net.matrices(X, y)
     assert cache_stats()["prepared"] == before + 1
     np.testing.assert_array_equal(Xm.array, X)
     np.testing.assert_array_equal(Ym.array[:, 0], y)
@@ -129,8 +129,8 @@ def test_dataset_is_validated_once_and_immutable():
     sn.sensitivity(net, data, wrt="loss")
     assert cache_stats() == before  # a Dataset never goes through the array cache
     # the prepared arrays are made once per dtype and head, and shared by every call and network
-    assert net._inputs(data) is _net()._inputs(data)
-    assert net._pair(data, None)[1] is net._pair(data, None)[1]
+    assert net.input_matrix(data) is _net().input_matrix(data)
+    assert net.matrices(data, None)[1] is net.matrices(data, None)[1]
     assert len(data) == 96 and data.n_features == 5 and "Dataset" in repr(data)
 
 
@@ -189,7 +189,7 @@ def test_device_results_equal_the_cpu_engine(fake):
     np.testing.assert_array_equal(sn.group_curvature(dev, X, y, [{1: None}]), sn.group_curvature(cpu, X, y, [{1: None}]))
     dev.fit(X, y, optimizer="lbfgs", epochs=1)  # on the host mirror, pushed back
     cpu.fit(X, y, optimizer="lbfgs", epochs=1)
-    np.testing.assert_array_equal(dev._engine._dev._m.parameters, cpu.parameters)
+    np.testing.assert_array_equal(dev.engine._dev._m.parameters, cpu.parameters)
 
 
 def test_a_second_fit_uploads_neither_data_nor_state(fake):
@@ -252,7 +252,7 @@ def test_without_live_views_reading_parameters_downloads_lazily(fake):
     assert net.transfer_stats()["d2h_param_bytes"] == 0  # nobody read them
     p = net.parameters.copy()
     assert net.transfer_stats()["d2h_param_bytes"] == p.nbytes
-    np.testing.assert_array_equal(p, net._engine._dev._m.parameters)
+    np.testing.assert_array_equal(p, net.engine._dev._m.parameters)
 
 
 def test_optimizer_state_follows_the_optimizer_between_devices(fake):
@@ -283,7 +283,7 @@ def test_many_optimizers_share_the_device_states(fake):
     np.testing.assert_array_equal(dev.parameters, ref.parameters)
     for o, r in zip(opts, ref_opts):
         np.testing.assert_array_equal(o.state_m, r.state_m)
-    assert len(dev._engine._dev.states) <= dev._engine._MAX_STATES
+    assert len(dev.engine._dev.states) <= dev.engine._MAX_STATES
 
 
 def test_hierarchical_run_uploads_no_data_or_parameters_per_outer_iteration(fake):
@@ -336,15 +336,15 @@ def test_copy_pickle_and_move_keep_the_weights(fake):
 
 def test_precision_follows_the_network(fake):
     net = sn.Network(5, [sn.Dense(8, "relu"), sn.Dense(1)], dtype=np.float32, device="cuda", precision="tf32")
-    assert net.precision == "tf32" and net._engine._dev.tf32 and "precision='tf32'" in repr(net)
-    assert net.copy()._engine._dev.tf32
-    assert pickle.loads(pickle.dumps(net))._engine._dev.tf32
+    assert net.precision == "tf32" and net.engine._dev.tf32 and "precision='tf32'" in repr(net)
+    assert net.copy().engine._dev.tf32
+    assert pickle.loads(pickle.dumps(net)).engine._dev.tf32
     net.to("cpu")
     assert net.precision == "tf32"  # kept for the next move; the CPU computes in full float32
     net.to("cuda")
-    assert net._engine._dev.tf32
+    assert net.engine._dev.tf32
     net.precision = "highest"
-    assert not net._engine._dev.tf32
+    assert not net.engine._dev.tf32
     assert net.astype(np.float64).precision == "highest"
     with pytest.raises(ValueError, match="precision: 'tf32' applies to float32"):
         sn.Network(5, [sn.Dense(1)], precision="tf32")

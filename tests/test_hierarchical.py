@@ -10,6 +10,7 @@ import pytest
 
 import sensinet as sn
 from sensinet import hierarchical as hz
+from sensinet.sensitivity import output_group_curvature, output_sensitivity
 from sensinet.experiments import hierarchical as study
 from sensinet.hierarchical import HierarchicalOptimizer, descend
 
@@ -147,7 +148,7 @@ def test_output_site_sensitivity_and_curvature_match_finite_differences():
     for loss, yy, k in (("mse", y, 1), ("cross_entropy", (y > 0).astype(int), 2),
                         ("binary_cross_entropy", (y > 0).astype(float), 1)):
         net = sn.Network(3, [sn.Dense(6, "tanh"), sn.Dense(k)], loss=loss, seed=1)
-        g = hz.output_sensitivity(net, X, yy)
+        g = output_sensitivity(net, X, yy)
         Y = sn._validation.targets(yy, loss, k, X.shape[0], np.float64)
         Z = net.forward(X)
         for j in range(k):
@@ -158,10 +159,10 @@ def test_output_site_sensitivity_and_curvature_match_finite_differences():
             assert math.isclose(g[j], (J(1e-6) - J(-1e-6)) / 2e-6, rel_tol=1e-6, abs_tol=1e-10)
     net = _net(depth=2)
     Z = net.forward(X)
-    H = hz.output_group_curvature(net, X, y)
+    H = output_group_curvature(net, X, y)
     assert math.isclose(H, 2 * np.mean(Z ** 2), rel_tol=1e-6)  # mse, one output: d2/ds2 mean (sz - y)^2
     # shared with a hidden layer: agrees with a plain second difference of J along the shared factor
-    H2 = hz.output_group_curvature(net, X, y, hidden_sites=[2])
+    H2 = output_group_curvature(net, X, y, hidden_sites=[2])
     from sensinet.sensitivity import group_curvature
     assert np.isfinite(H2) and H2 != H
     assert group_curvature(net, X, y, [{2: None}], method="exact")[0] != H2

@@ -882,7 +882,7 @@ def test_not_a_network(small):
     from sensinet.sensitivity import iter_per_sample
 
     net, X, y = small
-    for obj in (None, "net", net.parameters, net._engine._model):
+    for obj in (None, "net", net.parameters, net.engine._model):
         with pytest.raises(TypeError, match="net"):
             sn.sensitivity(obj, X)
         with pytest.raises(TypeError, match="net"):

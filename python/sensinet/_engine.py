@@ -1,7 +1,7 @@
 """The compiled engine of one network: one handle class per backend, the same methods and argument order.
 
 Only this module and ``network.py`` import the extensions (``_core``, ``_cuda``). The other modules
-(sensitivity, hierarchical, insertion, clusters, io) call ``net._engine`` and never branch on the device.
+(sensitivity, hierarchical, insertion, clusters, io) call ``net.engine`` and never branch on the device.
 
 Arguments named ``X``/``Y`` are :class:`sensinet.data.Matrix` objects (validated, C-contiguous, in the
 network's dtype, with a key) or plain arrays already in that form. A CUDA engine keeps a device copy of

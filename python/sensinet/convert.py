@@ -297,3 +297,16 @@ def to_torch(net: Any, dtype: Any = None) -> Any:
         elif act != "identity":  # pragma: no cover -- the engine knows no other activation
             raise NotImplementedError(f"to_torch: activation {act!r} of layer {l} has no torch module")
     return nn.Sequential(*mods)
+
+
+def as_network(model: Any) -> Network:
+    """A Network for a Network (itself), a fitted scikit-learn MLP or a torch ``nn.Sequential`` (converted)."""
+    if isinstance(model, Network):
+        return model
+    module = type(model).__module__
+    if module.startswith("sklearn"):
+        return from_sklearn(model)
+    if module.startswith("torch"):
+        return from_torch(model)
+    raise TypeError(f"net: expected a sensinet Network, a fitted scikit-learn MLP or a torch nn.Sequential, got "
+                    f"{module}.{type(model).__name__}")

@@ -53,7 +53,7 @@ class GrowShrinkResult:
         """Train the final architecture from scratch (one network per seed) for the same work with the same
         optimizer settings, and report its final losses beside this run's."""
         final = self.network
-        data = final._data(X, y)
+        data = final.prepare(X, y)
         epochs = max(int(round(self.work / (final.n_params * data.n_samples))), 1)
         s = self.settings
         losses = []
@@ -105,8 +105,8 @@ class GrowShrink:
         check_positive(epochs, "epochs", integer=True)
         if not isinstance(net, Network):
             raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
-        data = net._data(X, y)
-        net._pair(data, None)
+        data = net.prepare(X, y)
+        net.matrices(data, None)
         template = make_optimizer(optimizer, lr)
         res = GrowShrinkResult(network=net, n_samples=data.n_samples,
                                settings={"optimizer": optimizer if isinstance(optimizer, str) else template,

@@ -84,7 +84,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -92,9 +92,9 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._progress import ProgressBar
 from .data import Dataset
-from .losses import output_gradient, per_sample_loss
 from .network import DivergenceError, FitResult, Network
 from .optimizers import LBFGS, SGD, Adam
+from .sensitivity import group_curvature, output_group_curvature, output_sensitivity, sensitivity
 
 __all__ = ["HierarchicalOptimizer", "HierarchicalResult", "OuterStep", "fit_hierarchical", "descend",
            "layer_macs", "block_work", "sweep_work", "curvature_work", "sites_to_layers",
@@ -501,13 +501,13 @@ class HierarchicalOptimizer:
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         threads = resolve_threads(self.n_threads if n_threads is None else n_threads)
         # validated (and, on a GPU, uploaded) once: every inner call below reuses the prepared data
-        data = net._data(X, y)
-        net._pair(data, None)
+        data = net.prepare(X, y)
+        net.matrices(data, None)
         vdata = None
         if validation_data is not None:
-            net._validation(validation_data)
+            net.validation_matrices(validation_data)
             vdata = (validation_data if not isinstance(validation_data, (tuple, list)) else
-                     net._data(validation_data[0], validation_data[1], ("validation_data[0]", "validation_data[1]")))
+                     net.prepare(validation_data[0], validation_data[1], ("validation_data[0]", "validation_data[1]")))
         n_samples = data.n_samples
         if not keep_state:
             self.reset()
@@ -722,8 +722,6 @@ class HierarchicalOptimizer:
     def _site_sensitivities(self, net: Network, data: Dataset, hidden_sites: list, want_output: bool,
                             threads: int) -> dict:
         """{sensitivity layer: concatenated g_j of its sites} for the tree's layers."""
-        from .sensitivity import sensitivity
-
         gs: dict = {}
         if hidden_sites:
             r = sensitivity(net, data, layers=hidden_sites, wrt="loss", reduce="mean", n_threads=threads)
@@ -736,8 +734,6 @@ class HierarchicalOptimizer:
 
     def _curvature(self, net: Network, data: Dataset, node: tuple, threads: int, c: NDArray) -> tuple:
         """(d2J/ds_G^2 of one factor shared by the sites lo..hi, its work)."""
-        from .sensitivity import group_curvature
-
         L = net.n_layers
         hidden = [i for i in range(node[0], node[1] + 1) if i < L]
         if node[1] < L:
@@ -745,38 +741,6 @@ class HierarchicalOptimizer:
                                       n_threads=threads)[0])
             return H, curvature_work(net, node[0], c)
         return output_group_curvature(net, data, None, hidden, threads), (5 if hidden else 1) * _forward_share(c, 0)
-
-
-# ================================================================================================ output site
-def output_sensitivity(net: Network, X: Any, y: Any = None, n_threads: Optional[int] = None) -> NDArray:
-    """Objective sensitivity of a scaling factor on each raw network output: ``g_k = sum_n dJ/dz_nk z_nk``."""
-    threads = resolve_threads(n_threads)
-    Xm, Ym = net._pair(X, y)
-    Z = np.asarray(net._engine.forward(Xm, False, 0, threads), dtype=np.float64)
-    return np.sum(output_gradient(net.loss, Z, Ym.array.astype(np.float64)) * Z, axis=0)
-
-
-def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[int] = (),
-                           n_threads: Optional[int] = None, h: float = 1e-3) -> float:
-    """d2J/ds_G^2 of one factor shared by the outputs and the given hidden sensitivity layers (five-point
-    second difference; the L2 terms do not depend on s)."""
-    from .sensitivity import _group_sites, scaled_inputs
-
-    threads = resolve_threads(n_threads)
-    Xm, Ym = net._pair(X, y)
-    Xa, Y = Xm.array, Ym.array
-    trip = _group_sites(net, {i: None for i in hidden_sites}) if hidden_sites else []
-    Z0 = None if trip else np.asarray(net._engine.forward(Xm, False, 0, threads), dtype=np.float64)
-    vals = []
-    for k in (-2, -1, 0, 1, 2):
-        t = k * h
-        if trip:
-            Xs, scales = scaled_inputs(net, Xa, trip, t)
-            Z = np.asarray(net._engine.scaled_forward(Xs, None, scales, threads), dtype=np.float64)
-        else:
-            Z = Z0
-        vals.append(float(np.mean(per_sample_loss(net.loss, (1 + t) * Z, Y))))
-    return (-vals[0] + 16 * vals[1] - 30 * vals[2] + 16 * vals[3] - vals[4]) / (12 * h * h)
 
 
 # ================================================================================================ utilities

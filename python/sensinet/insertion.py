@@ -250,7 +250,7 @@ class LayerInsertion:
         return d0 * (v.T @ G), d0 * G.sum(axis=0)
 
     def _score(self, net: Network, X: Any, y: Any, cands: list, threads: int) -> None:
-        Xm, Ym = net._pair(X, y)
+        Xm, Ym = net.matrices(X, y)
         Xa, Y = Xm.array, Ym.array
         sites = [_position_site(net, c.position) for c in cands]
         n = Xa.shape[0]
@@ -259,7 +259,7 @@ class LayerInsertion:
         acc = np.zeros(len(cands))
         for s, e in batches:
             part = (Xm, Ym) if (s, e) == (0, n) else (Xa[s:e], Y[s:e])
-            vals, adjs = net._engine.site_adjoints(*part, sites, 1.0 / (e - s), threads)
+            vals, adjs = net.engine.site_adjoints(*part, sites, 1.0 / (e - s), threads)
             for i, c in enumerate(cands):
                 gW, gb = self._grads(net, c, vals[i], adjs[i])
                 acc[i] += float(np.sum(gW ** 2) + (np.sum(gb ** 2) if self.include_bias else 0.0))
@@ -299,10 +299,10 @@ class LayerInsertion:
         for l in range(net.n_layers):
             nl = l if l < p else l + 1
             mapping.append((slice(old_off[l], old_off[l + 1]), slice(new_off[nl], new_off[nl + 1])))
-        theta, old = np.zeros(new.n_params, dtype=new.dtype), net._engine.read_parameters()
+        theta, old = np.zeros(new.n_params, dtype=new.dtype), net.engine.read_parameters()
         for o, nsl in mapping:
             theta[nsl] = old[o]
-        views = new._views(theta, p)
+        views = new.parameter_views(theta, p)
         if candidate.kind == "identity":
             views["W"][...] = np.eye(w)
         elif candidate.kind == "residual2":
@@ -345,8 +345,8 @@ class LayerInsertion:
         late = [e for e in self.at_epochs if e >= epochs]
         if late:
             raise ValueError(f"at_epochs: {late} are not before the end of training (epochs={epochs})")
-        data = net._data(X, y)  # validated once: every round and every grown network reuses it
-        net._pair(data, None)
+        data = net.prepare(X, y)  # validated once: every round and every grown network reuses it
+        net.matrices(data, None)
         n_samples = data.n_samples
         self.candidates(net)  # validates the kind early
         bs = n_samples if batch_size is None else int(batch_size)
@@ -354,7 +354,7 @@ class LayerInsertion:
         hist = InsertionHistory()
         Xv = Yv = None
         if validation_data is not None:
-            Xv, _ = net._validation(validation_data)  # checks both halves against the head
+            Xv, _ = net.validation_matrices(validation_data)  # checks both halves against the head
             Yv = (validation_data.y if not isinstance(validation_data, (tuple, list)) else
                   np.asarray(validation_data[1]))
         t0 = time.perf_counter()

@@ -156,7 +156,7 @@ class Network:
         p = np.zeros(self.n_params, dtype=self.dtype)
         for l, spec in enumerate(self._specs):
             relu_like = spec.activation in ("relu", "leaky_relu")
-            for name, W in self._views(p, l).items():
+            for name, W in self.parameter_views(p, l).items():
                 if W.ndim != 2:
                     continue
                 fan_in, fan_out = W.shape
@@ -198,6 +198,12 @@ class Network:
     def precision(self, value: str) -> None:
         self._precision = _check_precision(value, self.dtype)
         self._engine.set_precision(self._precision)
+
+    @property
+    def engine(self) -> Any:
+        """The compiled engine of this network (a ``sensinet._engine`` handle: the same methods on every
+        backend). sensinet's own modules call it; its arguments are prepared Matrices (:meth:`matrices`)."""
+        return self._engine
 
     @property
     def device(self) -> str:
@@ -291,10 +297,12 @@ class Network:
 
     def layer_parameters(self, layer: int) -> dict:
         """Views (no copies) of one layer's parameters: W, b (dense, one-weight residual) or W1, b1, W2."""
-        layer = self._check_layer(layer, "layer")
-        return self._views(self.parameters, layer)
+        layer = self.layer_index(layer, "layer")
+        return self.parameter_views(self.parameters, layer)
 
-    def _views(self, p: NDArray, layer: int) -> dict:
+    def parameter_views(self, p: NDArray, layer: int) -> dict:
+        """Views of one layer's part of any flat vector ``p`` laid out like :attr:`parameters` (a gradient,
+        a copy of the parameters): W, b or W1, b1, W2."""
         kind, n_in, n_out, hidden, *_ = self._specs[layer]
         o = self.offsets[layer]
         if kind == "residual2":
@@ -310,7 +318,9 @@ class Network:
         first, last = self._block(layers)
         return slice(self.offsets[first], self.offsets[last + 1])
 
-    def _check_layer(self, layer: Any, name: str, allow_end: bool = False) -> int:
+    def layer_index(self, layer: Any, name: str = "layer", allow_end: bool = False) -> int:
+        """``layer`` as an index in [0, n_layers) (negative ones count from the end; ``allow_end`` admits
+        n_layers, the output), or a TypeError / ValueError that names the argument ``name``."""
         hi = self.n_layers + (1 if allow_end else 0)
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
             raise TypeError(f"{name}: expected an int layer index, got {type(layer).__name__}")
@@ -327,17 +337,17 @@ class Network:
         if layers is None:
             return 0, self.n_layers - 1
         if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
-            l = self._check_layer(layers, "layers")
+            l = self.layer_index(layers, "layers")
             return l, l
         if isinstance(layers, tuple) and len(layers) == 2:
-            first, last = (self._check_layer(l, "layers") for l in layers)
+            first, last = (self.layer_index(l, "layers") for l in layers)
             if first > last:
                 raise ValueError(f"layers: expected (first, last) with first <= last, got {layers}")
             return first, last
         if not isinstance(layers, (list, tuple, range, np.ndarray)):
             raise TypeError(f"layers: expected an int, a (first, last) tuple or a list of consecutive layer "
                             f"indices, got {type(layers).__name__}")
-        idx = [self._check_layer(l, "layers") for l in layers]
+        idx = [self.layer_index(l, "layers") for l in layers]
         if not idx:
             raise ValueError("layers: expected at least one layer index, got none")
         first, last = min(idx), max(idx)
@@ -346,40 +356,42 @@ class Network:
         return first, last
 
     # ------------------------------------------------------------------ data
-    def _data(self, X: Any, y: Any = None, names: tuple = ("X", "y")) -> Dataset:
-        """A prepared data set of (X, y): a Dataset as it is, arrays through this network's cache."""
+    def prepare(self, X: Any, y: Any = None, names: tuple = ("X", "y")) -> Dataset:
+        """(X, y) validated and converted once, as a :class:`sensinet.Dataset`: a Dataset is returned as it is,
+        arrays go through this network's cache (so repeated calls with the same arrays reuse one copy, and on
+        a GPU one device copy). ``names`` are the argument names that errors quote."""
         return as_dataset(X, y, self._cache, names, self.n_inputs)
 
-    def _inputs(self, X: Any, name: str = "X") -> Matrix:
+    def input_matrix(self, X: Any, name: str = "X") -> Matrix:
         """X (a Dataset, a prepared Matrix or an array) as the engine's input Matrix."""
         if isinstance(X, Matrix) and X.array.dtype == self.dtype and X.shape[1] == self.n_inputs:
             return X
-        return self._data(X, None, (name, "y")).inputs(self.dtype, self.n_inputs, name)
+        return self.prepare(X, None, (name, "y")).inputs(self.dtype, self.n_inputs, name)
 
-    def _X(self, X: Any, name: str = "X") -> NDArray:
+    def input_array(self, X: Any, name: str = "X") -> NDArray:
         """X as a validated, C-contiguous array in the network's dtype (read-only)."""
-        return self._inputs(X, name).array
+        return self.input_matrix(X, name).array
 
-    def _pair(self, X: Any, y: Any, names: tuple = ("X", "y")) -> tuple:
+    def matrices(self, X: Any, y: Any, names: tuple = ("X", "y")) -> tuple:
         """(X, Y) Matrices of a Dataset or of arrays; Y in the head's target format."""
-        data = self._data(X, y, names)
+        data = self.prepare(X, y, names)
         return (data.inputs(self.dtype, self.n_inputs, names[0]),
                 data.targets(self.loss, self.n_outputs, self.dtype, names[1]))
 
-    def _validation(self, validation_data: Any) -> tuple:
+    def validation_matrices(self, validation_data: Any) -> tuple:
         """(X_val, Y_val) Matrices of a Dataset or a pair (X_val, y_val)."""
         if isinstance(validation_data, Dataset):
-            return self._pair(validation_data, None, ("validation_data.X", "validation_data.y"))
+            return self.matrices(validation_data, None, ("validation_data.X", "validation_data.y"))
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (X_val, y_val) or a Dataset")
-        return self._pair(validation_data[0], validation_data[1], ("validation_data[0]", "validation_data[1]"))
+        return self.matrices(validation_data[0], validation_data[1], ("validation_data[0]", "validation_data[1]"))
 
     # ------------------------------------------------------------------ evaluation
     def forward(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Raw network outputs (logits for classification heads), shape (n_samples, n_outputs).
 
         Raises NonFiniteError when the outputs overflow."""
-        Xm = self._inputs(X)
+        Xm = self.input_matrix(X)
         return require_finite(self._engine.forward(Xm, False, 0, resolve_threads(n_threads)), "network output",
                               "forward", Xm)
 
@@ -387,7 +399,7 @@ class Network:
         """Outputs through the head's link: values (mse), softmax or sigmoid probabilities (classification).
 
         Raises NonFiniteError when the outputs overflow."""
-        Xm = self._inputs(X)
+        Xm = self.input_matrix(X)
         return require_finite(self._engine.forward(Xm, True, 0, resolve_threads(n_threads)), "network output",
                               "predict", Xm)
 
@@ -395,8 +407,8 @@ class Network:
 
     def layer_input(self, X: Any, layer: int, n_threads: Optional[int] = None) -> NDArray:
         """Input of ``layer`` (the output of layer-1); ``layer == n_layers`` gives the network output."""
-        layer = self._check_layer(layer, "layer", allow_end=True)
-        Xm = self._inputs(X)
+        layer = self.layer_index(layer, "layer", allow_end=True)
+        Xm = self.input_matrix(X)
         return require_finite(self._engine.layer_input(Xm, layer, 0, None, resolve_threads(n_threads)),
                               f"input of layer {layer}", "layer_input", Xm)
 
@@ -417,7 +429,7 @@ class Network:
             block up only.
         """
         first, last = self._block(layers)
-        Xm, Ym = self._pair(X, y)
+        Xm, Ym = self.matrices(X, y)
         th = None if theta is None else self._theta(theta)
         loss, grad = self._engine.loss_and_grad(Xm, Ym, first, last, True, th, 0, resolve_threads(n_threads))
         require_finite(loss, "objective", "loss_and_grad", Xm)
@@ -436,7 +448,7 @@ class Network:
 
     def objective(self, X: Any, y: Any = None, n_threads: Optional[int] = None) -> float:
         """Full-batch objective J (mean loss + L2) without the gradient."""
-        Xm, Ym = self._pair(X, y)
+        Xm, Ym = self.matrices(X, y)
         loss = self._engine.loss_and_grad(Xm, Ym, 0, -1, False, None, None, resolve_threads(n_threads))[0]
         return require_finite(loss, "objective", "objective", Xm)
 
@@ -482,7 +494,7 @@ class Network:
         opt = make_optimizer(optimizer, lr)
         first, last = self._block(layers)
         threads = resolve_threads(n_threads)
-        Xm, Ym = self._pair(X, y)
+        Xm, Ym = self.matrices(X, y)
         check_count(epochs, "epochs")
         check_count(batch_size, "batch_size", 1)
         check_count(patience, "patience", 1, none_ok=True)
@@ -502,7 +514,7 @@ class Network:
         check_count(callback_every, "callback_every")
         Xv = Yv = None
         if validation_data is not None:
-            Xv, Yv = self._validation(validation_data)
+            Xv, Yv = self.validation_matrices(validation_data)
         result = FitResult(status="completed", optimizer=type(opt).__name__.lower(), epochs=0, steps=0,
                            block=(first, last))
         bar = ProgressBar(epochs if not isinstance(opt, LBFGS) else opt.max_iter, desc="fit") if progress else None

@@ -237,7 +237,7 @@ def prune(net: Network, X: Any, y: Any = None, amount: Union[float, int] = 0.5, 
 
 def _mean_activations(net: Network, X: Any, groups: list, removed: dict) -> dict:
     """Mean activation over X of each removed neuron (inputs: the mean feature value)."""
-    Xa = net._X(X)
+    Xa = net.input_array(X)
     out = {}
     for g in groups:
         if not len(removed[g.name]):
@@ -258,8 +258,8 @@ def _mean_activations(net: Network, X: Any, groups: list, removed: dict) -> dict
 def _rebuild(net: Network, groups: list, kept: dict, removed: dict, means: dict, notes: list) -> Network:
     """The network without the removed neurons (and with their mean activations folded into biases)."""
     by_layer = {g.layer: g.name for g in groups}
-    old = net._engine.read_parameters()
-    src = [{k: np.asarray(v, np.float64) for k, v in net._views(old, l).items()} for l in range(net.n_layers)]
+    old = net.engine.read_parameters()
+    src = [{k: np.asarray(v, np.float64) for k, v in net.parameter_views(old, l).items()} for l in range(net.n_layers)]
 
     # 1. bias corrections: what the removed neurons fed, on average, into the layer after them
     extra = [None] * net.n_layers
@@ -291,7 +291,7 @@ def _rebuild(net: Network, groups: list, kept: dict, removed: dict, means: dict,
                   precision=net.precision)
     theta = np.zeros(new.n_params, dtype=np.float64)
     for l in range(net.n_layers):
-        dst = new._views(theta, l)
+        dst = new.parameter_views(theta, l)
         feeder = "inputs" if l == 0 else by_layer.get(l - 1) if net.specs[l - 1].kind == "dense" else None
         rows = kept[feeder] if feeder in kept else slice(None)
         cols = kept[by_layer[l]] if l in by_layer else slice(None)
@@ -368,8 +368,8 @@ def pruning_curve(net: Network, X: Any, y: Any, fractions: Any = (0.25, 0.5, 0.7
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, (int, np.integer)) or \
             fine_tune_epochs < 0:
         raise ValueError(f"fine_tune_epochs: expected an int >= 0, got {fine_tune_epochs!r}")
-    data = net._data(X, y)
-    net._pair(data, None)
+    data = net.prepare(X, y)
+    net.matrices(data, None)
     Xv, yv = (data.X, data.y) if validation_data is None else validation_data
     widths0 = {g.name: g.width for g in prunable_groups(net)}
 

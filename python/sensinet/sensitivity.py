@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._validation import check_choice
 from .data import Matrix
-from .losses import per_sample_loss
+from .losses import output_gradient, per_sample_loss
 from .network import Network, require_finite
 
 REDUCTIONS = ("mean_abs", "rms", "mean")
@@ -276,9 +276,9 @@ def _fd_site(net: Network, X: NDArray, Y: Optional[NDArray], site: Site, wrt: st
             s = np.ones(site.width, dtype=net.dtype)
             s[idx] += sign * eps
             if layer < 0:
-                o = net._engine.forward(np.ascontiguousarray(X * s), False, 0, threads)
+                o = net.engine.forward(np.ascontiguousarray(X * s), False, 0, threads)
             else:
-                o = net._engine.scaled_forward(X, None, [(layer, part, s)], threads)
+                o = net.engine.scaled_forward(X, None, [(layer, part, s)], threads)
             vals.append(o if wrt == "output" else per_sample_loss(net.loss, o, Y)[:, None])
         out.append((vals[0] - vals[1]) / (2 * eps))
     return np.stack(out, axis=2)
@@ -292,8 +292,8 @@ def _prepare(net: Network, X: Any, y: Any, wrt: str) -> tuple:
     if wrt == "loss":
         if y is None and getattr(X, "y", None) is None:
             raise ValueError("y: required for wrt='loss' (the loss needs targets)")
-        return net._pair(X, y)
-    return net._inputs(X), None
+        return net.matrices(X, y)
+    return net.input_matrix(X), None
 
 
 def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
@@ -334,7 +334,7 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
     sites = select_sites(net, layers)
     threads = resolve_threads(n_threads)
     if method == "reverse":
-        mats, samples = net._engine.sensitivities(Xa, Y, wrt == "loss", [s.engine for s in sites], reduce,
+        mats, samples = net.engine.sensitivities(Xa, Y, wrt == "loss", [s.engine for s in sites], reduce,
                                                   per_sample, threads)
     else:
         step = _fd_step(eps, net.dtype, 1e-6, 1e-3)
@@ -376,7 +376,7 @@ def iter_per_sample(net: Network, X: Any, y: Any = None, layers: Any = None, wrt
     Xa, Y = Xa.array, _array(Y)
     for s in range(0, Xa.shape[0], batch_size):
         Yb = None if Y is None else Y[s:s + batch_size]
-        _, samples = net._engine.sensitivities(Xa[s:s + batch_size], Yb, wrt == "loss", [t.engine for t in sites],
+        _, samples = net.engine.sensitivities(Xa[s:s + batch_size], Yb, wrt == "loss", [t.engine for t in sites],
                                                "mean", True, threads)
         yield s, sites, samples
 
@@ -407,7 +407,7 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
     trip = [_group_sites(net, g) for g in groups]
     if method == "reverse":
         sites = sorted({(l, p) for t in trip for (l, p, _) in t})
-        mats, _ = net._engine.sensitivities(Xa, Y, True, sites, "mean", False, threads)
+        mats, _ = net.engine.sensitivities(Xa, Y, True, sites, "mean", False, threads)
         g = {site: m[0] for site, m in zip(sites, mats)}
         out = np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
         return require_finite(out, "group sensitivity", "group_sensitivity", Xa)
@@ -431,7 +431,7 @@ def scaled_inputs(net: Network, Xa: NDArray, triples: list, t: float) -> tuple:
 def _scaled_objective(net: Network, Xa: NDArray, Y: NDArray, triples: list, t: float, threads: int) -> float:
     """J with the group factor set to 1 + t (the shared factor multiplies every member neuron)."""
     Xs, scales = scaled_inputs(net, Xa, triples, t)
-    return float(net._engine.scaled_forward(Xs, Y, scales, threads))
+    return float(net.engine.scaled_forward(Xs, Y, scales, threads))
 
 
 def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method: str = "exact",
@@ -446,7 +446,7 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
     threads = resolve_threads(n_threads)
     trip = [_group_sites(net, g) for g in groups]
     if method == "exact":
-        return require_finite(net._engine.group_curvature(Xa, Y, trip, threads), "group curvature",
+        return require_finite(net.engine.group_curvature(Xa, Y, trip, threads), "group curvature",
                               "group_curvature", Xa)
     h = _fd_step(eps, net.dtype, 1e-3, 3e-2)
     Xa, Y = Xa.array, Y.array
@@ -455,3 +455,33 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
         J = [_scaled_objective(net, Xa, Y, t, k * h, threads) for k in (-2, -1, 0, 1, 2)]
         out.append((-J[0] + 16 * J[1] - 30 * J[2] + 16 * J[3] - J[4]) / (12 * h * h))
     return np.array(out)
+
+
+# ---------------------------------------------------------------------------------- the output site
+def output_sensitivity(net: Network, X: Any, y: Any = None, n_threads: Optional[int] = None) -> NDArray:
+    """Objective sensitivity of a scaling factor on each raw network output: ``g_k = sum_n dJ/dz_nk z_nk``."""
+    threads = resolve_threads(n_threads)
+    Xm, Ym = net.matrices(X, y)
+    Z = np.asarray(net.engine.forward(Xm, False, 0, threads), dtype=np.float64)
+    return np.sum(output_gradient(net.loss, Z, Ym.array.astype(np.float64)) * Z, axis=0)
+
+
+def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[int] = (),
+                           n_threads: Optional[int] = None, h: float = 1e-3) -> float:
+    """d2J/ds_G^2 of one factor shared by the outputs and the given hidden sensitivity layers (five-point
+    second difference; the L2 terms do not depend on s)."""
+    threads = resolve_threads(n_threads)
+    Xm, Ym = net.matrices(X, y)
+    Xa, Y = Xm.array, Ym.array
+    trip = _group_sites(net, {i: None for i in hidden_sites}) if hidden_sites else []
+    Z0 = None if trip else np.asarray(net.engine.forward(Xm, False, 0, threads), dtype=np.float64)
+    vals = []
+    for k in (-2, -1, 0, 1, 2):
+        t = k * h
+        if trip:
+            Xs, scales = scaled_inputs(net, Xa, trip, t)
+            Z = np.asarray(net.engine.scaled_forward(Xs, None, scales, threads), dtype=np.float64)
+        else:
+            Z = Z0
+        vals.append(float(np.mean(per_sample_loss(net.loss, (1 + t) * Z, Y))))
+    return (-vals[0] + 16 * vals[1] - 30 * vals[2] + 16 * vals[3] - vals[4]) / (12 * h * h)

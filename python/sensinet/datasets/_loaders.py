@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import functools
 import math
-import numbers
 import re
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -128,24 +127,8 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------
-# Argument checks (shared with _synthetic)
+# Argument checks
 # --------------------------------------------------------------------------
-
-def _check_positive_int(name: str, value: Any) -> int:
-    # bool is an Integral subclass, but n_samples=True is surely a mistake.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_noise(value: Any, name: str = "noise") -> float:
-    noise = float(value)
-    if not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return noise
-
 
 def _check_same_length(X: NDArray[Any], y: NDArray[Any]) -> None:
     if len(X) != len(y):

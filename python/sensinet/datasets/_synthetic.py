@@ -7,7 +7,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ._loaders import Dataset, _check_noise, _check_positive_int
+from .._validation import check_positive
+from ._loaders import Dataset
 
 __all__ = ["make_spirals", "make_regression_function", "REGRESSION_FUNCTIONS"]
 
@@ -48,8 +49,8 @@ def make_spirals(
     ValueError
         If ``n_per_class < 1`` or ``noise < 0``.
     """
-    n = _check_positive_int("n_per_class", n_per_class)
-    noise = _check_noise(noise)
+    n = check_positive(n_per_class, "n_per_class", integer=True)
+    noise = check_positive(noise, "noise", allow_zero=True)
     i = np.arange(n, dtype=np.float64)
     phi = 2.0 * np.pi * i / n
     r = 0.5 + i / n
@@ -156,8 +157,8 @@ def make_regression_function(
         raise ValueError(
             f"name must be one of {', '.join(map(repr, REGRESSION_FUNCTIONS))}; got {name!r}"
         )
-    n = _check_positive_int("n_samples", n_samples)
-    noise = _check_noise(noise)
+    n = check_positive(n_samples, "n_samples", integer=True)
+    noise = check_positive(noise, "noise", allow_zero=True)
     spec = _FUNCTIONS[name]
     rng = np.random.default_rng(seed)
     X = rng.uniform(spec.low, spec.high, size=(n, spec.n_features))

@@ -1,0 +1,32 @@
+"""Figure set-up for every plot in sensinet.
+
+New figures are ``matplotlib.figure.Figure`` objects made without pyplot: a plot never switches the user's
+backend, never registers a figure with pyplot (so none leaks in long studies) and draws on the user's axes
+when given ``ax``. Every ``plot()`` returns what it drew on; ``ax.figure`` displays it in a notebook.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def figure(figsize: tuple, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple:
+    """(figure, axes) of a new figure with nrows x ncols axes."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install matplotlib (or sensinet[plot])") from None
+    fig = Figure(figsize=figsize, constrained_layout=kw.pop("constrained_layout", True))
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def axes(ax: Any, figsize: tuple) -> tuple:
+    """(figure, axes): those of ``ax`` when given, else a new figure's single axes."""
+    if ax is not None:
+        return ax.figure, ax
+    return figure(figsize)
+
+
+def save(fig: Any, path: Optional[Any], dpi: int = 110) -> None:
+    """Write ``fig`` to ``path`` (the format from its suffix) when a path is given."""
+    if path is not None:
+        fig.savefig(path, dpi=dpi)

@@ -1,0 +1,265 @@
+"""Result records of the cluster explanations: affine maps, fidelity, tables, per-sample explanations."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._plotting import axes, save
+from ..losses import CLASSIFICATION_LOSSES, predicted_class
+
+
+@dataclass(frozen=True)
+class AffineMap:
+    """The affine map ``f(x) = x @ W_eff + b_eff`` of one cluster: ``W_eff`` (n_inputs, n_outputs)."""
+
+    W_eff: NDArray
+    b_eff: NDArray
+
+    def __call__(self, X: Any) -> NDArray:
+        return np.asarray(X, dtype=np.float64) @ self.W_eff + self.b_eff
+
+
+@dataclass(frozen=True)
+class AffineMaps:
+    """The affine maps of all clusters, stacked: ``W_eff`` (n_clusters, n_inputs, n_outputs), ``b_eff``
+    (n_clusters, n_outputs). ``maps[c]`` is the :class:`AffineMap` of cluster ``c``."""
+
+    W_eff: NDArray
+    b_eff: NDArray
+
+    def __len__(self) -> int:
+        return int(self.W_eff.shape[0])
+
+    def __getitem__(self, c: int) -> AffineMap:
+        return AffineMap(self.W_eff[c], self.b_eff[c])
+
+    def __iter__(self) -> Iterator[AffineMap]:
+        return (self[c] for c in range(len(self)))
+
+    def predict(self, X: Any, labels: Any) -> NDArray:
+        """``X[i] @ W_eff[labels[i]] + b_eff[labels[i]]`` for every row (no loop over samples)."""
+        X = np.asarray(X, dtype=np.float64)
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (X.shape[0],):
+            raise ValueError(f"labels: expected one integer cluster per row of X ({X.shape[0]}), got dtype "
+                             f"{labels.dtype} and shape {labels.shape}")
+        bad = (labels < 0) | (labels >= len(self))
+        if bad.any():
+            raise ValueError(f"labels: expected clusters in [0, {len(self)}), got {int(labels[bad][0])} for row "
+                             f"{int(np.flatnonzero(bad)[0])} (-1 marks an activation pattern not seen in fit, which "
+                             "has no map here: ReluClusters.explain(x) computes the exact map of its own pattern)")
+        return np.einsum("nd,ndk->nk", X, self.W_eff[labels]) + self.b_eff[labels]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Agreement of a cluster explanation with the network on a set of samples.
+
+    ``r2``: 1 - SS_res / SS_tot of the network outputs (logits for classifiers), pooled over outputs, each
+    output centred on its own mean; ``agreement``: share of samples whose predicted class is the network's
+    (classification heads: the sign of each logit for binary_cross_entropy -- averaged over outputs -- and
+    the arg-max for cross_entropy; None for regression); ``max_abs_error``: largest |surrogate - network|.
+    """
+
+    r2: float
+    agreement: Optional[float]
+    max_abs_error: float
+    n_samples: int
+
+
+@dataclass
+class ClusterTable:
+    """A table of clusters: ``rows`` of values under ``columns``; ``str()`` gives aligned text."""
+
+    columns: list
+    rows: list
+    notes: str = ""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> NDArray:
+        if name not in self.columns:
+            raise KeyError(f"column: expected one of {self.columns}, got {name!r}")
+        j = self.columns.index(name)
+        return np.array([r[j] for r in self.rows])
+
+    def to_frame(self):
+        """The table as a pandas DataFrame (pandas needed)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def _cells(self, columns: Optional[Sequence[str]], floatfmt: str) -> tuple:
+        cols = list(self.columns) if columns is None else list(columns)
+        for c in cols:
+            if c not in self.columns:
+                raise KeyError(f"columns: {c!r} is not a column; expected some of {self.columns}")
+        idx = [self.columns.index(c) for c in cols]
+
+        def fmt(v: Any) -> str:
+            if isinstance(v, (bool, np.bool_)):
+                return "yes" if v else ""
+            if isinstance(v, (float, np.floating)):
+                return "" if np.isnan(v) else format(float(v), floatfmt)
+            return str(v)
+
+        return cols, [[fmt(r[j]) for j in idx] for r in self.rows]
+
+    def to_markdown(self, columns: Optional[Sequence[str]] = None, floatfmt: str = ".3g") -> str:
+        cols, cells = self._cells(columns, floatfmt)
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(r) + " |" for r in cells]
+        return "\n".join(lines)
+
+    def to_text(self, columns: Optional[Sequence[str]] = None, floatfmt: str = ".3g") -> str:
+        cols, cells = self._cells(columns, floatfmt)
+        widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(cols)]
+        out = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
+        out += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+        return "\n".join(out)
+
+    def to_csv(self, path: Any) -> None:
+        import csv
+
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(self.columns)
+            for r in self.rows:
+                w.writerow([int(v) if isinstance(v, (bool, np.bool_)) else v for v in r])
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+@dataclass
+class Explanation:
+    """The explanation of one sample: ``output == contributions.sum(axis=0) + b_eff``.
+
+    ``contributions[j, k] = x[j] * W_eff[j, k]``. For an exact explanation (``exact``) ``output`` is the
+    network's output (its logits for classifiers) to rounding; for a merged (refit) one it is the surrogate's,
+    and ``network_output`` says how far that is from the network.
+    """
+
+    x: NDArray
+    cluster: int  # -1: a pattern not seen in fit
+    W_eff: NDArray
+    b_eff: NDArray
+    contributions: NDArray
+    output: NDArray
+    network_output: NDArray
+    feature_names: list
+    exact: bool
+
+    def top(self, n: int = 5, output: int = 0) -> list:
+        """The n largest |contributions| to one output: (feature, contribution, weight, value)."""
+        c = self.contributions[:, output]
+        order = np.argsort(-np.abs(c), kind="stable")[:n]
+        return [(self.feature_names[j], float(c[j]), float(self.W_eff[j, output]), float(self.x[j])) for j in order]
+
+    def __str__(self) -> str:
+        lines = [f"cluster {self.cluster}{'' if self.exact else ' (surrogate)'}: output "
+                 + ", ".join(f"{v:.4g}" for v in self.output) + " = bias "
+                 + ", ".join(f"{v:.4g}" for v in self.b_eff) + " + contributions"
+                 + (" (shown for output 0)" if len(self.output) > 1 else "")]
+        for name, c, w, v in self.top(len(self.feature_names)):
+            lines.append(f"  {name:>16s}  x={v:<10.4g} w={w:<+10.4g} contribution {c:+.4g}")
+        return "\n".join(lines)
+
+    def plot(self, ax=None, output: int = 0, path: Optional[str] = None):
+        """Horizontal bars of the contributions to one output (matplotlib)."""
+        fig, ax = axes(ax, (6, 0.3 * len(self.feature_names) + 1.5))
+        contribution_bars(ax, self, output)
+        save(fig, path)
+        return ax
+
+
+@dataclass
+class FidelityCurve:
+    """Fidelity of the merged explanation against the number of clusters (one hierarchy, cut at each n)."""
+
+    by: str
+    n_clusters: NDArray
+    r2: NDArray
+    agreement: Optional[NDArray]
+    max_abs_error: NDArray
+    r2_test: Optional[NDArray] = None
+    agreement_test: Optional[NDArray] = None
+    n_fine: int = 0
+
+    def rows(self) -> tuple:
+        cols = ["n_clusters", "r2", "max_abs_error"]
+        data = [self.n_clusters, self.r2, self.max_abs_error]
+        for name in ("agreement", "r2_test", "agreement_test"):
+            v = getattr(self, name)
+            if v is not None:
+                cols.append(name)
+                data.append(v)
+        return cols, [[d[i] for d in data] for i in range(len(self.n_clusters))]
+
+    def to_table(self) -> ClusterTable:
+        cols, rows = self.rows()
+        return ClusterTable(cols, [[int(r[0])] + [float(v) for v in r[1:]] for r in rows])
+
+    def to_csv(self, path: Any) -> None:
+        self.to_table().to_csv(path)
+
+    def plot(self, ax=None, path: Optional[str] = None):
+        """R^2 (and class agreement) against the number of clusters, log x axis (matplotlib)."""
+        fig, ax = axes(ax, (6, 4))
+        ax.plot(self.n_clusters, self.r2, "o-", label="R$^2$ of the outputs")
+        if self.agreement is not None:
+            ax.plot(self.n_clusters, self.agreement, "s-", label="class agreement")
+        if self.r2_test is not None:
+            ax.plot(self.n_clusters, self.r2_test, "o--", label="R$^2$ (test)")
+        if self.agreement_test is not None:
+            ax.plot(self.n_clusters, self.agreement_test, "s--", label="agreement (test)")
+        ax.set_xscale("log")
+        ax.set_xlabel("number of clusters after merging")
+        ax.set_ylabel("fidelity to the network")
+        ax.set_title(f"merged by {self.by} ({self.n_fine} activation patterns)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        save(fig, path)
+        return ax
+
+
+def contribution_bars(ax, e: Explanation, output: int) -> None:
+    c = e.contributions[:, output]
+    order = np.argsort(np.abs(c), kind="stable")
+    ax.barh([e.feature_names[j] for j in order], c[order], color=["tab:red" if v < 0 else "tab:blue"
+                                                                  for v in c[order]])
+    ax.axvline(0, color="k", lw=0.6)
+    if not np.any(c):
+        ax.text(0.5, 0.5, "constant map: no feature contributes", transform=ax.transAxes, ha="center", va="center")
+    kind = "exact" if e.exact else "surrogate"
+    ax.set_title(f"cluster {e.cluster} ({kind}): output {e.output[output]:.3g} = bias {e.b_eff[output]:.3g} "
+                 "+ contributions", fontsize=9)
+    ax.set_xlabel("contribution x_j * w_eff_j")
+
+
+def r2_score(pred: NDArray, out: NDArray) -> float:
+    res = float(np.sum((pred - out) ** 2))
+    tot = float(np.sum((out - out.mean(axis=0)) ** 2))
+    if tot <= 0.0:
+        return 1.0 if res <= 1e-24 * max(1.0, float(np.sum(out ** 2))) else 0.0
+    return 1.0 - res / tot
+
+
+def fidelity(pred: NDArray, out: NDArray, loss: str) -> Fidelity:
+    agree = None
+    if loss in CLASSIFICATION_LOSSES:
+        agree = float(np.mean(predicted_class(loss, pred) == predicted_class(loss, out)))
+    return Fidelity(r2=r2_score(pred, out), agreement=agree, max_abs_error=float(np.max(np.abs(pred - out))),
+                    n_samples=int(out.shape[0]))
+
+
+def make_explanation(x: NDArray, c: int, W: NDArray, b: NDArray, net_out: NDArray, names: list,
+                      exact: bool) -> Explanation:
+    contrib = x[:, None] * W
+    return Explanation(x=x, cluster=c, W_eff=np.array(W), b_eff=np.array(b), contributions=contrib,
+                       output=contrib.sum(axis=0) + b, network_output=np.asarray(net_out, dtype=np.float64),
+                       feature_names=list(names), exact=exact)

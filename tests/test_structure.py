@@ -1,0 +1,74 @@
+"""The package's shape: no import cycles, nothing private imported across modules, no oversized modules."""
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "python" / "sensinet"
+EXTENSIONS = ("_core", "_cuda")
+MAX_LINES = 650
+
+
+def _modules() -> dict:
+    out = {}
+    for p in ROOT.rglob("*.py"):
+        parts = p.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = p
+    return out
+
+
+def _imports(name: str, path: pathlib.Path, mods: dict) -> list:
+    """(target module, imported names) of every relative import outside ``if TYPE_CHECKING:``."""
+    pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+            and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level and id(node) not in skip:
+            base = pkg.split(".")[:len(pkg.split(".")) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+            names = [a.name for a in node.names]
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in mods]
+            attrs = [n for n in names if f"{target}.{n}" not in mods and n not in EXTENSIONS]
+            out += [(s, []) for s in subs]
+            if attrs and target in mods:
+                out.append((target, attrs))
+    return out
+
+
+def test_no_import_cycles():
+    mods = _modules()
+    graph = {m: {t for t, _ in _imports(m, p, mods) if t != m} for m, p in mods.items()}
+    cycles, state, stack = [], {}, []
+
+    def visit(u):
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(graph[u]):
+            if state.get(v) == 1:
+                cycles.append(" -> ".join(stack[stack.index(v):] + [v]))
+            elif v not in state:
+                visit(v)
+        stack.pop()
+        state[u] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    # the package __init__ re-exports its modules; a module importing from the package itself would close a cycle
+    assert cycles == []
+
+
+def test_nothing_private_is_imported_across_modules():
+    mods = _modules()
+    bad = [f"{m} imports {n} from {t}" for m, p in mods.items() for t, names in _imports(m, p, mods)
+           for n in names if n.startswith("_") and not n.startswith("__")]
+    assert bad == []
+
+
+@pytest.mark.parametrize("name", sorted(_modules()))
+def test_modules_stay_small(name):
+    lines = len(_modules()[name].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by concept"
