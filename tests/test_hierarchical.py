@@ -88,7 +88,7 @@ def test_p_rand_one_picks_random_children_reproducibly():
         lo, hi = 1, 8
         while hi > lo:
             ref.random()
-            left, right = hz._split(lo, hi)
+            left, right = hz.split_node(lo, hi)
             lo, hi = (left, right)[int(ref.integers(2))]
         assert node == (lo, hi)
         assert descend(1, 8, _compare_from(scores), p_rand=1.0, rng=np.random.default_rng(seed))[0] == node
@@ -188,7 +188,7 @@ def test_work_accounting_formula():
     y = np.column_stack([X[:, 0], X[:, 1] ** 2])
     r = HierarchicalOptimizer(p_rand=0.0, max_outer=1, inner_iters=3, batch_size=25).run(net, X, y)
     first, last = r.steps[0].block
-    expected = hz.sweep_work(net, 1) + hz._forward_share(c, 0, first - 1) * (first > 0) \
+    expected = hz.sweep_work(net, 1) + hz.forward_share(c, 0, first - 1) * (first > 0) \
         + 3 * hz.block_work(net, first, last)
     assert math.isclose(r.work, expected, rel_tol=1e-12)
     # the budget is respected
@@ -278,11 +278,16 @@ def test_objective_never_increases_with_a_safe_inner_optimizer():
     {"p_rand": 1.5}, {"p_rand": "a"}, {"inner_iters": 0}, {"inner_iters": 2.5}, {"lr": 0.0}, {"lr": -1.0},
     {"lr": float("nan")}, {"batch_size": 0}, {"min_block": 0}, {"budget": 0}, {"budget": float("inf")},
     {"max_outer": 0}, {"tol": -1.0}, {"stall_window": 0}, {"stall_tol": -1e-3}, {"polish_iters": -1},
-    {"momentum": 2.0}, {"monotone": "yes"}, {"io_sites": 1}, {"random_state": -1}, {"n_threads": 0},
-    {"inner_iters": True},
+    {"momentum": 2.0}, {"random_state": -1}, {"n_threads": 0}, {"inner_iters": True},
 ])
 def test_bad_options_raise_value_error(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
+        HierarchicalOptimizer(**kw)
+
+
+@pytest.mark.parametrize("kw", [{"monotone": "yes"}, {"io_sites": 1}])
+def test_non_bool_switches_raise_type_error(kw):
+    with pytest.raises(TypeError, match=f"{next(iter(kw))}: expected True or False"):
         HierarchicalOptimizer(**kw)
 
 

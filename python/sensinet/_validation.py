@@ -111,6 +111,29 @@ def check_positive(value: Any, name: str, integer: bool = False, allow_zero: boo
     return int(value) if integer else float(value)
 
 
+def check_number(value: Any, name: str, lo: float = 0.0, hi: float = np.inf, open_lo: bool = False,
+                 none_ok: bool = False) -> Any:
+    """A finite real in [lo, hi] ((lo, hi] with ``open_lo``), or None when ``none_ok``; ValueError naming
+    ``name`` otherwise."""
+    if value is None and none_ok:
+        return None
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+          and np.isfinite(float(value)))
+    if ok:
+        v = float(value)
+        ok = (v > lo if open_lo else v >= lo) and v <= hi
+    if not ok:
+        interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{']' if np.isfinite(hi) else ')'}"
+        raise ValueError(f"{name}: expected a number in {interval}{' or None' if none_ok else ''}, got {value!r}")
+    return float(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 MAX_COUNT = 2**62  # counts (epochs, steps, sizes) beyond this cannot be meant and would overflow the engine
 
 

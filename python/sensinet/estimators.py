@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import numbers
-import time
 import warnings
 from typing import Any, Optional
 
@@ -37,11 +36,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       f"(pip install 'scikit-learn>=1.6'): {exc}") from exc
 
 from ._config import resolve_threads
-from ._progress import ProgressBar
+from ._early_stopping import Patience
 from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
 from .losses import log_sigmoid, log_softmax
-from .network import DivergenceError, FitResult, Network, require_finite
+from .network import DivergenceError, Network, require_finite
 from .optimizers import LBFGS, SGD, Adam
 
 __all__ = ["SensiNetClassifier", "SensiNetRegressor"]
@@ -234,7 +233,7 @@ class _BaseSensiNet(BaseEstimator):
         X_fit, T_fit = X, T
         kwargs: dict = dict(epochs=p["max_iter"], shuffle=True, seed=shuffle_seed, progress=bool(self.verbose),
                             n_threads=threads)
-        stopper = monitor = None
+        stopper = None
         if p["early_stopping"]:
             n_val = int(np.ceil(p["validation_fraction"] * n))
             if n < 2 or n - n_val < 1:
@@ -243,10 +242,9 @@ class _BaseSensiNet(BaseEstimator):
             perm = rng.permutation(n)
             val, tr = perm[:n_val], perm[n_val:]
             X_fit, T_fit = X[tr], T[tr]
-            if self.solver == "hierarchical":
-                kwargs.update(validation_data=(X[val], T[val]), patience=p["n_iter_no_change"], tol=p["tol"])
-            else:
-                monitor = _ValidationMonitor(net, X[val], T[val], p["tol"], p["n_iter_no_change"], threads)
+            # the engine evaluates the validation objective at every epoch end (every outer iteration for
+            # the hierarchical solver); the Patience rule stops and restores the best weights
+            kwargs.update(validation_data=(X[val], T[val]), patience=p["n_iter_no_change"], tol=p["tol"])
         elif self.solver in ("adam", "sgd"):
             stopper = _NoImprovement(p["tol"], p["n_iter_no_change"])
             kwargs["callback"] = stopper
@@ -255,14 +253,6 @@ class _BaseSensiNet(BaseEstimator):
         try:
             if self.solver == "hierarchical":
                 opt.fit(net, X_fit, T_fit, **kwargs)
-            elif monitor is not None and self.solver == "lbfgs":
-                # L-BFGS keeps the network's parameters current at each iteration's poll, so the monitor can
-                # read them there (it evaluates on its own copy of the network: see _ValidationMonitor).
-                kwargs["callback"] = lambda info: info["epoch_end"] and monitor.update(net.parameters)
-                net.fit(X_fit, T_fit, optimizer=opt, **kwargs)
-                monitor.finish(net)
-            elif monitor is not None:
-                self._fit_epochwise(net, opt, X_fit, T_fit, monitor, kwargs)
             else:
                 net.fit(X_fit, T_fit, optimizer=opt, **kwargs)
         except DivergenceError as exc:
@@ -288,41 +278,6 @@ class _BaseSensiNet(BaseEstimator):
         if not converged and hist.status in ("completed", "max_iter") and hist.epochs >= p["max_iter"]:
             warnings.warn(f"{type(self).__name__}: max_iter={p['max_iter']} reached before the optimization "
                           "converged; increase max_iter or learning_rate.", ConvergenceWarning, stacklevel=3)
-
-    @staticmethod
-    def _fit_epochwise(net: Network, opt: Any, X: NDArray, T: NDArray, monitor: "_ValidationMonitor",
-                       kwargs: dict) -> None:
-        """Adam / SGD with early stopping: one engine call per epoch, the validation loss in between.
-
-        Between two engine calls the network's parameters are current and its lock is free, so the validation
-        loss can be evaluated there. Inside one engine call they are not: the minibatch loop double-buffers
-        the parameters, so after an odd number of steps the network's vector holds the previous step's.
-        """
-        epochs, threads = kwargs["epochs"], kwargs["n_threads"]
-        # One shuffle seed per epoch, all derived from the fit's seed: reproducible for a fixed random_state.
-        seeds = np.random.default_rng(kwargs["seed"]).integers(0, np.iinfo(np.int64).max, size=epochs)
-        result = FitResult(status="completed", optimizer=type(opt).__name__.lower(), epochs=0, steps=0,
-                           block=(0, net.n_layers - 1))
-        bar = ProgressBar(epochs, desc="fit") if kwargs["progress"] else None
-        t0 = time.perf_counter()
-        try:
-            for epoch in range(epochs):
-                net.fit(X, T, optimizer=opt, epochs=1, batch_size=kwargs["batch_size"], shuffle=True,
-                        seed=int(seeds[epoch]), n_threads=threads)
-                result.epochs += net.history_.epochs
-                result.steps += net.history_.steps
-                result.loss_curve.extend(net.history_.loss_curve)
-                stop = monitor.update(net.parameters)
-                if bar is not None:
-                    bar.update(epoch + 1, f"loss {result.loss_curve[-1]:.4g} val {monitor.curve[-1]:.4g}")
-                if stop:
-                    break
-        finally:
-            result.seconds = time.perf_counter() - t0
-            if bar is not None:
-                bar.close()
-            net.history_ = result
-        monitor.finish(net)
 
     def _outputs(self, X: Any) -> NDArray:
         """Raw network outputs (float64) for validated X."""
@@ -376,67 +331,19 @@ class _BaseSensiNet(BaseEstimator):
         super().__setstate__(state)
 
 
-class _ValidationMonitor:
-    """Early stopping on a held-out set: validation objective per epoch, patience, best weights.
-
-    It evaluates on its own copy of the network because the engine's training loop holds the trained
-    model's lock while it polls (evaluating that model from the poll would wait on the lock forever), and
-    it restores the best weights in ``finish`` (after the engine returned).
-    """
-
-    def __init__(self, net: Network, X: NDArray, T: NDArray, tol: float, patience: int,
-                 n_threads: Optional[int]) -> None:
-        self._eval = net.copy()
-        self.X, self.T, self.tol, self.patience, self.n_threads = X, T, tol, patience, n_threads
-        self.curve: list = []
-        self.best, self.best_epoch, self.best_theta = np.inf, None, None
-        self.wait, self.early = 0, False
-
-    def update(self, theta: NDArray) -> bool:
-        """Record the validation objective at ``theta``; True when the patience ran out."""
-        self._eval.parameters[:] = theta
-        val = float(self._eval.objective(self.X, self.T, n_threads=self.n_threads))
-        self.curve.append(val)
-        if val < self.best - self.tol:
-            self.best, self.best_epoch, self.wait = val, len(self.curve) - 1, 0
-            self.best_theta = np.array(theta, copy=True)
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                self.early = True
-        return self.early
-
-    def finish(self, net: Network) -> None:
-        """Restore the best weights (as scikit-learn's MLP does) and record the curve in ``net.history_``."""
-        if self.best_theta is not None:
-            net.parameters[:] = self.best_theta
-        hist = net.history_
-        hist.val_curve = list(self.curve)
-        hist.best_epoch = self.best_epoch
-        if self.early:
-            hist.status = "early_stopped"
-
-
 class _NoImprovement:
-    """Epoch-end callback: stop when the training loss has not improved by ``tol`` for ``patience`` epochs
-    (scikit-learn's MLP criterion when early stopping is off)."""
+    """Epoch-end callback: the :class:`Patience` rule on the training loss (scikit-learn's MLP criterion
+    when early stopping is off)."""
 
     def __init__(self, tol: float, patience: int) -> None:
-        self.tol, self.patience = tol, patience
-        self.best, self.wait, self.converged = np.inf, 0, False
+        self.watch = Patience(patience, tol)
+
+    @property
+    def converged(self) -> bool:
+        return self.watch.stopped
 
     def __call__(self, info: dict) -> bool:
-        if not info.get("epoch_end"):
-            return False
-        loss = info["loss"]
-        if loss > self.best - self.tol:
-            self.wait += 1
-        else:
-            self.wait = 0
-        self.best = min(self.best, loss)
-        if self.wait >= self.patience:
-            self.converged = True
-        return self.converged
+        return bool(info.get("epoch_end")) and self.watch.update(info["loss"])
 
 
 _PARAMS_DOC = """

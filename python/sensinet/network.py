@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from . import cuda as _cuda_backend
 from ._config import resolve_threads
+from ._early_stopping import Patience
 from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
 from ._validation import LOSSES, check_choice, check_count, check_size, resolve_dtype
@@ -518,7 +519,8 @@ class Network:
         result = FitResult(status="completed", optimizer=type(opt).__name__.lower(), epochs=0, steps=0,
                            block=(first, last))
         bar = ProgressBar(epochs if not isinstance(opt, LBFGS) else opt.max_iter, desc="fit") if progress else None
-        best = {"val": np.inf, "epoch": None, "theta": None, "wait": 0, "early": False}
+        watch = Patience(patience, tol)
+        best_epochs: list = []  # the epoch of every validation record
 
         def poll(info: dict) -> bool:
             stop = False
@@ -526,14 +528,8 @@ class Network:
                 if "val_loss" in info:  # the engine evaluated the validation objective
                     val = info["val_loss"] = float(info["val_loss"])
                     result.val_curve.append(val)
-                    if val < best["val"] - tol:
-                        best.update(val=val, epoch=info["epoch"], wait=0)
-                        if patience is not None:
-                            best["theta"] = self._engine.read_parameters().copy()
-                    else:
-                        best["wait"] += 1
-                        if patience is not None and best["wait"] >= patience:
-                            best["early"] = stop = True
+                    best_epochs.append(info["epoch"])
+                    stop = watch.update(val, self._engine.read_parameters if patience is not None else None)
                 if bar is not None:
                     extra = f" val {info['val_loss']:.4g}" if "val_loss" in info else ""
                     bar.update(info["epoch"] + 1, f"loss {info['loss']:.4g}{extra}")
@@ -568,11 +564,11 @@ class Network:
             if bar is not None:
                 bar.close()
             self.history_ = result
-        if best["early"]:
+        if watch.stopped:
             result.status = "early_stopped"
-        if best["theta"] is not None and best["epoch"] is not None and patience is not None:
-            self._engine.set_parameters(best["theta"])
-        result.best_epoch = best["epoch"]
+        if watch.best_weights is not None:
+            self._engine.set_parameters(watch.best_weights)
+        result.best_epoch = None if watch.best_index is None else best_epochs[watch.best_index]
         if result.status == "diverged":
             raise DivergenceError(self._divergence_message(result, Xm, Ym))
         return self
