@@ -371,7 +371,7 @@ def test_estimators_take_a_device(fake):
 def test_multistart_runs_go_to_the_devices_in_turn(fake):
     from sensinet.experiments import hierarchical as study
 
-    tasks = [t for t in study.make_tasks(study._config(True, 2, ["yacht"], 3.0, "concrete", 1, 1), ["main"])][:4]
+    tasks = [t for t in study.make_tasks(study.study_config(True, 2, ["yacht"], 3.0, "concrete", 1, 1), ["main"])][:4]
     seen = []
     recs = study.execute(tasks, devices=["cuda:0", "cuda:1"], on_result=lambda r: seen.append(r["device"]))
     assert [r["device"] for r in recs] == ["cuda", "cuda:1", "cuda", "cuda:1"]  # "cuda" is cuda:0

@@ -12,6 +12,7 @@ import sensinet as sn
 from sensinet import hierarchical as hz
 from sensinet.sensitivity import output_group_curvature, output_sensitivity
 from sensinet.experiments import hierarchical as study
+from sensinet.experiments.hierarchical import tasks as study_tasks
 from sensinet.hierarchical import HierarchicalOptimizer, descend
 
 
@@ -411,7 +412,7 @@ def test_interrupted_study_resumes_and_skips_finished_runs(tmp_path, monkeypatch
     (out / "records.jsonl").write_text("\n".join(lines[:-3]) + "\n" + lines[-3][: len(lines[-3]) // 2])
     calls = []
     real = study.run_task
-    monkeypatch.setattr(study, "run_task", lambda t: calls.append(t) or real(t))
+    monkeypatch.setattr(study_tasks, "run_task", lambda t: calls.append(t) or real(t))
     again = study.run(out, figures=False, **FAST)["records"]
     assert len(calls) == 3
     assert _strip(first) == _strip(again)
@@ -425,7 +426,7 @@ def test_interrupted_study_resumes_and_skips_finished_runs(tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(t)
 
-    monkeypatch.setattr(study, "run_task", crash)
+    monkeypatch.setattr(study_tasks, "run_task", crash)
     with pytest.raises(KeyboardInterrupt):
         study.run(out, figures=False, **FAST)
     assert len((out / "records.jsonl").read_text().splitlines()) == 2

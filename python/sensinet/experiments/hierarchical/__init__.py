@@ -1,0 +1,198 @@
+"""The multi-start study of the hierarchical multi-scale optimizer (Zhang et al., Applied Intelligence 2023).
+
+``sensinet experiment hierarchical`` (or :func:`run`) compares :class:`sensinet.hierarchical.HierarchicalOptimizer`
+with full-network backpropagation:
+
+* **Multi-start.** Start ``k`` draws the 90/10 split (seed ``k``) and the initial parameters (seed
+  ``1000 + k``); the hierarchical optimizer and backprop start from the *same* parameters, use the same inner
+  optimizer (Adam, lr 1e-3, batch 32 unless changed) and the same budget in weighted work (full-gradient
+  equivalents, see :mod:`sensinet.hierarchical`; one epoch of backprop = 1). The study disables the
+  hierarchical stall rule so that both spend the whole budget.
+* **Data.** Simulated ``sin3`` (y = sin(pi x1) + x2^2 - 0.5 x3 + noise) and ``friedman10``
+  (:func:`sensinet.datasets.make_regression_function`, 1000 samples, noise 0.1, drawn once with seed 0) and the
+  four UCI sets (concrete, energy, yacht, power_plant); repeated 90/10 splits, inputs and targets standardized
+  on the training part. Test RMSE is reported on the original scale of the target.
+* **Networks.** ``main``: every data set with a small (2 x 10 tanh) and a medium (4 x 64 tanh) network;
+  ``depth``: time-to-target-loss as depth grows (depths 2/4/8/16 at widths 64 and 256 on one data set; the
+  paired target of a start is the larger of the two methods' best J along their curves, so both reach it;
+  a fixed target J <= 0.1 is reported too, with how many starts reach it); ``variants``: the
+  alternatives of the method (second-order scoring, randomization, block definitions, L-BFGS inside with
+  full-network L-BFGS as its baseline, ...) on two data sets.
+* **Output** (in ``out_dir``): ``records.jsonl`` (one line per finished run, written as it finishes, so an
+  interrupted study keeps them and a rerun skips them), per data set ``table_<dataset>.csv`` / ``.md`` (final
+  training MSE mean/best/worst, test RMSE, time, work, wins/ties/losses of the hierarchical optimizer against
+  backprop per start), ``depth.csv`` / ``.md``, ``variants.csv`` / ``.md``, ``summary.md``, and figures
+  ``curves_<dataset>_<arch>.png`` (J against work) and ``depth_scaling.png``.
+* **Parallel.** ``n_jobs`` runs starts through joblib (process workers, one engine thread each);
+  ``scheduler`` (a ``dask.distributed.Client`` or a scheduler address) runs them on a Dask cluster. Each run
+  depends on its seeds only, so the results equal the serial run (times aside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..._progress import ProgressBar
+
+from .figures import plot_curves
+from .report import wins_ties_losses, write_outputs
+from .tasks import (DATASETS, SIMULATED, VARIANTS, Task, execute, make_tasks, read_records, resolve_devices,
+                    run_task, study_config)
+
+__all__ = ["DATASETS", "SIMULATED", "VARIANTS", "Task", "execute", "make_tasks", "run", "run_task", "study_config",
+           "write_outputs", "demo_section", "add_arguments", "main"]
+
+
+def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, scheduler: Any = None,
+        datasets: Optional[Sequence[str]] = None, budget: Optional[float] = None,
+        experiments: Sequence[str] = ("main", "depth", "variants"), depth_dataset: str = "concrete",
+        depth_starts: Optional[int] = None, variant_starts: Optional[int] = None, resume: bool = True,
+        progress: bool = True, figures: bool = True, devices: Any = "cpu") -> dict:
+    """Run the multi-start study and write its tables and figures to ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder (created). ``records.jsonl`` there holds one line per finished run; with ``resume``
+        (default) runs already in it are skipped.
+    quick : bool
+        Two small data sets, small networks, three starts, budget 30 (under a minute).
+    n_starts : int
+        Starts per (data set, network) of the main experiment (default 20).
+    n_jobs : int
+        Parallel worker processes (joblib); ``scheduler`` takes precedence.
+    scheduler : dask.distributed.Client or str, optional
+        Run on this Dask cluster.
+    datasets : sequence of str, optional
+        Subset of :data:`DATASETS` for the main experiment.
+    budget : float, optional
+        Work budget of every run in full-gradient equivalents (default 100; quick: 30).
+    experiments : subset of ("main", "depth", "variants")
+    depth_dataset : str
+        Data set of the depth-scaling experiment.
+    depth_starts, variant_starts : int, optional
+        Starts of those experiments (default min(n_starts, 5) and min(n_starts, 10)).
+    devices : "cpu", "auto" or device names
+        Where the runs train: "auto" spreads them over every CUDA device in turn (one start per GPU; give
+        ``n_jobs`` = the number of GPUs so they run at once), or the CPU when there is none.
+
+    Returns
+    -------
+    dict with the records and the rows of every table.
+    """
+    if isinstance(n_starts, bool) or not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
+        raise ValueError(f"n_starts: expected an int >= 1, got {n_starts!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs: expected an int >= 1 or -1, got {n_jobs!r}")
+    for e in experiments:
+        if e not in ("main", "depth", "variants"):
+            raise ValueError(f"experiments: expected a subset of ('main', 'depth', 'variants'), got {e!r}")
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise ValueError(f"budget: expected a number > 0, got {budget!r}")
+    for name, v in (("depth_starts", depth_starts), ("variant_starts", variant_starts)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{name}: expected an int >= 1 (or None for the default), got {v!r}")
+    cfg = study_config(quick, int(n_starts), datasets, budget, depth_dataset, depth_starts, variant_starts)
+    devices = resolve_devices(devices)  # checked before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = make_tasks(cfg, experiments)
+    rec_path = out / "records.jsonl"
+    known = read_records(rec_path) if resume else {}
+    if not resume and rec_path.exists():
+        rec_path.unlink()
+    todo = [t for t in tasks if t.key not in known]
+    bar = ProgressBar(len(tasks), desc="hierarchical study") if progress else None
+    n_done = len(tasks) - len(todo)
+    if bar is not None:
+        bar.update(n_done, f"{n_done} resumed", force=True)
+    t0 = time.perf_counter()
+
+    with open(rec_path, "a") as fh:
+        def on_result(rec: dict) -> None:
+            nonlocal n_done
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            known[rec["key"]] = rec
+            n_done += 1
+            if bar is not None:
+                bar.update(n_done, f"{rec['dataset']} {rec['arch']} {rec['method']} start {rec['start']}")
+
+        execute(todo, n_jobs=n_jobs, scheduler=scheduler, on_result=on_result, devices=devices)
+    if bar is not None:
+        bar.close(f"done in {time.perf_counter() - t0:.1f} s")
+    records = [known[t.key] for t in tasks]
+    return write_outputs(records, out, cfg, figures=figures)
+
+
+def demo_section(out_dir: Any, dataset: str = "concrete", n_starts: int = 3, budget: float = 100.0) -> list:
+    """A short hierarchical-vs-backprop comparison on an embedded UCI set (a few starts, well under a minute);
+    prints a small table and returns its rows."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"\n== Hierarchical multi-scale optimization vs backprop: {dataset}, 4 x 32 tanh, {n_starts} starts, "
+          f"budget {budget:g} full-gradient equivalents each")
+    tasks = []
+    for k in range(n_starts):
+        for m in ("hierarchical", "backprop"):
+            tasks.append(Task("demo", dataset, 4, 32, "tanh", k, m, budget=budget))
+    bar = ProgressBar(len(tasks), desc="starts")
+    recs = []
+    for i, t in enumerate(tasks):
+        recs.append(run_task(t))
+        bar.update(i + 1)
+    bar.close()
+    print(f"{'start':>5s} {'hier MSE':>9s} {'bp MSE':>9s} {'hier test RMSE':>14s} {'bp test RMSE':>12s} "
+          f"{'hier s':>7s} {'bp s':>6s}  blocks trained (network layers: times)")
+    rows = []
+    for k in range(n_starts):
+        h, b = recs[2 * k], recs[2 * k + 1]
+        rows.append((k, h["train_mse"], b["train_mse"], h["test_rmse"], b["test_rmse"], h["time"], b["time"]))
+        print(f"{k:5d} {h['train_mse']:9.4f} {b['train_mse']:9.4f} {h['test_rmse']:14.3f} {b['test_rmse']:12.3f} "
+              f"{h['time']:7.2f} {b['time']:6.2f}  {h.get('blocks', {})}")
+    pairs = [{"hier": recs[2 * k], "bp": recs[2 * k + 1]} for k in range(n_starts)]
+    w, t, l = wins_ties_losses(pairs)
+    print(f"hierarchical vs backprop on the same starts: {w} wins, {t} ties, {l} losses (training MSE)")
+    try:
+        plot_curves(pairs, out / "hierarchical_demo.png", f"{dataset}, 4x32 tanh")
+        print(f"saved J against work to {out / 'hierarchical_demo.png'}")
+    except ImportError:
+        print("(matplotlib is not installed: no figure)")
+    return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``sensinet experiment hierarchical``."""
+    parser.add_argument("--out", type=Path, default=Path("results/hierarchical"), help="output folder")
+    parser.add_argument("--quick", action="store_true", help="a small configuration (under a minute)")
+    parser.add_argument("--starts", type=int, default=20, help="starts per data set and network (default 20)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (joblib)")
+    parser.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs there)")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None, help="data sets of the main table")
+    parser.add_argument("--budget", type=float, default=None, help="work budget per run (full-gradient equivalents)")
+    parser.add_argument("--experiments", nargs="+", choices=("main", "depth", "variants"),
+                        default=["main", "depth", "variants"], help="which parts to run")
+    parser.add_argument("--depth-dataset", default="concrete", choices=DATASETS)
+    parser.add_argument("--depth-starts", type=int, default=None)
+    parser.add_argument("--variant-starts", type=int, default=None)
+    parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
+    parser.add_argument("--devices", default="cpu",
+                        help="cpu (default), auto (every CUDA device in turn) or names such as cuda:0,cuda:1")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of ``sensinet experiment hierarchical``."""
+    res = run(args.out, quick=args.quick, n_starts=args.starts, n_jobs=args.jobs, scheduler=args.scheduler,
+              datasets=args.datasets, budget=args.budget, experiments=args.experiments,
+              depth_dataset=args.depth_dataset, depth_starts=args.depth_starts, variant_starts=args.variant_starts,
+              resume=not args.no_resume, devices=args.devices)
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"tables and figures in {args.out}/ ({len(res['records'])} runs)")
+    return 0

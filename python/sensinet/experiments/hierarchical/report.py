@@ -1,0 +1,249 @@
+"""The study's tables: paired wins, ties and losses, summaries per data set, depth scaling, variants."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+
+from .figures import plot_curves, plot_depth
+
+TIE_RTOL = 0.01  # |J_h - J_bp| <= 1 % of the smaller one counts as a tie
+
+
+def _pairs(records: Iterable[dict]) -> dict:
+    """(experiment, dataset, arch, variant, start) -> {"hier": rec, "bp": rec}."""
+    recs = list(records)
+    bps = {}
+    for r in recs:
+        if r["method"] == "backprop":
+            bps[(r["experiment"], r["dataset"], r["arch"], r["inner"], r["start"], r["budget"])] = r
+    out: dict = {}
+    for r in recs:
+        if r["method"] != "hierarchical":
+            continue
+        bp = bps.get((r["experiment"], r["dataset"], r["arch"], r["inner"], r["start"], r["budget"]))
+        out[(r["experiment"], r["dataset"], r["arch"], r["variant"], r["start"])] = {"hier": r, "bp": bp}
+    return out
+
+
+def wins_ties_losses(pairs: list) -> tuple:
+    w = t = l = 0
+    for p in pairs:
+        if p["bp"] is None:
+            continue
+        a, b = p["hier"]["train_mse"], p["bp"]["train_mse"]
+        if abs(a - b) <= TIE_RTOL * min(a, b):
+            t += 1
+        elif a < b:
+            w += 1
+        else:
+            l += 1
+    return w, t, l
+
+
+def _stats(recs: list, prefix: str) -> dict:
+    J = np.array([r["train_mse"] for r in recs])
+    te = np.array([r["test_rmse"] for r in recs])
+    return {f"{prefix}_mse_mean": J.mean(), f"{prefix}_mse_best": J.min(), f"{prefix}_mse_worst": J.max(),
+            f"{prefix}_test_rmse": te.mean(), f"{prefix}_test_rmse_sd": te.std(),
+            f"{prefix}_time": float(np.mean([r["time"] for r in recs])),
+            f"{prefix}_work": float(np.mean([r["work"] for r in recs])),
+            f"{prefix}_diverged": int(sum(r["status"] == "diverged" for r in recs))}
+
+
+def summary_rows(records: Iterable[dict], experiment: str) -> list:
+    """One row per (dataset, arch, variant): both methods' statistics and the wins/ties/losses."""
+    groups: dict = {}
+    for key, p in _pairs(records).items():
+        if key[0] != experiment:
+            continue
+        groups.setdefault(key[1:4], []).append(p)
+    rows = []
+    for (ds, arch, variant), ps in sorted(groups.items()):
+        ps = [p for p in ps if p["bp"] is not None]
+        if not ps:
+            continue
+        w, t, l = wins_ties_losses(ps)
+        row = {"dataset": ds, "network": arch, "variant": variant, "inner": ps[0]["hier"]["inner"], "starts": len(ps),
+               "budget": ps[0]["hier"]["budget"]}
+        row.update(_stats([p["hier"] for p in ps], "hier"))
+        row.update(_stats([p["bp"] for p in ps], "bp"))
+        row.update(wins=w, ties=t, losses=l)
+        row["hier_outer"] = float(np.mean([p["hier"].get("n_outer", 0) for p in ps]))
+        rows.append(row)
+    return rows
+
+
+def _target_time(curve: list, target: float) -> tuple:
+    for w, J, t in curve:
+        if J <= target:
+            return w, t
+    return math.nan, math.nan
+
+
+DEPTH_TARGET = 0.1  # fixed target of the depth experiment: training MSE 0.1 on standardized targets
+
+
+def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> list:
+    """Time and work to a target loss as depth grows, two ways: the per-start paired target (the larger of the
+    two methods' *best* J along their curves, so both reach it) and a fixed target J <= ``fixed_target`` (with
+    how many starts reach it; medians over those that do)."""
+    groups: dict = {}
+    for key, p in _pairs(records).items():
+        if key[0] == "depth" and p["bp"] is not None:
+            groups.setdefault((key[1], key[2]), []).append(p)
+    rows = []
+    for (ds, arch), ps in groups.items():
+        depth, width = (int(v) for v in arch.split()[0].split("x"))
+        th, tb, wh, wb, fh, fb = [], [], [], [], [], []
+        for p in ps:
+            best = [min(c[1] for c in p[m]["curve"]) for m in ("hier", "bp")]
+            target = max(best) * (1 + 1e-12)
+            a, b = _target_time(p["hier"]["curve"], target), _target_time(p["bp"]["curve"], target)
+            wh.append(a[0]), th.append(a[1]), wb.append(b[0]), tb.append(b[1])
+            fh.append(_target_time(p["hier"]["curve"], fixed_target)[1])
+            fb.append(_target_time(p["bp"]["curve"], fixed_target)[1])
+        w, t, l = wins_ties_losses(ps)
+        med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
+        row = {"dataset": ds, "network": arch, "depth": depth, "width": width, "starts": len(ps),
+               "hier_time_to_target": med(th), "bp_time_to_target": med(tb),
+               "hier_work_to_target": med(wh), "bp_work_to_target": med(wb),
+               "time_ratio_hier_over_bp": med(np.array(th) / np.array(tb)),
+               "fixed_target": fixed_target,
+               "hier_reached_fixed": int(np.sum(np.isfinite(fh))), "bp_reached_fixed": int(np.sum(np.isfinite(fb))),
+               "hier_time_to_fixed": med(fh), "bp_time_to_fixed": med(fb)}
+        row.update({k: v for k, v in _stats([p["hier"] for p in ps], "hier").items()
+                    if k in ("hier_mse_mean", "hier_time", "hier_work")})
+        row.update({k: v for k, v in _stats([p["bp"] for p in ps], "bp").items()
+                    if k in ("bp_mse_mean", "bp_time", "bp_work")})
+        row["hier_best_mse_mean"] = float(np.mean([min(c[1] for c in p["hier"]["curve"]) for p in ps]))
+        row["bp_best_mse_mean"] = float(np.mean([min(c[1] for c in p["bp"]["curve"]) for p in ps]))
+        row["hier_seconds_per_work"] = row["hier_time"] / max(row["hier_work"], 1e-12)
+        row["bp_seconds_per_work"] = row["bp_time"] / max(row["bp_work"], 1e-12)
+        row.update(wins=w, ties=t, losses=l)
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["width"], r["depth"]))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_table(rows: list, path_csv: Optional[Path], path_md: Optional[Path] = None, columns: Optional[list] = None,
+                title: str = "") -> str:
+    """Write rows as CSV (every column) and Markdown (``columns``: names or (header, name or callable));
+    returns the Markdown."""
+    if not rows:
+        return ""
+    if path_csv is not None:
+        keys = [k for k in rows[0] if not k.startswith("_")]
+        with open(path_csv, "w", newline="") as fh:
+            wr = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+            wr.writeheader()
+            for r in rows:
+                wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in keys})
+    cols = _named(columns or [k for k in rows[0] if not k.startswith("_")])
+    lines = ([f"### {title}", ""] if title else []) + ["| " + " | ".join(h for h, _ in cols) + " |",
+                                                          "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r, c) for _, c in cols) + " |")
+    md = "\n".join(lines) + "\n"
+    if path_md is not None:
+        path_md.write_text(md)
+    return md
+
+
+def _named(cols: list) -> list:
+    return [c if isinstance(c, tuple) else (c, c) for c in cols]
+
+
+def _cell(r: dict, c: Any) -> str:
+    if callable(c):
+        return c(r)
+    return _fmt(r.get(c, ""))
+
+
+_MAIN_COLS = [
+    ("network", "network"), ("method", lambda r: r["_m"]), ("starts", "starts"),
+    ("train MSE mean", lambda r: _fmt(r[f"{r['_p']}_mse_mean"])),
+    ("best", lambda r: _fmt(r[f"{r['_p']}_mse_best"])), ("worst", lambda r: _fmt(r[f"{r['_p']}_mse_worst"])),
+    ("test RMSE (orig. scale)", lambda r: f"{r[r['_p'] + '_test_rmse']:.4g} ± {r[r['_p'] + '_test_rmse_sd']:.2g}"),
+    ("time s", lambda r: _fmt(r[f"{r['_p']}_time"])), ("work", lambda r: _fmt(r[f"{r['_p']}_work"])),
+    ("diverged", lambda r: _fmt(r[f"{r['_p']}_diverged"])),
+    ("hier W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}" if r["_p"] == "hier" else ""),
+]
+
+
+def _long(rows: list) -> list:
+    out = []
+    for r in rows:
+        out.append({**r, "_m": "hierarchical" if r["variant"] == "default" else f"hier ({r['variant']})", "_p": "hier"})
+        out.append({**r, "_m": f"backprop ({r['inner']})", "_p": "bp"})
+    return out
+
+
+def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> dict:
+    """Tables (CSV + Markdown) and figures from the records."""
+    result: dict = {"records": records, "main": [], "depth": [], "variants": []}
+    md = ["# Hierarchical multi-scale optimization vs backpropagation: multi-start study", "",
+          f"Budget {cfg['budget']:g} full-gradient equivalents per run (depth: {cfg['depth_budget']:g}); Adam lr 1e-3, "
+          "batch 32 for both methods unless a variant says otherwise; same initial parameters and split per start. "
+          f"W/T/L: hierarchical final training MSE lower / within {TIE_RTOL:.0%} / higher than backprop's on the same "
+          "start. Training MSE is on standardized targets; test RMSE on the original scale (90/10 split).", ""]
+    main = summary_rows(records, "main")
+    result["main"] = main
+    pairs = _pairs(records)
+    for ds in dict.fromkeys(r["dataset"] for r in main):
+        rows = [r for r in main if r["dataset"] == ds]
+        write_table(rows, out / f"table_{ds}.csv")
+        text = write_table(_long(rows), None, out / f"table_{ds}.md", _MAIN_COLS, title=ds)
+        md += [text]
+        if figures:
+            for arch in dict.fromkeys(r["network"] for r in rows):
+                ps = [p for k, p in sorted(pairs.items()) if k[0] == "main" and k[1] == ds and k[2] == arch]
+                if ps:
+                    plot_curves(ps, out / f"curves_{ds}_{arch.replace(' ', '_')}.png", f"{ds}, {arch}")
+    dep = depth_rows(records)
+    result["depth"] = dep
+    if dep:
+        cols = ["network", "starts", ("hier final MSE", "hier_mse_mean"), ("bp final MSE", "bp_mse_mean"),
+                ("hier best MSE", "hier_best_mse_mean"), ("bp best MSE", "bp_best_mse_mean"),
+                ("hier s to paired target", "hier_time_to_target"), ("bp s to paired target", "bp_time_to_target"),
+                ("time ratio hier/bp", "time_ratio_hier_over_bp"),
+                ("hier work to paired target", "hier_work_to_target"),
+                ("bp work to paired target", "bp_work_to_target"),
+                (f"hier reached J<={DEPTH_TARGET:g}", "hier_reached_fixed"),
+                (f"bp reached J<={DEPTH_TARGET:g}", "bp_reached_fixed"),
+                ("hier s to it", "hier_time_to_fixed"), ("bp s to it", "bp_time_to_fixed"),
+                ("hier s/work", "hier_seconds_per_work"), ("bp s/work", "bp_seconds_per_work"),
+                ("hier W/T/L (final)", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}")]
+        md += [write_table(dep, out / "depth.csv", out / "depth.md", cols,
+                           title=f"Depth scaling on {dep[0]['dataset']}: median time and work to a target loss "
+                                 "(paired target: the larger of the two methods' best J of a start)")]
+        if figures:
+            for arch in dict.fromkeys(r["network"] for r in dep):
+                ps = [p for k, p in sorted(pairs.items()) if k[0] == "depth" and k[2] == arch]
+                if ps:
+                    plot_curves(ps, out / f"curves_depth_{arch.replace(' ', '_')}.png",
+                                f"{ps[0]['hier']['dataset']}, {arch}")
+        if figures:
+            plot_depth(dep, out / "depth_scaling.png")
+    var = summary_rows(records, "variants")
+    result["variants"] = var
+    if var:
+        cols = ["dataset", "network", "variant", "inner", "starts", ("hier MSE mean", "hier_mse_mean"),
+                ("hier best", "hier_mse_best"), ("hier worst", "hier_mse_worst"), ("bp MSE mean", "bp_mse_mean"),
+                ("hier time s", "hier_time"), ("bp time s", "bp_time"), ("outer its", "hier_outer"),
+                ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}")]
+        md += [write_table(var, out / "variants.csv", out / "variants.md", cols,
+                           title="Variants (each against backprop with the same inner optimizer and budget)")]
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+    return result

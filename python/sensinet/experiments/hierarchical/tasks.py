@@ -1,0 +1,315 @@
+"""The study's runs: one task per (data set, network, method, start), run serially, by joblib or on Dask."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+
+DATASETS = ("sin3", "friedman10", "concrete", "energy", "yacht", "power_plant")
+
+
+SIMULATED = ("sin3", "friedman10")
+
+
+# variant name -> HierarchicalOptimizer options (the baseline of each is backprop with the same inner optimizer)
+VARIANTS: dict = {
+    "default": {},
+    "score=second_order": {"score": "second_order"},
+    "p_rand=0 (greedy)": {"p_rand": 0.0},
+    "p_rand=0.3": {"p_rand": 0.3},
+    "p_rand=1 (random blocks)": {"p_rand": 1.0},
+    "block=incoming": {"block": "incoming"},
+    "block=outgoing": {"block": "outgoing"},
+    "inner_iters=1": {"inner_iters": 1},
+    "inner_iters=20": {"inner_iters": 20},
+    "inner_state=per_block": {"inner_state": "per_block"},
+    "min_block=2": {"min_block": 2},
+    "monotone": {"monotone": True},
+    "polish=10": {"polish_iters": 10},
+    "inner=lbfgs": {"inner": "lbfgs", "inner_iters": 20},
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run: a method on one start of one (data set, network) setting."""
+
+    experiment: str  # main | depth | variants
+    dataset: str
+    depth: int
+    width: int
+    activation: str
+    start: int
+    method: str  # "hierarchical" | "backprop"
+    variant: str = "default"
+    inner: str = "adam"
+    budget: float = 100.0
+    lr: float = 1e-3
+    batch_size: int = 32
+    n_samples: int = 1000  # simulated data only
+    options: str = "{}"  # JSON of HierarchicalOptimizer options
+    device: str = "cpu"  # where the run trains (not part of its identity: a resumed study may move)
+
+    @property
+    def arch(self) -> str:
+        return f"{self.depth}x{self.width} {self.activation}"
+
+    @property
+    def key(self) -> str:
+        body = json.dumps({k: v for k, v in self.__dict__.items() if k != "device"}, sort_keys=True)
+        return hashlib.sha1(body.encode()).hexdigest()[:16]
+
+    @property
+    def pair(self) -> tuple:
+        """What a hierarchical run and its backprop baseline have in common."""
+        return (self.experiment, self.dataset, self.arch, self.variant, self.start)
+
+
+def _load_data(name: str, n_samples: int):
+    from ...datasets import load_uci, make_regression_function
+
+    if name in SIMULATED:
+        return make_regression_function(name, n_samples=n_samples, noise=0.1, seed=0)
+    return load_uci(name)
+
+
+def _prepare(task: Task):
+    from ...datasets import Standardizer, train_test_split
+
+    data = _load_data(task.dataset, task.n_samples)
+    X_tr, X_te, y_tr, y_te = train_test_split(data.X, data.y, test_size=0.1, seed=task.start)
+    xs, ys = Standardizer().fit(X_tr), Standardizer().fit(y_tr)
+    return xs.transform(X_tr), ys.transform(y_tr), xs.transform(X_te), y_te, ys
+
+
+def _network(task: Task, n_inputs: int):
+    from ...layers import Dense
+    from ...network import Network
+
+    layers = [Dense(task.width, task.activation) for _ in range(task.depth)] + [Dense(1)]
+    return Network(n_inputs, layers, seed=1000 + task.start, device=task.device)
+
+
+def _thin(curve: list, n: int = 120) -> list:
+    if len(curve) <= n:
+        return [list(map(float, c)) for c in curve]
+    idx = np.unique(np.linspace(0, len(curve) - 1, n).round().astype(int))
+    return [list(map(float, curve[i])) for i in idx]
+
+
+def run_task(task: Task) -> dict:
+    """Run one task (in any process) and return its JSON-able record."""
+    from ...hierarchical import HierarchicalOptimizer
+    from ...network import DivergenceError
+    from ...optimizers import LBFGS, Adam, SGD
+
+    Xtr, ytr, Xte, y_te, ys = _prepare(task)
+    net = _network(task, Xtr.shape[1])
+    rec: dict = {"key": task.key, **task.__dict__, "arch": task.arch, "status": "ok"}
+    t0 = time.perf_counter()
+    curve: list = []
+    try:
+        if task.method == "hierarchical":
+            opts = json.loads(task.options)
+            opt = HierarchicalOptimizer(inner=task.inner, lr=task.lr, batch_size=task.batch_size, budget=task.budget,
+                                        random_state=task.start, stall_tol=0.0, tol=0.0, n_threads=1, **opts)
+            try:
+                res = opt.run(net, Xtr, ytr)
+            except DivergenceError as exc:
+                res = getattr(exc, "result", None)
+                rec["status"] = "diverged"
+            if res is not None:
+                curve = res.curve
+                rec.update(work=res.work, n_outer=res.n_outer, stop=res.status,
+                           steps=[[s.work, s.J, s.block[0], s.block[1], int(s.random)] for s in res.steps],
+                           blocks={f"{b[0]}-{b[1]}": n for b, n in res.block_counts().items()})
+        else:
+            J0 = net.objective(Xtr, ytr, n_threads=1)
+            curve = [(0.0, J0, 0.0)]
+            if task.inner == "lbfgs":
+                def cb(info: dict) -> bool:
+                    curve.append((float(info["step"]), float(info["loss"]), time.perf_counter() - t0))
+                    return info["step"] >= task.budget
+
+                try:
+                    net.fit(Xtr, ytr, optimizer=LBFGS(max_iter=int(task.budget)), callback=cb, n_threads=1)
+                finally:
+                    rec["work"] = float(getattr(net, "history_").steps)
+            else:
+                opt = Adam(lr=task.lr) if task.inner == "adam" else SGD(lr=task.lr)
+                every, done = 5, 0
+                total = int(task.budget)
+                try:
+                    while done < total:
+                        e = min(every, total - done)
+                        net.fit(Xtr, ytr, optimizer=opt, epochs=e, batch_size=min(task.batch_size, Xtr.shape[0]),
+                                seed=task.start * 100003 + done, n_threads=1)
+                        done += e
+                        curve.append((float(done), net.objective(Xtr, ytr, n_threads=1), time.perf_counter() - t0))
+                finally:
+                    rec["work"] = float(done)
+            rec["n_outer"] = 0
+    except DivergenceError:
+        rec["status"] = "diverged"
+    rec["time"] = time.perf_counter() - t0
+    J = net.objective(Xtr, ytr, n_threads=1)
+    pred = ys.inverse_transform(net.predict(Xte, n_threads=1).ravel())
+    rec["train_mse"] = float(J)
+    rec["test_rmse"] = float(np.sqrt(np.mean((pred - y_te) ** 2)))
+    rec["curve"] = _thin(curve)
+    rec.setdefault("work", 0.0)
+    return rec
+
+
+def study_config(quick: bool, n_starts: int, datasets: Optional[Sequence[str]], budget: Optional[float],
+            depth_dataset: str, depth_starts: Optional[int], variant_starts: Optional[int]) -> dict:
+    if quick:
+        cfg = dict(datasets=list(datasets or ("sin3", "yacht")), archs=[(2, 10, "tanh"), (3, 16, "tanh")],
+                   n_starts=min(n_starts, 3), budget=budget or 30.0, depths=[2, 4], depth_widths=[16],
+                   depth_starts=depth_starts or 2, depth_budget=budget or 30.0,
+                   variant_datasets=["sin3"], variant_arch=(3, 16, "tanh"),
+                   variants=["default", "score=second_order", "p_rand=1 (random blocks)", "inner=lbfgs"],
+                   variant_starts=variant_starts or 2, n_samples=300)
+    else:
+        cfg = dict(datasets=list(datasets or DATASETS), archs=[(2, 10, "tanh"), (4, 64, "tanh")],
+                   n_starts=n_starts, budget=budget or 100.0, depths=[2, 4, 8, 16], depth_widths=[64, 256],
+                   depth_starts=depth_starts or min(n_starts, 5), depth_budget=budget or 100.0,
+                   variant_datasets=["concrete", "sin3"], variant_arch=(8, 32, "tanh"), variants=list(VARIANTS),
+                   variant_starts=variant_starts or min(n_starts, 10), n_samples=1000)
+    for d in cfg["datasets"]:
+        if d not in DATASETS:
+            raise ValueError(f"datasets: expected names from {DATASETS}, got {d!r}")
+    if depth_dataset not in DATASETS:
+        raise ValueError(f"depth_dataset: expected one of {DATASETS}, got {depth_dataset!r}")
+    cfg["depth_dataset"] = depth_dataset
+    return cfg
+
+
+def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
+    tasks = []
+    ns = cfg["n_samples"]
+
+    def both(exp: str, ds: str, depth: int, width: int, act: str, k: int, budget: float, variant: str = "default",
+             options: Optional[dict] = None) -> None:
+        options = dict(options or {})
+        inner = options.pop("inner", "adam")
+        common = dict(experiment=exp, dataset=ds, depth=depth, width=width, activation=act, start=k, budget=budget,
+                      inner=inner, n_samples=ns)
+        tasks.append(Task(method="hierarchical", variant=variant, options=json.dumps(options, sort_keys=True),
+                          **common))
+        bp = Task(method="backprop", variant=variant, **common)
+        tasks.append(bp)
+
+    if "main" in experiments:
+        for ds in cfg["datasets"]:
+            for depth, width, act in cfg["archs"]:
+                for k in range(cfg["n_starts"]):
+                    both("main", ds, depth, width, act, k, cfg["budget"])
+    if "depth" in experiments:
+        for width in cfg["depth_widths"]:
+            for depth in cfg["depths"]:
+                for k in range(cfg["depth_starts"]):
+                    both("depth", cfg["depth_dataset"], depth, width, "tanh", k, cfg["depth_budget"])
+    if "variants" in experiments:
+        depth, width, act = cfg["variant_arch"]
+        for ds in cfg["variant_datasets"]:
+            for v in cfg["variants"]:
+                for k in range(cfg["variant_starts"]):
+                    both("variants", ds, depth, width, act, k, cfg["budget"], v, VARIANTS[v])
+    # a backprop baseline is the same run for every variant with the same inner optimizer: keep one
+    seen, out = set(), []
+    for t in tasks:
+        ident = t.key if t.method == "hierarchical" else ("bp", t.experiment, t.dataset, t.arch, t.start, t.inner,
+                                                           t.budget)
+        if t.method == "backprop" and t.experiment == "variants":
+            t = Task(**{**t.__dict__, "variant": f"backprop-{t.inner}"})
+            ident = t.key
+        if ident not in seen:
+            seen.add(ident)
+            out.append(t)
+    return out
+
+
+def read_records(path: Path) -> dict:
+    out: dict = {}
+    if path.exists():
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by an interruption
+                    continue
+                out[rec["key"]] = rec
+    return out
+
+
+def resolve_devices(devices: Any) -> list:
+    """Devices for the runs: "cpu", "auto" (every CUDA device, else the CPU) or a list / comma-separated
+    string of device names ("cuda:0,cuda:1")."""
+    from ... import cuda as _cuda
+
+    if devices is None or devices == "cpu":
+        return ["cpu"]
+    if devices == "auto":
+        n = len(_cuda.cuda_info()["devices"]) if _cuda.cuda_available() else 0
+        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    names = devices.split(",") if isinstance(devices, str) else list(devices)
+    if not names:
+        raise ValueError("devices: expected 'cpu', 'auto' or device names, got none")
+    out = []
+    for name in names:
+        dev, index = _cuda.parse_device(str(name).strip())
+        if index is not None:
+            _cuda.require(index)
+        out.append(dev)
+    return out
+
+
+def execute(tasks: Sequence[Task], n_jobs: int = 1, scheduler: Any = None,
+            on_result: Optional[Callable[[dict], None]] = None, devices: Any = "cpu") -> list:
+    """Run ``tasks`` serially, through joblib (``n_jobs``) or on a Dask cluster (``scheduler``); calls
+    ``on_result`` in this process as each run finishes and returns the records in the order of ``tasks``.
+    ``devices`` (see :func:`resolve_devices`): the runs go to them in turn, one start per GPU."""
+    results: dict = {}
+    names = resolve_devices(devices)
+    tasks = [t if len(names) == 1 and names[0] == t.device else replace(t, device=names[i % len(names)])
+             for i, t in enumerate(tasks)]
+
+    def done(rec: dict) -> None:
+        results[rec["key"]] = rec
+        if on_result is not None:
+            on_result(rec)
+
+    tasks = list(tasks)
+    if not tasks:
+        return []
+    if scheduler is not None:
+        from dask.distributed import Client, as_completed
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            futures = client.map(run_task, tasks, pure=False)
+            for fut in as_completed(futures):
+                done(fut.result())
+        finally:
+            if client is not scheduler:
+                client.close()
+    elif n_jobs is None or n_jobs == 1:
+        for t in tasks:
+            done(run_task(t))
+    else:
+        from joblib import Parallel, delayed, parallel_config
+
+        with parallel_config(backend="loky", inner_max_num_threads=1):
+            for rec in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(delayed(run_task)(t) for t in tasks):
+                done(rec)
+    return [results[t.key] for t in tasks]
