@@ -9,6 +9,15 @@ from __future__ import annotations
 from typing import Any, Optional
 
 
+def have_matplotlib() -> bool:
+    """Whether matplotlib is installed (studies then skip their figures and say so)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def figure(figsize: tuple, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple:
     """(figure, axes) of a new figure with nrows x ncols axes."""
     try:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from ._config import resolve_threads
 from ._engine import activation
+from ._plotting import figure, save
 from ._validation import check_choice, check_positive
 from .layers import Dense, Residual
 from .losses import error
@@ -69,14 +70,9 @@ class InsertionHistory:
     n_params: list = field(default_factory=list)  # parameters trained in each epoch
 
     def plot(self, path: Optional[str] = None, title: str = ""):
-        """Loss against iterations and against wall time, insertions marked (matplotlib)."""
-        import matplotlib
-
-        if path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        """Loss against iterations and against wall time, insertions marked. Returns the matplotlib figure (made
+        without pyplot: the backend is left alone); saves it to ``path``."""
+        fig, axes = figure((10, 3.6), 1, 2)
         it = np.arange(1, len(self.loss) + 1)
         axes[0].semilogy(it, self.loss)
         axes[1].semilogy(self.seconds, self.loss)
@@ -87,9 +83,7 @@ class InsertionHistory:
         axes[1].set_xlabel("wall time [s]")
         axes[0].set_ylabel("training loss")
         fig.suptitle(title or "layer insertion (dashed: insertions)")
-        if path is not None:
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            plt.close(fig)
+        save(fig, path)
         return fig
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._engine import activation
+from ._plotting import axes, save
 from ._validation import check_choice
 from .layers import Dense, Residual
 from .losses import CLASSIFICATION_LOSSES, error
@@ -330,10 +331,7 @@ class PruningCurve:
         """``metric`` (loss or accuracy) against parameters kept, one line per criterion. Draws on ``ax`` or
         on a new figure (no pyplot, the backend is left alone); saves to ``path``; returns the axes."""
         check_choice(metric, "metric", ("loss", "accuracy"))
-        if ax is None:
-            from matplotlib.figure import Figure
-
-            ax = Figure(figsize=(6, 4), constrained_layout=True).add_subplot()
+        fig, ax = axes(ax, (6, 4))
         for crit in dict.fromkeys(r["criterion"] for r in self.rows):
             pts = sorted((r["n_params"], r[metric]) for r in self.rows if r["criterion"] == crit)
             ax.plot([p for p, _ in pts], [m for _, m in pts], "o-", label=crit)
@@ -342,8 +340,7 @@ class PruningCurve:
                                 f" after {self.fine_tune_epochs} fine-tuning epochs"))
         ax.set_title(f"pruning ({self.schedule})")
         ax.legend(title="criterion")
-        if path is not None:
-            ax.figure.savefig(path, dpi=120)
+        save(fig, path, dpi=120)
         return ax
 
 

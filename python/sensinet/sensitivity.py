@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._config import resolve_threads
+from ._plotting import figure, save
 from ._validation import check_choice
 from .data import Matrix
 from .losses import output_gradient, per_sample_loss
@@ -207,31 +208,27 @@ class SensitivityResult:
         return df
 
     def plot(self, path: Optional[str] = None, max_sites: int = 8):
-        """One heatmap per site (outputs x neurons) and a bar chart of layer importance (matplotlib)."""
-        import matplotlib
-
-        if path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        """One heatmap per site (outputs x neurons), each with its own colour scale (the inputs' sensitivities
+        are often orders of magnitude larger than the hidden layers'), and a bar chart of layer importance.
+        Returns the matplotlib figure (made without pyplot: the backend is left alone); saves it to ``path``."""
         shown = list(range(len(self.sites)))[:max_sites]
-        fig, axes = plt.subplots(len(shown) + 1, 1, figsize=(9, 1.3 * len(shown) + 2.8), squeeze=False)
-        vmax = max(float(np.abs(self.matrices[i]).max()) for i in shown) or 1.0
+        fig, axes = figure((9, 1.3 * len(shown) + 2.8), len(shown) + 1, 1, squeeze=False)
         cmap = "viridis" if self.reduce != "mean" else "coolwarm"
-        vmin = 0.0 if self.reduce != "mean" else -vmax
         for ax, i in zip(axes[:-1, 0], shown):
+            vmax = float(np.abs(self.matrices[i]).max()) or 1.0
+            vmin = 0.0 if self.reduce != "mean" else -vmax
             im = ax.imshow(self.matrices[i], aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_ylabel(f"layer {self.sites[i].name}", rotation=0, ha="right", va="center", fontsize=8)
             ax.set_yticks([])
-        axes[0, 0].set_title(f"{self.wrt} sensitivity ({self.reduce} over {self.n_samples} samples)")
-        fig.colorbar(im, ax=axes[:-1, 0].tolist(), shrink=0.8, label="sensitivity")
+            fig.colorbar(im, ax=ax, pad=0.01, label=f"{self.reduce} dJ/ds" if self.wrt == "loss" else
+                         f"{self.reduce} dy/ds")
+        axes[-2, 0].set_xlabel("neuron")
+        axes[0, 0].set_title(f"{self.wrt} sensitivity ({self.reduce} over {self.n_samples} samples), rows: outputs")
         ax = axes[-1, 0]
         ax.bar([s.name for s in self.sites], self.layer_importance())
         ax.set_ylabel("layer importance")
         ax.set_xlabel("sensitivity layer (0 = inputs)")
-        if path is not None:
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            plt.close(fig)
+        save(fig, path)
         return fig
 
 

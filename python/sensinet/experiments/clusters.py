@@ -43,6 +43,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .._plotting import figure, have_matplotlib, save
 from ..clusters import ClusterTable, ReluClusters
 from ..datasets import Standardizer, load_titanic, train_test_split
 from ..layers import Dense
@@ -56,16 +57,6 @@ QUICK_SEEDS = (0, 1, 2)
 def _say(progress: bool, msg: str) -> None:
     if progress:
         print(msg, flush=True)
-
-
-def _have_matplotlib() -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        return True
-    except ImportError:
-        return False
 
 
 def _write(path: Path, text: str, files: list) -> None:
@@ -257,7 +248,7 @@ def study_simulation(out: Path, quick: bool, seeds: Sequence[int], progress: boo
            "Deviation from the paper: variant `l2` uses L2 weight decay on the first layer instead of the L1 "
            "activity penalty; variant `l1_activity` implements that penalty in a Python Adam loop.\n\n"
            + summary.to_markdown(floatfmt=".4g") + "\n\n" + "\n\n".join(tables), files)
-    if _have_matplotlib():
+    if have_matplotlib():
         for variant, (_, rc, seed) in best.items():
             path = out / f"simulation_clusters_{variant}.png"
             rc.plot(path=str(path), max_clusters=20)
@@ -320,7 +311,7 @@ def study_titanic(out: Path, quick: bool, seeds: Sequence[int], progress: bool, 
         if seed == seeds[0]:
             t.to_csv(out / f"titanic_clusters_seed{seed}.csv")
             files.append(str(out / f"titanic_clusters_seed{seed}.csv"))
-            if _have_matplotlib():
+            if have_matplotlib():
                 path = out / "titanic_clusters.png"
                 rc.plot(path=str(path))
                 files.append(str(path))
@@ -400,17 +391,13 @@ def study_breast_cancer(out: Path, quick: bool, seed: int, progress: bool, files
            f"(test: R^2 {ft.r2:.4f}, agreement {ft.agreement:.4f}).\n\n"
            + after.to_markdown(["cluster", "size", "n_patterns", "share", "mean_y", "pred_pos_rate", "accuracy", "top"])
            + "\n\nFidelity against the number of clusters:\n\n" + fid.to_markdown(floatfmt=".4g"), files)
-    if _have_matplotlib():
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    if have_matplotlib():
+        fig, axes = figure((12, 4.2), 1, 2, sharey=True)
         for ax, (by, curve) in zip(axes, curves.items()):
             curve.plot(ax=ax)
         fig.suptitle(f"breast cancer, 20x3 relu net: fidelity of the merged explanation ({C} patterns, "
                      f"{len(Xtr)} training samples)", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(out / "breast_cancer_fidelity.png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, out / "breast_cancer_fidelity.png")
         files.append(str(out / "breast_cancer_fidelity.png"))
         merged.plot(path=str(out / "breast_cancer_merged.png"))
         files.append(str(out / "breast_cancer_merged.png"))
@@ -561,7 +548,7 @@ def demo_section(out_dir: Any, seed: int = 0, epochs: int = 200) -> dict:
     print(f"passenger {i} (cluster {e.cluster}): logit {e.output[0]:+.3f} (network {e.network_output[0]:+.3f}) = bias "
           f"{e.b_eff[0]:+.3f} + " + " + ".join(f"{n} {c:+.3f}" for n, c, _, _ in e.top(3)) + " + ...")
     result = {"clusters": rc, "table": table, "test_accuracy": r["test_accuracy"]}
-    if _have_matplotlib():
+    if have_matplotlib():
         path = out / "titanic_clusters.png"
         rc.plot(path=str(path))
         print(f"saved the cluster figure to {path}")

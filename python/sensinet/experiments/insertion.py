@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._plotting import figure, have_matplotlib, save
 from .._progress import ProgressBar
 from ..datasets import make_spirals, train_test_split
 from ..insertion import LayerInsertion
@@ -165,19 +166,14 @@ def _write(out: Path, rows: list) -> None:
 
 
 def _figures(out: Path, curves: dict) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if not have_matplotlib():
         print("(matplotlib is not installed: no figures)")
         return
     by_cfg: dict = {}
     for (cname, label), res in curves.items():
         by_cfg.setdefault(cname, []).append((label, res))
     for cname, items in by_cfg.items():
-        fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+        fig, axes = figure((15, 3.8), 1, 3)
         for label, res in items:
             L = np.array([r["loss"] for r in res])
             T = np.array([r["seconds"] for r in res]).mean(axis=0)
@@ -195,8 +191,7 @@ def _figures(out: Path, curves: dict) -> None:
         axes[2].set_ylabel("test error (median)")
         axes[0].legend(fontsize=7)
         fig.suptitle(f"layer insertion study: {cname}")
-        fig.savefig(out / f"insertion_{cname}.png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        save(fig, out / f"insertion_{cname}.png", dpi=100)
 
 
 def demo_section(out_dir) -> dict:

@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._plotting import figure, have_matplotlib, save
 from .._progress import ProgressBar
 from ..clusters import ReluClusters
 from ..datasets import load_uci, train_test_split
@@ -251,14 +252,11 @@ def _markdown(summary: list, cells: list, primary: list, meta: dict, gs_rows: li
 
 
 def _figures(out: Path, summary: list, criteria: tuple) -> None:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
+    if not have_matplotlib():
         print("(matplotlib is not installed: no figures)")
         return
     for d in dict.fromkeys(r["dataset"] for r in summary):
-        fig = Figure(figsize=(14, 4), constrained_layout=True)
-        axes = fig.subplots(1, 3)
+        fig, axes = figure((14, 4), 1, 3)
         for ax, setting in zip(axes[:2], SETTINGS):
             for crit in criteria:
                 sel = sorted((r for r in summary if r["dataset"] == d and r["setting"] == setting
@@ -279,7 +277,7 @@ def _figures(out: Path, summary: list, criteria: tuple) -> None:
         axes[2].set_ylabel("ReLU patterns on the training inputs (median)")
         axes[2].set_title(f"{d}: clusters after fine-tuning")
         axes[2].legend(title="criterion", fontsize=7)
-        fig.savefig(out / f"pruning_{d}.png", dpi=100)
+        save(fig, out / f"pruning_{d}.png", dpi=100)
 
 
 def run(out_dir: Any, seeds: int = 10, datasets: Optional[list] = None, quick: bool = False,
