@@ -112,8 +112,8 @@ def check_positive(value: Any, name: str, integer: bool = False, allow_zero: boo
 
 
 def check_number(value: Any, name: str, lo: float = 0.0, hi: float = np.inf, open_lo: bool = False,
-                 none_ok: bool = False) -> Any:
-    """A finite real in [lo, hi] ((lo, hi] with ``open_lo``), or None when ``none_ok``; ValueError naming
+                 none_ok: bool = False, open_hi: bool = False) -> Any:
+    """A finite real in [lo, hi] (open at either end on request), or None when ``none_ok``; ValueError naming
     ``name`` otherwise."""
     if value is None and none_ok:
         return None
@@ -121,16 +121,21 @@ def check_number(value: Any, name: str, lo: float = 0.0, hi: float = np.inf, ope
           and np.isfinite(float(value)))
     if ok:
         v = float(value)
-        ok = (v > lo if open_lo else v >= lo) and v <= hi
+        ok = (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
     if not ok:
-        interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{']' if np.isfinite(hi) else ')'}"
+        interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{']' if np.isfinite(hi) and not open_hi else ')'}"
         raise ValueError(f"{name}: expected a number in {interval}{' or None' if none_ok else ''}, got {value!r}")
     return float(value)
 
 
+class InvalidArgument(ValueError, TypeError):
+    """A bad argument: both a ValueError and a TypeError (as scikit-learn's InvalidParameterError), so either
+    handler catches it."""
+
+
 def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+        raise InvalidArgument(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
     return bool(value)
 
 

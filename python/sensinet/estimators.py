@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._config import resolve_threads
 from ._early_stopping import Patience
+from ._validation import check_bool, check_count, check_number
 from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
 from .losses import log_sigmoid, log_softmax
@@ -64,33 +65,6 @@ def _hierarchical_optimizer_class() -> Optional[type]:
 # ---------------------------------------------------------------------------------------------- param checks
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _int_param(value: Any, name: str, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _real_param(value: Any, name: str, low: float, high: float = np.inf, low_open: bool = False,
-                high_open: bool = False) -> float:
-    ok = _is_real(value) and bool(np.isfinite(value))
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open or not np.isfinite(high) else "]"
-        raise ValueError(f"{name}: expected a finite number in {lo}{low}, {high}{hi}, got {value!r}")
-    return float(value)
-
-
-def _bool_param(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
 
 
 class _BaseSensiNet(BaseEstimator):
@@ -139,7 +113,7 @@ class _BaseSensiNet(BaseEstimator):
         sizes = tuple(int(s) for s in sizes)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}")
-        residual = _bool_param(self.residual, "residual")
+        residual = check_bool(self.residual, "residual")
         if residual and len(set(sizes)) > 1:
             raise ValueError("hidden_layer_sizes: residual=True keeps the width through the residual blocks, so "
                              f"all hidden layers need the same width, got {self.hidden_layer_sizes!r}")
@@ -150,7 +124,7 @@ class _BaseSensiNet(BaseEstimator):
                              "(with HierarchicalOptimizer), which this installation does not have. Use solver="
                              "'adam', 'sgd' or 'lbfgs'.")
         if self.n_threads is not None:
-            _int_param(self.n_threads, "n_threads", 1)
+            check_count(self.n_threads, "n_threads", 1)
         try:
             dtype = np.dtype(self.dtype)
         except TypeError:
@@ -160,17 +134,17 @@ class _BaseSensiNet(BaseEstimator):
         return dict(
             sizes=sizes,
             residual=residual,
-            l2=_real_param(self.l2, "l2", 0.0),
-            learning_rate=_real_param(self.learning_rate, "learning_rate", 0.0, low_open=True),
-            momentum=_real_param(self.momentum, "momentum", 0.0, 1.0),
-            batch_size=_int_param(self.batch_size, "batch_size", 1),
-            max_iter=_int_param(self.max_iter, "max_iter", 1),
-            tol=_real_param(self.tol, "tol", 0.0),
-            early_stopping=_bool_param(self.early_stopping, "early_stopping"),
-            validation_fraction=_real_param(self.validation_fraction, "validation_fraction", 0.0, 1.0,
-                                            low_open=True, high_open=True),
-            n_iter_no_change=_int_param(self.n_iter_no_change, "n_iter_no_change", 1),
-            warm_start=_bool_param(self.warm_start, "warm_start"),
+            l2=check_number(self.l2, "l2", 0.0),
+            learning_rate=check_number(self.learning_rate, "learning_rate", 0.0, open_lo=True),
+            momentum=check_number(self.momentum, "momentum", 0.0, 1.0),
+            batch_size=check_count(self.batch_size, "batch_size", 1),
+            max_iter=check_count(self.max_iter, "max_iter", 1),
+            tol=check_number(self.tol, "tol", 0.0),
+            early_stopping=check_bool(self.early_stopping, "early_stopping"),
+            validation_fraction=check_number(self.validation_fraction, "validation_fraction", 0.0, 1.0,
+                                            open_lo=True, open_hi=True),
+            n_iter_no_change=check_count(self.n_iter_no_change, "n_iter_no_change", 1),
+            warm_start=check_bool(self.warm_start, "warm_start"),
             dtype=np.float64 if dtype == np.float64 else np.float32,
             device=parse_device(self.device)[0],
         )

@@ -256,7 +256,9 @@ class LayerInsertion:
             vals, adjs = net.engine.site_adjoints(*part, sites, 1.0 / (e - s), threads)
             for i, c in enumerate(cands):
                 gW, gb = self._grads(net, c, vals[i], adjs[i])
-                acc[i] += float(np.sum(gW ** 2) + (np.sum(gb ** 2) if self.include_bias else 0.0))
+                # squared in float64: float32 gradients above ~1e19 would overflow their own square
+                acc[i] += float(np.sum(np.square(gW, dtype=np.float64))
+                                + (np.sum(np.square(gb, dtype=np.float64)) if self.include_bias else 0.0))
         acc /= len(batches)
         require_finite(acc, "insertion score", "LayerInsertion.candidates", Xm)
         for c, a in zip(cands, acc):
