@@ -55,7 +55,7 @@ def test_descent_takes_the_larger_child_at_every_level():
 def test_first_step_picks_the_block_with_the_largest_sensitivity_norm():
     X, y = _data()
     net = _net(depth=4)
-    r = sn.sensitivity(net, X, y, layers=[1, 2, 3, 4], wrt="loss", reduce="mean")
+    r = sn.sensitivity(net, X, y, sites=[1, 2, 3, 4], wrt="loss", reduce="mean")
     sq = {s.layer: float(np.sum(M ** 2)) for s, M in zip(r.sites, r.matrices)}
     expected = descend(1, 4, _compare_from(sq))[0]
     res = HierarchicalOptimizer(block="both", p_rand=0.0, max_outer=1, random_state=0).run(net, X, y)
@@ -223,7 +223,7 @@ def test_second_order_rule_uses_the_curvature(monkeypatch):
         assert (st.rule == "second_order") == bool(np.all(H > 0))
         if st.rule == "second_order":
             i = st.sites[0]
-            gG = float(np.sum(sn.sensitivity(n_s, X, y, layers=[i], wrt="loss", reduce="mean").matrices[0]))
+            gG = float(np.sum(sn.sensitivity(n_s, X, y, sites=[i], wrt="loss", reduce="mean").matrices[0]))
             assert math.isclose(st.score, gG ** 2 / (2 * H[i - 1]), rel_tol=1e-8)
             checked += 1
     assert checked >= 1

@@ -66,12 +66,12 @@ def test_scores_follow_their_definitions():
     taylor = neuron_scores(net, X, y, "taylor")
     loss = neuron_scores(net, X, y, "loss_sensitivity")
     out = neuron_scores(net, X, None, "sensitivity")
-    ps = sn.sensitivity(net, X, y, layers=[1], wrt="loss", per_sample=True)
+    ps = sn.sensitivity(net, X, y, sites=[1], wrt="loss", per_sample=True)
     np.testing.assert_allclose(taylor["layer 0"], np.mean(np.abs(ps.per_sample[0][:, 0, :]), axis=0), rtol=1e-12)
     # |dJ/ds_j| for single neurons is the group sensitivity of a one-neuron group
     g = sn.group_sensitivity(net, X, y, [{"3:inner": [j]} for j in range(8)])
     np.testing.assert_allclose(loss["layer 2"], np.abs(g), rtol=1e-10)
-    S = sn.sensitivity(net, X, layers=[4]).matrices[0]
+    S = sn.sensitivity(net, X, sites=[4]).matrices[0]
     np.testing.assert_allclose(out["layer 3"], np.linalg.norm(S, axis=0), rtol=1e-12)
     mag = neuron_scores(net, X, criterion="magnitude")
     np.testing.assert_allclose(mag["layer 3"], np.linalg.norm(net.layer_parameters(3)["W"], axis=0))

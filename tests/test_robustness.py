@@ -179,7 +179,7 @@ BAD_ARGUMENTS = [
     ("method", lambda v: sn.sensitivity(_net(), _data()[0], method=v), CHOICE_BAD),
     ("eps", lambda v: sn.sensitivity(_net(), _data()[0], method="finite_difference", eps=v),
      [v for v in POSITIVE_BAD if v is not None]),
-    ("layers", lambda v: sn.sensitivity(_net(), _data()[0], layers=v), [7, "9:inner", [], 1.5]),
+    ("sites", lambda v: sn.sensitivity(_net(), _data()[0], sites=v), [7, "9:inner", [], 1.5]),
     ("groups", lambda v: sn.group_sensitivity(_net(), *_data(), v), [[{}], [3], [{1: [9]}], [{1: [0.5]}]]),
     ("groups", lambda v: sn.group_curvature(_net(), *_data(), v), [[{}], [3], [{1: [-9]}], [{1: ["a"]}]]),
     ("X", lambda v: _net().predict(v), [None, "x", [[1.0, 2.0], [3.0]], np.zeros((0, 3)), np.full((2, 3), NAN),

@@ -157,7 +157,7 @@ def test_linear_network_closed_form():
     """Identity activations: yhat = x W1 W2 + c, so S^0 = x_j (W1 W2)[j, k] and S^1 = h_j W2[j, k]."""
     net = make_net(4, [sn.Dense(6, "identity"), sn.Dense(3)], seed=7)
     X, _ = random_data(net, 11, seed=7)
-    r = sn.sensitivity(net, X, layers=[0, 1], per_sample=True)
+    r = sn.sensitivity(net, X, sites=[0, 1], per_sample=True)
     W1, b1 = net.layer_parameters(0)["W"], net.layer_parameters(0)["b"]
     W2 = net.layer_parameters(1)["W"]
     S0 = X[:, None, :] * (W1 @ W2).T[None, :, :]
@@ -173,7 +173,7 @@ def test_last_hidden_layer_closed_form(act):
     """S[n, k, j] = h[n, j] * W_out[j, k] for the last hidden layer, whatever the activation (kinks too)."""
     net = make_net(3, [sn.Dense(6, act), sn.Dense(5, act), sn.Dense(2)], seed=11)
     X, _ = random_data(net, 13, seed=11)
-    r = sn.sensitivity(net, X, layers=2, per_sample=True, reduce="rms")
+    r = sn.sensitivity(net, X, sites=2, per_sample=True, reduce="rms")
     H = net.layer_input(X, 2)
     W = net.layer_parameters(2)["W"]
     S = H[:, None, :] * W.T[None, :, :]
@@ -194,7 +194,7 @@ def test_weight_gradient_identity(head, act, l2):
     net = make_net(3, [sn.Dense(6, act, l2=l2), sn.Dense(5, act, l2=l2), sn.Residual(5, act, hidden=4, l2=l2),
                        sn.Dense(k, l2=l2)], loss=loss, seed=4)
     X, y = random_data(net, 12, seed=4)
-    r = sn.sensitivity(net, X, y, wrt="loss", reduce="mean", layers=[1, "3:inner"])
+    r = sn.sensitivity(net, X, y, wrt="loss", reduce="mean", sites=[1, "3:inner"])
     _, grad = net.loss_and_grad(X, y)
     off = net.offsets
     # sensitivity layer 1 (network layer 0, dense) is followed by network layer 1 (dense)
@@ -211,7 +211,7 @@ def test_weight_gradient_identity(head, act, l2):
     # the residual block's output is followed by the dense head (network layer 3)
     W3 = net.layer_parameters(3)["W"]
     G3 = grad[off[3]:off[3] + W3.size].reshape(W3.shape) - l2 * W3
-    r3 = sn.sensitivity(net, X, y, wrt="loss", layers="3:output")
+    r3 = sn.sensitivity(net, X, y, wrt="loss", sites="3:output")
     assert rel_err(r3.matrix("3:output")[0], np.sum(W3 * G3, axis=1)) < 1e-12
 
 
@@ -226,13 +226,13 @@ def test_selected_layers_match_full_result():
                                ([3, 1], ["1", "3:inner", "3:output"]), (["2:output", 0], ["0", "2:output"]),
                                ([1, "1", 1], ["1"]), (np.int64(3), ["3:inner", "3:output"]),
                                (["3:output", "3:inner"], ["3:inner", "3:output"])):
-            r = sn.sensitivity(net, X, y, wrt=wrt, layers=layers, per_sample=True)
+            r = sn.sensitivity(net, X, y, wrt=wrt, sites=layers, per_sample=True)
             assert [s.name for s in r.sites] == expect, layers
             for i, s in enumerate(r.sites):
                 j = by_name[s.name]
                 np.testing.assert_array_equal(r.matrices[i], full.matrices[j])
                 np.testing.assert_array_equal(r.per_sample[i], full.per_sample[j])
-            f = sn.sensitivity(net, X, y, wrt=wrt, layers=layers, method="finite_difference")
+            f = sn.sensitivity(net, X, y, wrt=wrt, sites=layers, method="finite_difference")
             assert_sites_close(r, f, TOL, str(layers))
         # lookups by layer number and by name
         assert full.matrix("2:output") is full.matrices[by_name["2:output"]]
@@ -243,7 +243,7 @@ def test_selected_layers_match_full_result():
 def test_input_layer_zero():
     """Layer 0 is the classic input sensitivity x_j d yhat / d x_j."""
     net, X, y = net_and_data("mixed", "sigmoid", "mse3", seed=8)
-    r = sn.sensitivity(net, X, layers=0, per_sample=True)
+    r = sn.sensitivity(net, X, sites=0, per_sample=True)
     assert [s.name for s in r.sites] == ["0"] and r.per_sample[0].shape == (X.shape[0], 3, 3)
     h = 1e-6
     J = np.empty((X.shape[0], 3, 3))
@@ -267,8 +267,8 @@ def test_many_chunks_of_samples():
             ref = np.concatenate([p.per_sample[i] for p in parts])
             assert rel_err(r.per_sample[i], ref) < 1e-12, s.name
             assert rel_err(r.matrices[i], reduce_np(ref, r.reduce)) < 1e-12, s.name
-        f = sn.sensitivity(net, X, y, wrt=wrt, layers=[1, 2], method="finite_difference")
-        assert_sites_close(sn.sensitivity(net, X, y, wrt=wrt, layers=[1, 2]), f, TOL)
+        f = sn.sensitivity(net, X, y, wrt=wrt, sites=[1, 2], method="finite_difference")
+        assert_sites_close(sn.sensitivity(net, X, y, wrt=wrt, sites=[1, 2]), f, TOL)
     groups = [{1: None}, {"2:inner": [0, 2], "2:output": [1]}]
     exact = sn.group_curvature(net, X, y, groups)
     fd = sn.group_curvature(net, X, y, groups, method="finite_difference")
@@ -564,9 +564,9 @@ def test_iter_per_sample(wrt, batch_size):
     from sensinet.sensitivity import iter_per_sample
 
     net, X, y = net_and_data("mixed", "tanh", "ce3", seed=31, n=23)
-    full = sn.sensitivity(net, X, y, wrt=wrt, layers=[1, "2:inner", 3], per_sample=True)
+    full = sn.sensitivity(net, X, y, wrt=wrt, sites=[1, "2:inner", 3], per_sample=True)
     starts, chunks = [], []
-    for start, sites, values in iter_per_sample(net, X, y, layers=[1, "2:inner", 3], wrt=wrt, batch_size=batch_size):
+    for start, sites, values in iter_per_sample(net, X, y, sites=[1, "2:inner", 3], wrt=wrt, batch_size=batch_size):
         assert [s.name for s in sites] == [s.name for s in full.sites]
         m = values[0].shape[0]
         assert 1 <= m <= batch_size and all(v.shape[0] == m for v in values)
@@ -787,17 +787,28 @@ def small():
     return net, X, y
 
 
-def test_bad_layers(small):
+def test_bad_sites(small):
     net, X, y = small
     for bad in (99, [1, 99], -1, "7", "2:hidden", "1:inner", "4", "x", []):
-        with pytest.raises(ValueError, match="layers"):
-            sn.sensitivity(net, X, layers=bad)
+        with pytest.raises(ValueError, match="sites"):
+            sn.sensitivity(net, X, sites=bad)
     for bad in (1.5, [None], [True], True):
-        with pytest.raises((TypeError, ValueError), match="layers"):
-            sn.sensitivity(net, X, layers=bad)
+        with pytest.raises((TypeError, ValueError), match="sites"):
+            sn.sensitivity(net, X, sites=bad)
     # the output layer (a dense head) carries no scaling factors
-    with pytest.raises(ValueError, match="layers"):
-        sn.sensitivity(net, X, layers=4)
+    with pytest.raises(ValueError, match="sites"):
+        sn.sensitivity(net, X, sites=4)
+
+
+def test_layers_is_the_former_name_of_sites(small):
+    net, X, y = small
+    with pytest.warns(FutureWarning, match="sites="):
+        old = sn.sensitivity(net, X, layers=[1, 2])
+    new = sn.sensitivity(net, X, sites=[1, 2])
+    for a, b in zip(old.matrices, new.matrices):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="sites: given twice"):
+        sn.sensitivity(net, X, sites=[1], layers=[1])
 
 
 def test_bad_X(small):

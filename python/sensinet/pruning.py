@@ -131,11 +131,11 @@ def neuron_scores(net: Network, X: Any, y: Any = None, criterion: str = "sensiti
         return out
     sites = [g.site if g.layer < 0 or net.specs[g.layer].kind == "dense" else f"{g.site}:inner" for g in groups]
     if criterion == "sensitivity":
-        res = sensitivity(net, X, layers=sites, n_threads=n_threads)
+        res = sensitivity(net, X, sites=sites, n_threads=n_threads)
         mats = [np.sqrt(np.sum(np.asarray(m, np.float64) ** 2, axis=0)) for m in res.matrices]
     else:
         reduce = "mean" if criterion == "loss_sensitivity" else "mean_abs"
-        res = sensitivity(net, X, y, layers=sites, wrt="loss", reduce=reduce, n_threads=n_threads)
+        res = sensitivity(net, X, y, sites=sites, wrt="loss", reduce=reduce, n_threads=n_threads)
         mats = [np.abs(np.asarray(m[0], np.float64)) for m in res.matrices]
     by_name = {s.name: m for s, m in zip(res.sites, mats)}
     for g, site in zip(groups, sites):

@@ -15,6 +15,7 @@ block, whose inner neurons are hidden). A residual block has two sites: its inne
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -67,22 +68,22 @@ def sites_of(net: Network) -> list:
     return out
 
 
-def select_sites(net: Network, layers: Any) -> list:
-    """Sites for ``layers``: None (every site), an int or a sequence of ints (sensitivity layers; a residual
+def select_sites(net: Network, sites: Any) -> list:
+    """The sites named by ``sites``: None (every site), an int or a sequence of ints (sensitivity layers; a residual
     layer brings both its sites) or site names such as ``"2:inner"``."""
     all_sites = sites_of(net)
-    if layers is None:
+    if sites is None:
         return all_sites
-    if isinstance(layers, (int, np.integer, str)):
-        items = [layers]
+    if isinstance(sites, (int, np.integer, str)):
+        items = [sites]
     else:
         try:
-            items = list(layers)
+            items = list(sites)
         except TypeError:
-            raise TypeError(f"layers: expected an int, a site name or a sequence of them, got "
-                            f"{type(layers).__name__}") from None
+            raise TypeError(f"sites: expected an int, a site name or a sequence of them, got "
+                            f"{type(sites).__name__}") from None
     if not items:
-        raise ValueError("layers: expected at least one layer, got none")
+        raise ValueError("sites: expected at least one layer, got none")
     chosen = []
     for item in items:
         if isinstance(item, str):
@@ -90,11 +91,11 @@ def select_sites(net: Network, layers: Any) -> list:
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             match = [s for s in all_sites if s.layer == int(item)]
         else:
-            raise TypeError(f"layers: expected ints or site names, got {type(item).__name__}")
+            raise TypeError(f"sites: expected ints or site names, got {type(item).__name__}")
         if not match:
             valid = sorted({s.layer for s in all_sites})
-            raise ValueError(f"layers: no neurons at {item!r}; valid sensitivity layers are {valid} "
-                             f"(0 = inputs) and names {[s.name for s in all_sites]}")
+            raise ValueError(f"sites: no neurons at {item!r}; valid sensitivity layers are {valid} "
+                             f"(0 = inputs) and site names {[s.name for s in all_sites]}")
         chosen += [s for s in match if s not in chosen]
     return sorted(chosen, key=lambda s: (s.layer, s.part != "inner"))
 
@@ -209,7 +210,7 @@ class SensitivityResult:
 
     def plot(self, path: Optional[str] = None, max_sites: int = 8):
         """One heatmap per site (outputs x neurons), each with its own colour scale (the inputs' sensitivities
-        are often orders of magnitude larger than the hidden layers'), and a bar chart of layer importance.
+        are often orders of magnitude larger than the hidden sites'), and a bar chart of layer importance.
         Returns the matplotlib figure (made without pyplot: the backend is left alone); saves it to ``path``."""
         shown = list(range(len(self.sites)))[:max_sites]
         fig, axes = figure((9, 1.3 * len(shown) + 2.8), len(shown) + 1, 1, squeeze=False)
@@ -293,9 +294,10 @@ def _prepare(net: Network, X: Any, y: Any, wrt: str) -> tuple:
     return net.input_matrix(X), None
 
 
-def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
+def sensitivity(net: Network, X: Any, y: Any = None, sites: Any = None, wrt: str = "output",
                 reduce: Optional[str] = None, method: str = "reverse", per_sample: bool = False,
-                eps: Optional[float] = None, n_threads: Optional[int] = None) -> SensitivityResult:
+                eps: Optional[float] = None, n_threads: Optional[int] = None, *,
+                layers: Any = None) -> SensitivityResult:
     """Neuron sensitivity matrices of ``net`` on the samples ``X``.
 
     Parameters
@@ -305,9 +307,11 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
     X : array (n_samples, n_inputs)
     y : array, optional
         Targets; required for ``wrt="loss"``.
-    layers : int, sequence of int, or site names, optional
-        Sensitivity layers to compute (0 = inputs; default every site). The reverse sweep stops at the
-        lowest one.
+    sites : int, sequence of int, or site names, optional
+        Sensitivity layers (sites) to compute (0 = inputs, ``"2:inner"`` / ``"2:output"`` for the two sites of
+        a residual block; default every site). The reverse sweep stops at the lowest one. (``layers=`` is the
+        former name of this argument: it still works, with a FutureWarning; elsewhere ``layers`` means
+        network layers.)
     wrt : {"output", "loss"}
         Sensitivity of every output ``yhat_k`` or of the per-sample loss.
     reduce : {"mean_abs", "rms", "mean"}, optional
@@ -328,7 +332,7 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
     reduce = reduce if reduce is not None else ("mean_abs" if wrt == "output" else "mean")
     check_choice(reduce, "reduce", REDUCTIONS)
     check_choice(method, "method", ("reverse", "finite_difference"))
-    sites = select_sites(net, layers)
+    sites = select_sites(net, _renamed(sites, layers))
     threads = resolve_threads(n_threads)
     if method == "reverse":
         mats, samples = net.engine.sensitivities(Xa, Y, wrt == "loss", [s.engine for s in sites], reduce,
@@ -347,6 +351,17 @@ def sensitivity(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: st
                              n_samples=Xa.shape[0], per_sample=samples, output_names=names)
 
 
+def _renamed(sites: Any, layers: Any) -> Any:
+    """``sites``, or the value of its former name ``layers`` (with a FutureWarning)."""
+    if layers is None:
+        return sites
+    if sites is not None:
+        raise TypeError("sites: given twice (as sites= and as its former name layers=); pass sites= only")
+    warnings.warn("sensitivity(layers=...) is now sensitivity(sites=...): 'layers' means network layers "
+                  "everywhere else in sensinet", FutureWarning, stacklevel=3)
+    return layers
+
+
 def _array(m: Optional[Matrix]) -> Optional[NDArray]:
     return None if m is None else m.array
 
@@ -361,14 +376,14 @@ def _fd_step(eps: Optional[float], dtype: Any, default64: float, default32: floa
     return float(eps)
 
 
-def iter_per_sample(net: Network, X: Any, y: Any = None, layers: Any = None, wrt: str = "output",
-                    batch_size: int = 4096, n_threads: Optional[int] = None) -> Iterator[tuple]:
+def iter_per_sample(net: Network, X: Any, y: Any = None, sites: Any = None, wrt: str = "output",
+                    batch_size: int = 4096, n_threads: Optional[int] = None, *, layers: Any = None) -> Iterator[tuple]:
     """Yield ``(start, sites, values)`` per batch of samples, ``values[i]`` of shape (batch, K, width):
     the per-sample sensitivity tensor with memory bounded by ``batch_size``."""
     Xa, Y = _prepare(net, X, y, wrt)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-    sites = select_sites(net, layers)
+    sites = select_sites(net, _renamed(sites, layers))
     threads = resolve_threads(n_threads)
     Xa, Y = Xa.array, _array(Y)
     for s in range(0, Xa.shape[0], batch_size):

@@ -454,7 +454,7 @@ class HierarchicalOptimizer:
         """{sensitivity layer: concatenated g_j of its sites} for the tree's layers."""
         gs: dict = {}
         if hidden_sites:
-            r = sensitivity(net, data, layers=hidden_sites, wrt="loss", reduce="mean", n_threads=threads)
+            r = sensitivity(net, data, sites=hidden_sites, wrt="loss", reduce="mean", n_threads=threads)
             for site, M in zip(r.sites, r.matrices):
                 gs.setdefault(site.layer, []).append(np.asarray(M[0], dtype=np.float64))
             gs = {k: np.concatenate(v) for k, v in gs.items()}
