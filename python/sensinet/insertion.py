@@ -255,10 +255,13 @@ class LayerInsertion:
             part = (Xm, Ym) if (s, e) == (0, n) else (Xa[s:e], Y[s:e])
             vals, adjs = net.engine.site_adjoints(*part, sites, 1.0 / (e - s), threads)
             for i, c in enumerate(cands):
-                gW, gb = self._grads(net, c, vals[i], adjs[i])
-                # squared in float64: float32 gradients above ~1e19 would overflow their own square
-                acc[i] += float(np.sum(np.square(gW, dtype=np.float64))
-                                + (np.sum(np.square(gb, dtype=np.float64)) if self.include_bias else 0.0))
+                require_finite(adjs[i], "loss adjoint", "LayerInsertion.candidates", Xm)
+                # squared in float64 (float32 gradients above ~1e19 would overflow their own square); what
+                # overflows even there is reported by require_finite below, not by a numpy warning
+                with np.errstate(over="ignore", invalid="ignore"):
+                    gW, gb = self._grads(net, c, vals[i], adjs[i])
+                    acc[i] += float(np.sum(np.square(gW, dtype=np.float64))
+                                    + (np.sum(np.square(gb, dtype=np.float64)) if self.include_bias else 0.0))
         acc /= len(batches)
         require_finite(acc, "insertion score", "LayerInsertion.candidates", Xm)
         for c, a in zip(cands, acc):

@@ -420,8 +420,11 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
     if method == "reverse":
         sites = sorted({(l, p) for t in trip for (l, p, _) in t})
         mats, _ = net.engine.sensitivities(Xa, Y, True, sites, "mean", False, threads)
+        for m in mats:
+            require_finite(m, "loss sensitivity", "group_sensitivity", Xa)
         g = {site: m[0] for site, m in zip(sites, mats)}
-        out = np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
+        with np.errstate(over="ignore", invalid="ignore"):  # a finite sum that overflows is reported below
+            out = np.array([sum(float(np.dot(g[(l, p)], u)) for l, p, u in t) for t in trip])
         return require_finite(out, "group sensitivity", "group_sensitivity", Xa)
     step = _fd_step(eps, net.dtype, 1e-6, 1e-3)
     Xa, Y = Xa.array, Y.array

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._plotting import axes, save
+from .._tables import cell, markdown, write_csv
 from ..losses import CLASSIFICATION_LOSSES, predicted_class
 
 
@@ -93,43 +94,27 @@ class ClusterTable:
 
         return pd.DataFrame(self.rows, columns=self.columns)
 
-    def _cells(self, columns: Optional[Sequence[str]], floatfmt: str) -> tuple:
+    def _dicts(self, columns: Optional[Sequence[str]]) -> tuple:
         cols = list(self.columns) if columns is None else list(columns)
         for c in cols:
             if c not in self.columns:
                 raise KeyError(f"columns: {c!r} is not a column; expected some of {self.columns}")
-        idx = [self.columns.index(c) for c in cols]
-
-        def fmt(v: Any) -> str:
-            if isinstance(v, (bool, np.bool_)):
-                return "yes" if v else ""
-            if isinstance(v, (float, np.floating)):
-                return "" if np.isnan(v) else format(float(v), floatfmt)
-            return str(v)
-
-        return cols, [[fmt(r[j]) for j in idx] for r in self.rows]
+        return cols, [dict(zip(self.columns, r)) for r in self.rows]
 
     def to_markdown(self, columns: Optional[Sequence[str]] = None, floatfmt: str = ".3g") -> str:
-        cols, cells = self._cells(columns, floatfmt)
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(r) + " |" for r in cells]
-        return "\n".join(lines)
+        cols, rows = self._dicts(columns)
+        return markdown(rows, cols, floatfmt=floatfmt).rstrip("\n")
 
     def to_text(self, columns: Optional[Sequence[str]] = None, floatfmt: str = ".3g") -> str:
-        cols, cells = self._cells(columns, floatfmt)
+        cols, rows = self._dicts(columns)
+        cells = [[cell(r[c], floatfmt) for c in cols] for r in rows]
         widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(cols)]
         out = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
         out += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
         return "\n".join(out)
 
     def to_csv(self, path: Any) -> None:
-        import csv
-
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(self.columns)
-            for r in self.rows:
-                w.writerow([int(v) if isinstance(v, (bool, np.bool_)) else v for v in r])
+        write_csv(path, self._dicts(None)[1], self.columns)
 
     def __str__(self) -> str:
         return self.to_text()

@@ -12,7 +12,6 @@ Configurations (30 runs each by default; the runs differ in the initialisation s
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 from typing import Optional
@@ -20,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .._plotting import figure, have_matplotlib, save
+from .._tables import write_table
 from .._progress import ProgressBar
 from ..datasets import make_spirals, train_test_split
 from ..insertion import LayerInsertion
@@ -148,22 +148,20 @@ def _saved_compute(rows: list) -> None:
         r["work_vs_large_from_start"] = r["work_mean"] / base if base else float("nan")
 
 
-def _write(out: Path, rows: list) -> None:
-    keys = list(rows[0])
-    with open(out / "insertion_summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    lines = ["| config | variant | runs | train loss mean ± std [min, max] | test error mean ± std | seconds | "
-             "work vs large from start | insert positions |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['config']} | {r['variant']} | {r['runs']} | {r['train_loss_mean']:.4f} ± "
-                     f"{r['train_loss_std']:.4f} [{r['train_loss_min']:.4f}, {r['train_loss_max']:.4f}] | "
-                     f"{r['test_error_mean']:.3f} ± {r['test_error_std']:.3f} | {r['seconds_mean']:.3f} | "
-                     f"{r['work_vs_large_from_start']:.2f} | {r['positions'] or '-'} |")
-    (out / "insertion_summary.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+_SUMMARY_COLUMNS = [
+    ("config", "config"), ("variant", "variant"), ("runs", "runs"),
+    ("train loss mean ± std [min, max]", lambda r: f"{r['train_loss_mean']:.4f} ± {r['train_loss_std']:.4f} "
+                                                   f"[{r['train_loss_min']:.4f}, {r['train_loss_max']:.4f}]"),
+    ("test error mean ± std", lambda r: f"{r['test_error_mean']:.3f} ± {r['test_error_std']:.3f}"),
+    ("seconds", lambda r: f"{r['seconds_mean']:.3f}"),
+    ("work vs large from start", lambda r: f"{r['work_vs_large_from_start']:.2f}"),
+    ("insert positions", lambda r: r["positions"] or "-"),
+]
 
+
+def _write(out: Path, rows: list) -> None:
+    text = write_table(rows, out / "insertion_summary.csv", out / "insertion_summary.md", _SUMMARY_COLUMNS)
+    print(text, end="")
 
 def _figures(out: Path, curves: dict) -> None:
     if not have_matplotlib():

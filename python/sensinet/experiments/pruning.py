@@ -26,7 +26,6 @@ Reported:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._plotting import figure, have_matplotlib, save
+from .._tables import write_csv
 from .._progress import ProgressBar
 from ..clusters import ReluClusters
 from ..datasets import load_uci, train_test_split
@@ -176,14 +176,6 @@ def compare(rows: list, datasets: tuple, fractions: tuple) -> tuple:
     return cells, primary
 
 
-def _csv(path: Path, rows: list) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def _summary(rows: list, datasets: tuple, fractions: tuple, criteria: tuple) -> list:
     """Median and quartiles over seeds of test loss, accuracy and clusters per dataset x criterion x fraction."""
     out = []
@@ -314,9 +306,9 @@ def run(out_dir: Any, seeds: int = 10, datasets: Optional[list] = None, quick: b
     with open(out / "grow_shrink.jsonl", "w") as f:
         for g in gs_rows:
             f.write(json.dumps(g) + "\n")
-    _csv(out / "summary.csv", summary)
-    _csv(out / "comparisons.csv", cells)
-    _csv(out / "orderings.csv", primary)
+    write_csv(out / "summary.csv", summary)
+    write_csv(out / "comparisons.csv", cells)
+    write_csv(out / "orderings.csv", primary)
     text = _markdown(summary, cells, primary, meta, gs_rows, gs)
     (out / "summary.md").write_text(text)
     _figures(out, summary, CRITERIA)

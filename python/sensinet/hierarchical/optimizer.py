@@ -15,7 +15,7 @@ from .._early_stopping import Patience
 from .._progress import ProgressBar
 from .._validation import check_bool, check_choice, check_count, check_number
 from ..data import Dataset
-from ..network import DivergenceError, FitResult, Network
+from ..network import DivergenceError, FitResult, Network, require_finite
 from ..optimizers import LBFGS, SGD, Adam
 from ..sensitivity import group_curvature, output_group_curvature, output_sensitivity, sensitivity
 from .result import HierarchicalResult, OuterStep
@@ -315,7 +315,10 @@ class HierarchicalOptimizer:
         curv_cache: dict = {}
 
         def first_order(node: tuple) -> float:
-            return float(sum(np.sum(gs[i] ** 2) for i in range(node[0], node[1] + 1)))
+            with np.errstate(over="ignore"):  # an overflowing score is reported as such, not as a warning
+                v = float(sum(np.sum(np.square(gs[i])) for i in range(node[0], node[1] + 1)))
+            return float(require_finite(np.array([v]), f"first-order score of sites {node[0]}..{node[1]}",
+                                        "HierarchicalOptimizer.run")[0])
 
         def compare(left: tuple, right: tuple) -> tuple:
             if self.score == "first_order":
@@ -327,8 +330,11 @@ class HierarchicalOptimizer:
                     r.work += w
                 H.append(curv_cache[node])
             if H[0] > 0 and H[1] > 0:
-                gG = [float(sum(np.sum(gs[i]) for i in range(n[0], n[1] + 1))) for n in (left, right)]
-                return gG[0] ** 2 / (2 * H[0]), gG[1] ** 2 / (2 * H[1]), "second_order"
+                with np.errstate(over="ignore"):
+                    gG = np.array([sum(np.sum(gs[i]) for i in range(n[0], n[1] + 1)) for n in (left, right)])
+                    pred = np.square(gG) / (2 * np.array(H))
+                require_finite(pred, "second-order score", "HierarchicalOptimizer.run")
+                return float(pred[0]), float(pred[1]), "second_order"
             return first_order(left), first_order(right), "first_order"
 
         node, score, rule, rnd, _ = descend(*r.tree, compare, self.min_block, self.p_rand, r.pick_rng)

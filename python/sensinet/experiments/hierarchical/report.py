@@ -1,14 +1,14 @@
 """The study's tables: paired wins, ties and losses, summaries per data set, depth scaling, variants."""
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 
 
+from ..._tables import cell, write_table
 from .figures import plot_curves, plot_depth
 
 TIE_RTOL = 0.01  # |J_h - J_bp| <= 1 % of the smaller one counts as a tie
@@ -129,55 +129,13 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
     return sorted(rows, key=lambda r: (r["width"], r["depth"]))
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        return f"{v:.4g}"
-    return str(v)
-
-
-def write_table(rows: list, path_csv: Optional[Path], path_md: Optional[Path] = None, columns: Optional[list] = None,
-                title: str = "") -> str:
-    """Write rows as CSV (every column) and Markdown (``columns``: names or (header, name or callable));
-    returns the Markdown."""
-    if not rows:
-        return ""
-    if path_csv is not None:
-        keys = [k for k in rows[0] if not k.startswith("_")]
-        with open(path_csv, "w", newline="") as fh:
-            wr = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-            wr.writeheader()
-            for r in rows:
-                wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in keys})
-    cols = _named(columns or [k for k in rows[0] if not k.startswith("_")])
-    lines = ([f"### {title}", ""] if title else []) + ["| " + " | ".join(h for h, _ in cols) + " |",
-                                                          "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(r, c) for _, c in cols) + " |")
-    md = "\n".join(lines) + "\n"
-    if path_md is not None:
-        path_md.write_text(md)
-    return md
-
-
-def _named(cols: list) -> list:
-    return [c if isinstance(c, tuple) else (c, c) for c in cols]
-
-
-def _cell(r: dict, c: Any) -> str:
-    if callable(c):
-        return c(r)
-    return _fmt(r.get(c, ""))
-
-
 _MAIN_COLS = [
     ("network", "network"), ("method", lambda r: r["_m"]), ("starts", "starts"),
-    ("train MSE mean", lambda r: _fmt(r[f"{r['_p']}_mse_mean"])),
-    ("best", lambda r: _fmt(r[f"{r['_p']}_mse_best"])), ("worst", lambda r: _fmt(r[f"{r['_p']}_mse_worst"])),
+    ("train MSE mean", lambda r: cell(r[f"{r['_p']}_mse_mean"])),
+    ("best", lambda r: cell(r[f"{r['_p']}_mse_best"])), ("worst", lambda r: cell(r[f"{r['_p']}_mse_worst"])),
     ("test RMSE (orig. scale)", lambda r: f"{r[r['_p'] + '_test_rmse']:.4g} ± {r[r['_p'] + '_test_rmse_sd']:.2g}"),
-    ("time s", lambda r: _fmt(r[f"{r['_p']}_time"])), ("work", lambda r: _fmt(r[f"{r['_p']}_work"])),
-    ("diverged", lambda r: _fmt(r[f"{r['_p']}_diverged"])),
+    ("time s", lambda r: cell(r[f"{r['_p']}_time"])), ("work", lambda r: cell(r[f"{r['_p']}_work"])),
+    ("diverged", lambda r: cell(r[f"{r['_p']}_diverged"])),
     ("hier W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}" if r["_p"] == "hier" else ""),
 ]
 
@@ -203,7 +161,7 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
     pairs = _pairs(records)
     for ds in dict.fromkeys(r["dataset"] for r in main):
         rows = [r for r in main if r["dataset"] == ds]
-        write_table(rows, out / f"table_{ds}.csv")
+        write_table(rows, out / f"table_{ds}.csv", floatfmt=".6g")
         text = write_table(_long(rows), None, out / f"table_{ds}.md", _MAIN_COLS, title=ds)
         md += [text]
         if figures:
@@ -227,7 +185,7 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
                 ("hier W/T/L (final)", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}")]
         md += [write_table(dep, out / "depth.csv", out / "depth.md", cols,
                            title=f"Depth scaling on {dep[0]['dataset']}: median time and work to a target loss "
-                                 "(paired target: the larger of the two methods' best J of a start)")]
+                                 "(paired target: the larger of the two methods' best J of a start)", floatfmt=".6g")]
         if figures:
             for arch in dict.fromkeys(r["network"] for r in dep):
                 ps = [p for k, p in sorted(pairs.items()) if k[0] == "depth" and k[2] == arch]
@@ -244,6 +202,7 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
                 ("hier time s", "hier_time"), ("bp time s", "bp_time"), ("outer its", "hier_outer"),
                 ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}")]
         md += [write_table(var, out / "variants.csv", out / "variants.md", cols,
-                           title="Variants (each against backprop with the same inner optimizer and budget)")]
+                           title="Variants (each against backprop with the same inner optimizer and budget)",
+                           floatfmt=".6g")]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     return result
