@@ -72,3 +72,33 @@ def test_nothing_private_is_imported_across_modules():
 def test_modules_stay_small(name):
     lines = len(_modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by concept"
+
+
+def _private_attribute_reads(path: pathlib.Path) -> list:
+    """``obj._name`` reads (obj not self/cls) of private names this module does not define itself."""
+    tree = ast.parse(path.read_text())
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute):
+            defined.add(node.value.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("_"):
+            defined.add(node.value)  # __dict__["_key"]-style storage
+    defined |= {"_fields", "_replace", "_asdict", "_make"}  # the public API of named tuples
+    out = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                and node.attr not in defined):
+            out.append(f"{path.name}:{node.lineno} .{node.attr}")
+    return out
+
+
+def test_no_private_attribute_is_read_across_modules():
+    bad = [hit for p in _modules().values() for hit in _private_attribute_reads(p)]
+    assert bad == []

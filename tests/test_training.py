@@ -440,3 +440,26 @@ except KeyboardInterrupt:
     print("OK", round(waited, 2))
 """, timeout=20)
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
+
+
+def test_optimizer_state_pickles_and_old_pickles_load():
+    import pickle
+
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.random.default_rng(1).normal(size=40)
+    net = sn.Network(3, [sn.Dense(4, "tanh"), sn.Dense(1)], seed=0)
+    opt = sn.Adam(0.01)
+    net.fit(X, y, optimizer=opt, epochs=2, batch_size=8)
+    back = pickle.loads(pickle.dumps(opt))
+    assert back.t == opt.t == 10 and back.lr == 0.01
+    np.testing.assert_array_equal(back.state_m, opt.state_m)
+    np.testing.assert_array_equal(back.state_v, opt.state_v)
+    # sensinet 0.1 pickled the state as _m, _v, t (and a weak reference that is not restored)
+    legacy = sn.Adam.__new__(sn.Adam)
+    legacy.__setstate__({"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "_m": opt.state_m.copy(),
+                         "_v": opt.state_v.copy(), "t": 10})
+    assert legacy.t == 10 and legacy.lr == 0.01
+    np.testing.assert_array_equal(legacy.state_m, opt.state_m)
+    a, b = net.copy(), net.copy()
+    a.fit(X, y, optimizer=opt, epochs=1, batch_size=8, seed=3)
+    b.fit(X, y, optimizer=legacy, epochs=1, batch_size=8, seed=3)
+    np.testing.assert_array_equal(a.parameters, b.parameters)

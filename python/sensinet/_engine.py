@@ -138,8 +138,8 @@ class CpuEngine:
         x = _arr(X)
         if input_layer is not None and input_layer < first:
             x = self._model.layer_input(x, first, input_layer, None, threads)
-        m, v = opt._host_state(self.n_params, self.dtype)
-        r = _core.train(self._model, x, _arr(Y), **opt._engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
+        m, v = opt.state.arrays(self.n_params, self.dtype)
+        r = _core.train(self._model, x, _arr(Y), **opt.engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
                         batch_size=batch_size, shuffle=shuffle, seed=seed, first=first, last=last,
                         poll_every=poll_every, max_steps=max_steps,
                         callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads)
@@ -336,19 +336,19 @@ class CudaEngine:
     def _state_slot(self, opt: Any) -> tuple:
         """(key, upload) for the optimizer's state: kept on the device while the optimizer object lives and
         nothing else (the host, another engine) has taken it since."""
-        m = opt._m
-        if (opt._state_home() is self and m is not None and m.shape == (self.n_params,) and m.dtype == self.dtype
-                and opt._state_key in self._states and self._dev.has_state(opt._state_key)):
-            self._states.move_to_end(opt._state_key)
-            return opt._state_key, False
-        opt._host_state(self.n_params, self.dtype)  # up to date on the host (from another engine, if there)
-        key = opt._state_key
+        st = opt.state
+        if (st.resident_on(self, self.n_params, self.dtype) and st.key in self._states
+                and self._dev.has_state(st.key)):
+            self._states.move_to_end(st.key)
+            return st.key, False
+        st.arrays(self.n_params, self.dtype)  # up to date on the host (from another engine, if there)
+        key = st.key
         if key not in self._states:
             while len(self._states) >= self._MAX_STATES:  # make room: the oldest state returns to its optimizer
                 old_key, ref = self._states.popitem(last=False)
                 old = ref()
-                if old is not None and old._state_home() is self and old._state_key == old_key:
-                    old._sync_state_to_host()
+                if old is not None and old.state.home() is self and old.state.key == old_key:
+                    old.state.to_host()
                 self._dev.drop_state(old_key)
             self._states[key] = weakref.ref(opt)
             weakref.finalize(opt, _drop_state, weakref.ref(self), key)
@@ -364,7 +364,7 @@ class CudaEngine:
               threads: int = 1) -> dict:
         self._push_writes()
         key, upload = self._state_slot(opt)
-        m, v = opt._host_state(self.n_params, self.dtype, self)
+        m, v = opt.state.arrays(self.n_params, self.dtype, self)
         kx, ky, kxv, kyv = self._keys(X, Y, X_val, Y_val)
         if callback is not None:  # the loop syncs the device weights before a poll: reads must pull them
             user_callback = callback
@@ -374,7 +374,7 @@ class CudaEngine:
                 return user_callback(info)
         self._stale = True
         try:
-            r = self._dev.train(_arr(X), _arr(Y), **opt._engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
+            r = self._dev.train(_arr(X), _arr(Y), **opt.engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed, first=first, last=last,
                                 poll_every=poll_every, max_steps=max_steps, callback=callback,
                                 input_layer=first if input_layer is None else input_layer, X_val=_arr(X_val),
@@ -382,7 +382,7 @@ class CudaEngine:
                                 xv_key=kxv, yv_key=kyv)
         finally:
             self._device_changed()
-        opt._state_on(self)
+        opt.state.moved_to(self)
         opt.t = r["t"]
         return r
 
@@ -433,13 +433,12 @@ def _rescue_states(dev: Any, states: dict) -> None:
     """Download the optimizer states a dying CUDA engine holds into their optimizers' host arrays."""
     for key, ref in list(states.items()):
         opt = ref()
-        if opt is None or opt._home is None or opt._home() is not None or opt._state_key != key:
-            continue  # gone, already on the host, or living elsewhere now
+        if opt is None:
+            continue
         try:
-            dev.download_state(key, opt._m, opt._v)
+            opt.state.rescue(key, dev.download_state)
         except Exception:  # noqa: BLE001 - at interpreter shutdown the device may be gone already
             continue
-        opt._home = None
 
 
 def _forget_data(engine_ref: Any, key: int) -> None:

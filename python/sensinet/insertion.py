@@ -323,7 +323,7 @@ class LayerInsertion:
             new_opt = Adam(lr=opt.lr * self.lr_factor, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps)
         if self.reset_optimizer or opt.state_m is None:
             return new_opt
-        m, v = new_opt._host_state(new.n_params, new.dtype)
+        m, v = new_opt.state.arrays(new.n_params, new.dtype)
         old_m, old_v = opt.state_m, opt.state_v
         for o, nsl in mapping:
             m[nsl] = old_m[o]

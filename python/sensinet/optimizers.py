@@ -4,101 +4,74 @@ moments, step count) on the object, so passing the same object to successive ``f
 where the last one stopped."""
 from __future__ import annotations
 
-import itertools
-import weakref
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._optimizer_state import ResidentState
 from ._validation import check_count, check_positive
-
-
-_state_keys = itertools.count(1)
 
 
 class _Stateful:
     """Optimizer state (momentum / Adam moments and the step count) that continues across ``fit`` calls.
 
     The state lives where the network trained last: in host arrays, or on a GPU, where it stays between
-    calls. Reading ``state_m`` / ``state_v`` brings it to the host."""
-
-    _m: Optional[NDArray] = None
-    _v: Optional[NDArray] = None
-    _home: Any = None  # weak reference to the engine that holds the newest state (None: the host arrays)
-    t: int = 0
+    calls (:class:`sensinet._optimizer_state.ResidentState`). Reading ``state_m`` / ``state_v`` brings it to
+    the host."""
 
     @property
-    def _state_key(self) -> int:
-        key = self.__dict__.get("_key")
-        if key is None:
-            key = self.__dict__["_key"] = next(_state_keys)
-        return key
+    def state(self) -> ResidentState:
+        """The state and where it lives (the engines move it; users read ``state_m``, ``state_v``, ``t``)."""
+        st = self.__dict__.get("_state")
+        if st is None:
+            st = self.__dict__["_state"] = ResidentState()
+        return st
 
-    def _state_home(self) -> Any:
-        return None if self._home is None else self._home()
+    @property
+    def t(self) -> int:
+        """Steps taken (Adam's bias-correction step count)."""
+        return self.state.t
 
-    def _state_on(self, engine: Any) -> None:
-        self._home = weakref.ref(engine)
-
-    def _sync_state_to_host(self) -> None:
-        engine = self._state_home()
-        self._home = None
-        if engine is not None and self._m is not None:
-            engine.download_state(self._state_key, self._m, self._v)
-
-    def _host_state(self, n_params: int, dtype: Any, engine: Any = None) -> tuple:
-        """State arrays for n_params in dtype (zeros and t = 0 when they do not fit), brought to the host
-        unless ``engine`` is where the state lives (then it uses the device copy and the arrays are stale)."""
-        home = self._state_home()
-        if home is None or home is not engine:
-            self._sync_state_to_host()
-        if self._m is None or self._m.shape != (n_params,) or self._m.dtype != dtype:
-            self._home = None
-            self._m = np.zeros(n_params, dtype=dtype)
-            self._v = np.zeros(n_params, dtype=dtype)
-            self.t = 0
-            self.__dict__.pop("_key", None)  # a new state: a new key
-        return self._m, self._v
+    @t.setter
+    def t(self, value: int) -> None:
+        self.state.t = int(check_count(value, "t"))
 
     @property
     def state_m(self) -> Optional[NDArray]:
         """First state vector (momentum buffer / Adam's first moment), or None before the first step."""
-        self._sync_state_to_host()
-        return self._m
+        self.state.to_host()
+        return self.state.m
 
     @state_m.setter
     def state_m(self, value: Optional[NDArray]) -> None:
-        self._sync_state_to_host()
-        self._m = None if value is None else np.array(value)
-        self.__dict__.pop("_key", None)
+        self.state.replace(m=value, which="m")
 
     @property
     def state_v(self) -> Optional[NDArray]:
         """Second state vector (Adam's second moment; unused by SGD), or None before the first step."""
-        self._sync_state_to_host()
-        return self._v
+        self.state.to_host()
+        return self.state.v
 
     @state_v.setter
     def state_v(self, value: Optional[NDArray]) -> None:
-        self._sync_state_to_host()
-        self._v = None if value is None else np.array(value)
-        self.__dict__.pop("_key", None)
+        self.state.replace(v=value, which="v")
 
     def reset(self) -> "_Stateful":
         """Forget the accumulated state (moments and step count)."""
-        self._home = None
-        self._m = self._v = None
-        self.t = 0
-        self.__dict__.pop("_key", None)
+        self.state.reset()
         return self
 
-    def __getstate__(self) -> dict:
-        self._sync_state_to_host()
-        return {k: v for k, v in self.__dict__.items() if k not in ("_home", "_key")}
-
     def __setstate__(self, state: dict) -> None:
+        """Unpickle, including objects pickled by sensinet 0.1, whose state lay in ``_m``, ``_v``, ``t``."""
+        state = dict(state)
+        if "_m" in state or "t" in state:
+            st = ResidentState()
+            st.m, st.v, st.t = state.pop("_m", None), state.pop("_v", None), int(state.pop("t", 0))
+            state["_state"] = st
+        for stale in ("_home", "_key"):
+            state.pop(stale, None)
         self.__dict__.update(state)
 
 
@@ -119,7 +92,8 @@ class SGD(_Stateful):
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD.nesterov: Nesterov momentum needs momentum > 0")
 
-    def _engine_args(self) -> dict:
+    def engine_args(self) -> dict:
+        """The hyperparameters as the engine's training call takes them."""
         return dict(optimizer="sgd", lr=self.lr, momentum=self.momentum, nesterov=self.nesterov)
 
 
@@ -140,7 +114,8 @@ class Adam(_Stateful):
                 raise ValueError(f"Adam.{name}: expected a value in [0, 1), got {b!r}")
         check_positive(self.eps, "Adam.eps")
 
-    def _engine_args(self) -> dict:
+    def engine_args(self) -> dict:
+        """The hyperparameters as the engine's training call takes them."""
         return dict(optimizer="adam", lr=self.lr, beta1=self.beta1, beta2=self.beta2, eps=self.eps)
 
 

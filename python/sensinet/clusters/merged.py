@@ -66,11 +66,11 @@ class MergedClusters(ClusterModel):
         return ["n_patterns"], [self.n_patterns_]
 
     def _assign(self, Xa: NDArray) -> NDArray:
-        P = self.parent._patterns_of(Xa, resolve_threads(None))
-        fine = self.parent._match(P)
+        P = self.parent.patterns_of(Xa, resolve_threads(None))
+        fine = self.parent.match_patterns(P)
         unseen = fine < 0
         if unseen.any():
-            fine[unseen] = self.parent._nearest(P[unseen])
+            fine[unseen] = self.parent.nearest_cluster(P[unseen])
         return self.fine_to_merged[fine]
 
     def predict(self, X: Any = None) -> NDArray:

@@ -110,7 +110,7 @@ class ReluClusters(ClusterModel):
         self._hierarchies: dict = {}
 
     # ---------------------------------------------------------------- fit
-    def _patterns_of(self, Xa: Any, threads: int) -> NDArray:
+    def patterns_of(self, Xa: Any, threads: int) -> NDArray:
         """Packed patterns of Xa (an array or the network's prepared Matrix, which a GPU keeps resident)."""
         if not self.pattern_layers:
             return np.zeros((Xa.shape[0], 1), dtype=np.uint64)
@@ -143,7 +143,7 @@ class ReluClusters(ClusterModel):
             raise ValueError(f"feature_names: expected {d} names (one per input), got {len(names)}")
         self.feature_names = names
         self._plan = plan(self.net, self.pattern_layers)
-        P = self._patterns_of(Xm, threads)
+        P = self.patterns_of(Xm, threads)
         first, inv, counts, self._hash_ok = unique_rows(P)
         order = np.lexsort((first, -counts))
         rank = np.empty_like(order)
@@ -180,7 +180,7 @@ class ReluClusters(ClusterModel):
         return unpack(self.patterns, self.n_bits)
 
     # ---------------------------------------------------------------- lookups
-    def _match(self, P: NDArray) -> NDArray:
+    def match_patterns(self, P: NDArray) -> NDArray:
         """Cluster of each packed pattern row, -1 when the pattern was not seen in fit."""
         if self._lookup is None:
             if self._hash_ok:
@@ -201,7 +201,7 @@ class ReluClusters(ClusterModel):
     def cluster_of(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Cluster of each sample of X (-1 for an activation pattern not seen in fit)."""
         self._check_fitted()
-        return self._match(self._patterns_of(self.net.input_matrix(X), resolve_threads(n_threads)))
+        return self.match_patterns(self.patterns_of(self.net.input_matrix(X), resolve_threads(n_threads)))
 
     def local_maps(self, X: Any, n_threads: Optional[int] = None) -> AffineMaps:
         """The exact affine map of every sample of X from its own pattern (also for patterns not seen in
@@ -210,11 +210,11 @@ class ReluClusters(ClusterModel):
         if not self.exact:
             raise ValueError("local_maps: the maps are exact only when every relu / leaky_relu layer is in the "
                              "pattern and all activations are piecewise linear")
-        P = self._patterns_of(self.net.input_matrix(X), resolve_threads(n_threads))
+        P = self.patterns_of(self.net.input_matrix(X), resolve_threads(n_threads))
         W, b = exact_maps(self._plan, P, self.n_bits, self.net.n_inputs, self.net.n_outputs)
         return AffineMaps(W, b)
 
-    def _nearest(self, P: NDArray) -> NDArray:
+    def nearest_cluster(self, P: NDArray) -> NDArray:
         """The fitted cluster with the smallest Hamming distance to each packed pattern (ties: the larger)."""
         B = self.bits.astype(np.float64)
         Q = unpack(P, self.n_bits).astype(np.float64)
@@ -231,8 +231,8 @@ class ReluClusters(ClusterModel):
         """
         self._check_fitted()
         Xa = one_sample(self.net, x)
-        P = self._patterns_of(Xa, 1)
-        c = int(self._match(P)[0])
+        P = self.patterns_of(Xa, 1)
+        c = int(self.match_patterns(P)[0])
         if self.exact:
             if c >= 0:
                 W, b = self.affine_maps.W_eff[c], self.affine_maps.b_eff[c]
@@ -240,7 +240,7 @@ class ReluClusters(ClusterModel):
                 Wl, bl = exact_maps(self._plan, P, self.n_bits, self.net.n_inputs, self.net.n_outputs)
                 W, b = Wl[0], bl[0]
         else:
-            m = c if c >= 0 else int(self._nearest(P)[0])
+            m = c if c >= 0 else int(self.nearest_cluster(P)[0])
             W, b = self.affine_maps.W_eff[m], self.affine_maps.b_eff[m]
         return make_explanation(Xa[0].astype(np.float64), c, W, b, self.net.forward(Xa)[0], self.feature_names,
                                  self.exact)
