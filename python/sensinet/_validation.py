@@ -124,7 +124,7 @@ def check_number(value: Any, name: str, lo: float = 0.0, hi: float = np.inf, ope
         ok = (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
     if not ok:
         interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{']' if np.isfinite(hi) and not open_hi else ')'}"
-        raise ValueError(f"{name}: expected a number in {interval}{' or None' if none_ok else ''}, got {value!r}")
+        raise ValueError(f"{name}: expected a finite number in {interval}{' or None' if none_ok else ''}, got {value!r}")
     return float(value)
 
 

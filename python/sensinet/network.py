@@ -14,7 +14,7 @@ from ._config import resolve_threads
 from ._early_stopping import Patience
 from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
-from ._validation import LOSSES, check_choice, check_count, check_size, resolve_dtype
+from ._validation import LOSSES, check_bool, check_choice, check_count, check_number, check_size, resolve_dtype
 from .data import DataCache, Dataset, Matrix, as_dataset
 from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_params
 from .optimizers import LBFGS, Optimizer, make_optimizer
@@ -504,14 +504,11 @@ class Network:
         check_count(max_steps, "max_steps", none_ok=True)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle: expected True or False, got {type(shuffle).__name__} {shuffle!r}")
+        check_bool(shuffle, "shuffle")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-                                 or seed >= 2**64):
+                                 or seed >= 2**64):  # the engine's generator takes any 64-bit seed
             raise ValueError(f"seed: expected an int in [0, 2**64) or None, got {seed!r}")
-        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not (
-                np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+        check_number(tol, "tol", 0.0)
         check_count(callback_every, "callback_every")
         Xv = Yv = None
         if validation_data is not None:
