@@ -58,3 +58,12 @@ def write_table(rows: Sequence[dict], path_csv: Optional[Path], path_md: Optiona
     if path_md is not None:
         Path(path_md).write_text(md)
     return md
+
+
+def frame(rows: Any, columns: Optional[Sequence[str]] = None) -> Any:
+    """A pandas DataFrame of ``rows`` (dicts, or sequences with ``columns``), for every ``to_frame()``."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_frame() needs pandas: pip install pandas (or sensinet[frames])") from None
+    return pd.DataFrame(rows, columns=None if columns is None else list(columns))

@@ -467,7 +467,7 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
 
 
 def _target_scale(Y: NDArray) -> tuple:
-    """Per-column mean and standard deviation of Y, computed in units of the column's largest |value| so
+    """Per-column mean and standard deviation of Y, computed in units of the column's largest ``|value|`` so
     that targets near the float64 limit (1e300) do not overflow the variance."""
     big = np.max(np.abs(Y), axis=0)
     big = np.where(big > 0, big, 1.0)

@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ._tables import frame
 from ._validation import check_choice, check_positive
 from .insertion import LayerInsertion
 from .network import Network
@@ -45,9 +46,7 @@ class GrowShrinkResult:
         return float(np.sum(self.n_params)) * self.n_samples
 
     def to_frame(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.events)
+        return frame(self.events)
 
     def compare_fixed(self, X: Any, y: Any, seeds: Sequence[int] = (0, 1, 2)) -> dict:
         """Train the final architecture from scratch (one network per seed) for the same work with the same

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from ._engine import activation
 from ._plotting import axes, save
+from ._tables import frame
 from ._validation import check_choice
 from .layers import Dense, Residual
 from .losses import CLASSIFICATION_LOSSES, error
@@ -92,9 +93,7 @@ class PruneResult:
                  "removed": len(self.removed[g])} for g in self.groups]
 
     def to_frame(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.rows())
+        return frame(self.rows())
 
     def __repr__(self) -> str:
         widths = ", ".join(f"{r['group']}: {r['before']}->{r['after']}" for r in self.rows())
@@ -323,9 +322,7 @@ class PruningCurve:
     fine_tune_epochs: int
 
     def to_frame(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
+        return frame(self.rows)
 
     def plot(self, path: Optional[str] = None, ax: Any = None, metric: str = "loss") -> Any:
         """``metric`` (loss or accuracy) against parameters kept, one line per criterion. Draws on ``ax`` or

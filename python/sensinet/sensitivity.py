@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from ._config import resolve_threads
 from ._plotting import figure, save
+from ._tables import frame
 from ._validation import check_choice
 from .data import Matrix
 from .losses import output_gradient, per_sample_loss
@@ -143,7 +144,7 @@ class SensitivityResult:
         return self.matrices[self._index(layer)]
 
     def neuron_scores(self) -> list:
-        """Per site, one score per neuron: the L2 norm over outputs of the reduced values (|dJ/ds| for loss)."""
+        """Per site, one score per neuron: the L2 norm over outputs of the reduced values (``|dJ/ds|`` for loss)."""
         return [np.sqrt(np.sum(M ** 2, axis=0)) for M in self.matrices]
 
     def neuron_importance(self) -> list:
@@ -202,9 +203,7 @@ class SensitivityResult:
 
     def to_frame(self):
         """The ranked neuron table as a pandas DataFrame (pandas needed)."""
-        import pandas as pd
-
-        df = pd.DataFrame(self.ranked(), columns=["layer", "neuron", "score", "importance"])
+        df = frame(self.ranked(), ["layer", "neuron", "score", "importance"])
         df.insert(0, "rank", np.arange(1, len(df) + 1))
         return df
 

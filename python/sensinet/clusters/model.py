@@ -54,7 +54,7 @@ class ClusterModel:
 
     @property
     def dead_(self) -> NDArray:
-        """True for clusters whose map is constant: every |W_eff| <= 1e-9 x the largest |W_eff| of all clusters
+        """True for clusters whose map is constant: every ``|W_eff|`` <= 1e-9 x the largest ``|W_eff|`` of all clusters
         (or exactly 0)."""
         W = np.abs(self.affine_maps.W_eff)
         top = float(W.max()) if W.size else 0.0

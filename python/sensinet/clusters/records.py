@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._plotting import axes, save
-from .._tables import cell, markdown, write_csv
+from .._tables import cell, frame, markdown, write_csv
 from ..losses import CLASSIFICATION_LOSSES, predicted_class
 
 
@@ -62,7 +62,7 @@ class Fidelity:
     ``r2``: 1 - SS_res / SS_tot of the network outputs (logits for classifiers), pooled over outputs, each
     output centred on its own mean; ``agreement``: share of samples whose predicted class is the network's
     (classification heads: the sign of each logit for binary_cross_entropy -- averaged over outputs -- and
-    the arg-max for cross_entropy; None for regression); ``max_abs_error``: largest |surrogate - network|.
+    the arg-max for cross_entropy; None for regression); ``max_abs_error``: largest ``|surrogate - network|``.
     """
 
     r2: float
@@ -90,9 +90,7 @@ class ClusterTable:
 
     def to_frame(self):
         """The table as a pandas DataFrame (pandas needed)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows, columns=self.columns)
+        return frame(self.rows, self.columns)
 
     def _dicts(self, columns: Optional[Sequence[str]]) -> tuple:
         cols = list(self.columns) if columns is None else list(columns)
@@ -140,7 +138,7 @@ class Explanation:
     exact: bool
 
     def top(self, n: int = 5, output: int = 0) -> list:
-        """The n largest |contributions| to one output: (feature, contribution, weight, value)."""
+        """The n largest ``|contributions|`` to one output: (feature, contribution, weight, value)."""
         c = self.contributions[:, output]
         order = np.argsort(-np.abs(c), kind="stable")[:n]
         return [(self.feature_names[j], float(c[j]), float(self.W_eff[j, output]), float(self.x[j])) for j in order]

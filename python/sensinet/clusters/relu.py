@@ -46,8 +46,8 @@ class ReluClusters(ClusterModel):
         pattern (they are not clustered) and fits each cluster's map by least squares, as for a ``layers``
         subset.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
+    Attributes
+    ----------
     patterns : (n_clusters, n_words) uint64
         The distinct patterns, bit-packed 64 per word (bit b of word w is neuron 64 w + b of the
         concatenated pattern layers, see :attr:`bit_layout`), one row per cluster, largest cluster first.
@@ -59,6 +59,8 @@ class ReluClusters(ClusterModel):
         n_outputs); ``affine_maps[c].W_eff`` is the (n_inputs, n_outputs) map of cluster c.
     exact : bool
         True when the maps are the exact affine maps (every kinked layer in the pattern).
+
+    The attributes other than ``exact`` are set by :meth:`fit`.
 
     Examples
     --------

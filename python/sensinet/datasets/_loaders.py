@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._tables import frame
+
 __all__ = [
     "Dataset",
     "UCI_DATASETS",
@@ -114,16 +116,9 @@ class Dataset:
         ImportError
             If pandas is not installed (it is an optional dependency).
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError(
-                "Dataset.to_frame() requires pandas, which is an optional "
-                "dependency of sensinet; install it with `pip install pandas`."
-            ) from exc
-        frame = pd.DataFrame(self.X.copy(), columns=list(self.feature_names))
-        frame[self.target_name] = self.y.copy()
-        return frame
+        out = frame(self.X.copy(), self.feature_names)
+        out[self.target_name] = self.y.copy()
+        return out
 
 
 # --------------------------------------------------------------------------

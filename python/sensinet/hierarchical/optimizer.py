@@ -302,7 +302,7 @@ class HierarchicalOptimizer:
 
     def _sweep(self, r: _Run) -> tuple:
         """1. The sensitivities of the tree's layers (one reverse sweep; the output site needs one more
-        forward pass) and the largest |g|."""
+        forward pass) and the largest ``|g|``."""
         gs = self._site_sensitivities(r.net, r.data, r.hidden_sites, r.want_output, r.threads)
         if r.hidden_sites:
             r.work += sweep_work(r.net, min(r.hidden_sites), r.c)

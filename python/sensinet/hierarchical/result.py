@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .._plotting import axes, save
+from .._tables import frame
 
 
 @dataclass
@@ -30,7 +31,7 @@ class OuterStep:
 class HierarchicalResult:
     """Trace of one :meth:`HierarchicalOptimizer.run`.
 
-    ``status``: ``budget`` (work budget spent), ``tol`` (max |g| < tol), ``stall`` (J stalled), ``max_outer``,
+    ``status``: ``budget`` (work budget spent), ``tol`` (``max |g| < tol``), ``stall`` (J stalled), ``max_outer``,
     ``early_stopped`` (validation patience), ``stopped`` (callback), ``diverged``.
     ``curve``: ``(work, J, seconds)`` at the start, after every outer iteration and after the polish.
     """
@@ -65,13 +66,11 @@ class HierarchicalResult:
 
     def to_frame(self):
         """The trace as a pandas DataFrame, one row per outer iteration (pandas needed)."""
-        import pandas as pd
-
         rows = [asdict(s) for s in self.steps]
         for r in rows:
             r["first"], r["last"] = r.pop("block")
             r["site_lo"], r["site_hi"] = r.pop("sites")
-        return pd.DataFrame(rows)
+        return frame(rows)
 
     def plot(self, path: Optional[str] = None, ax: Any = None, title: Optional[str] = None):
         """J against cumulative work (log scale), each outer iteration marked by the colour of its block. Draws on

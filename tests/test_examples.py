@@ -1,0 +1,29 @@
+"""Every script in examples/ runs in its quick mode without an error or a warning."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = sorted(p for p in (pathlib.Path(__file__).resolve().parents[1] / "examples").glob("*.py")
+                  if not p.name.startswith("_"))
+
+
+def test_there_is_an_example_per_capability():
+    names = {p.stem for p in EXAMPLES}
+    assert {"train_network", "neuron_sensitivity", "layer_insertion", "pruning", "grow_and_shrink",
+            "relu_clusters", "hierarchical", "estimators", "interop"} <= names
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs_quietly(script, tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pandas")
+    env = dict(os.environ, MPLBACKEND="Agg")
+    r = subprocess.run([sys.executable, "-W", "error", str(script), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, cwd=script.parent, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr == "", r.stderr[-3000:]
+    assert r.stdout.strip()
