@@ -88,3 +88,15 @@ def test_python_dash_m_runs_the_same_command_line():
     assert r.returncode == 2 and "seeds: expected an int >= 2" in r.stderr
     r = subprocess.run([sys.executable, "-m", "sensinet", "--version"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("sensinet ")
+
+
+@pytest.mark.parametrize("study, bad, msg", [
+    ("insertion", ["--runs", "0"], "--runs"), ("pruning", ["--seeds", "1"], "seeds: expected an int >= 2"),
+    ("hierarchical", ["--quick", "--depth-starts", "-1"], "depth_starts"), ("clusters", ["--seeds", "-3"], "seeds"),
+])
+def test_every_study_runs_as_a_module(study, bad, msg, tmp_path):
+    out = tmp_path / "never"
+    r = subprocess.run([sys.executable, "-m", f"sensinet.experiments.{study}", *bad, "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and msg in r.stderr and f"sensinet experiment {study}" in r.stderr
+    assert not out.exists()

@@ -49,6 +49,29 @@ def test_plots_keep_the_backend_and_leak_no_figures(tmp_path):
         assert plt.get_fignums() == [], name
 
 
+def test_multi_panel_plots_draw_on_given_axes(tmp_path):
+    from matplotlib.figure import Figure
+
+    net, X, y = _problem()
+    fig = Figure()
+    axs = fig.subplots(1, 3)
+    assert sn.ReluClusters(net).fit(X).plot(ax=axs) is fig
+    assert all(a.has_data() or a.images for a in axs)
+    res = sn.sensitivity(net, X, sites=[0, 1])
+    axs = Figure().subplots(1, 3)
+    res.plot(ax=axs, feature_names=["a", "b", "c"])
+    assert [t.get_text() for t in axs[0].get_xticklabels()] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="ax: expected 3 axes"):
+        res.plot(ax=axs[:2])
+    with pytest.raises(ValueError, match="feature_names: expected 3 names"):
+        res.plot(ax=Figure().subplots(1, 3), feature_names=["a"])
+    hist = sn.LayerInsertion(at_epochs=[2]).fit(net.copy(), X, y, epochs=4, validation_data=(X, y))[1]
+    base = sn.LayerInsertion(at_epochs=[]).fit(net.copy(), X, y, epochs=4, validation_data=(X, y))[1]
+    axs = Figure().subplots(1, 3)
+    hist.plot(ax=axs, baseline=base)
+    assert axs[2].get_ylabel() == "validation error" and len(axs[0].get_lines()) >= 2
+
+
 def test_plots_draw_on_the_given_axes(tmp_path):
     from matplotlib.figure import Figure
 

@@ -35,6 +35,21 @@ def axes(ax: Any, figsize: tuple) -> tuple:
     return figure(figsize)
 
 
+def panels(ax: Any, n: int, figsize: tuple, what: str, **kw: Any) -> tuple:
+    """(figure, list of n axes): the user's ``ax`` (a sequence of n axes, on any figures they like), or a new
+    figure with n panels in a row. ``what`` names the panels for the error when too few are given."""
+    if ax is None:
+        fig, axs = figure(figsize, 1, n, squeeze=False, **kw)
+        return fig, list(axs[0])
+    try:
+        axs = list(ax)
+    except TypeError:
+        axs = [ax]
+    if len(axs) != n:
+        raise ValueError(f"ax: expected {n} axes ({what}), got {len(axs)}")
+    return axs[0].figure, axs
+
+
 def save(fig: Any, path: Optional[Any], dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` (the format from its suffix) when a path is given."""
     if path is not None:

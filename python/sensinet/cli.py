@@ -38,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--version", action="store_true", help="print the version and how the engine was built")
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="show every capability on embedded real data")
-    demo.add_argument("--out", type=Path, default=Path("sensinet_demo"), help="folder for figures and models")
+    demo.add_argument("--out", type=Path, default=Path("sensinet_results/demo"), help="folder for figures and models")
     demo.add_argument("--section", action="append", help="run only this section (repeatable)")
     demo.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke test")
     from . import bench
@@ -61,12 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.study is None:
             exp.print_help()
             return 0
-        module = importlib.import_module(f"sensinet.experiments.{args.study}")
-        try:
-            return int(module.main(args) or 0)
-        except ValueError as exc:
-            print(f"sensinet experiment {args.study}: {exc}", file=sys.stderr)
-            return 2
+        from .experiments import run_study
+
+        return run_study(importlib.import_module(f"sensinet.experiments.{args.study}"), args, args.study)
     if args.command == "bench":
         try:
             return bench.main(args)

@@ -24,8 +24,8 @@ from numpy.typing import NDArray
 
 from ._config import resolve_threads
 from ._engine import activation
-from ._plotting import figure, save
-from ._validation import check_choice, check_positive
+from ._plotting import panels, save
+from ._validation import check_choice, check_count, check_positive
 from .layers import Dense, Residual
 from .losses import error
 from .network import Network, require_finite
@@ -69,20 +69,41 @@ class InsertionHistory:
     insertions: list = field(default_factory=list)
     n_params: list = field(default_factory=list)  # parameters trained in each epoch
 
-    def plot(self, path: Optional[str] = None, title: str = ""):
-        """Loss against iterations and against wall time, insertions marked. Returns the matplotlib figure (made
-        without pyplot: the backend is left alone); saves it to ``path``."""
-        fig, axes = figure((10, 3.6), 1, 2)
-        it = np.arange(1, len(self.loss) + 1)
-        axes[0].semilogy(it, self.loss)
-        axes[1].semilogy(self.seconds, self.loss)
+    eval_every: int = 1  # epochs between validation errors
+
+    def plot(self, path: Optional[str] = None, title: str = "", ax: Any = None, baseline: Any = None):
+        """Training loss against epochs and against wall time, the insertions dashed, and the validation error
+        when one was recorded. ``baseline`` (another InsertionHistory, e.g. the network trained without
+        insertion) is drawn in grey for comparison. ``ax``: two or three axes to draw on (default: a new
+        figure, made without pyplot: the backend is left alone). Saves to ``path``; returns the figure."""
+        n = 3 if self.val_error else 2
+        fig, axes = panels(ax, n, (5 * n, 3.6), "loss per epoch, loss per second"
+                           + (", validation error" if n == 3 else ""))
+        runs = [(self, "C0", "with insertion" if self.insertions else "training")]
+        if baseline is not None:
+            runs.append((baseline, "0.5", "baseline"))
+        for h, color, label in runs:
+            it = np.arange(1, len(h.loss) + 1)
+            axes[0].semilogy(it, h.loss, color=color, label=label)
+            axes[1].semilogy(h.seconds, h.loss, color=color, label=label)
+            if n == 3 and h.val_error:
+                axes[2].plot(np.arange(1, len(h.val_error) + 1) * h.eval_every, h.val_error, color=color,
+                             label=label)
         for ins in self.insertions:
             axes[0].axvline(ins.epoch, color="C3", ls="--", lw=1)
             axes[1].axvline(self.seconds[ins.epoch - 1], color="C3", ls="--", lw=1)
-        axes[0].set_xlabel("iteration (epoch)")
+            if n == 3:
+                axes[2].axvline(ins.epoch, color="C3", ls="--", lw=1)
+        axes[0].set_xlabel("epoch")
         axes[1].set_xlabel("wall time [s]")
         axes[0].set_ylabel("training loss")
-        fig.suptitle(title or "layer insertion (dashed: insertions)")
+        axes[1].set_ylabel("training loss")
+        if n == 3:
+            axes[2].set_xlabel("epoch")
+            axes[2].set_ylabel("validation error")
+        for a in axes:
+            a.legend(fontsize=8, title="red dashes: insertions" if self.insertions else None, title_fontsize=7)
+        fig.suptitle(title or "layer insertion")
         save(fig, path)
         return fig
 
@@ -350,7 +371,7 @@ class LayerInsertion:
         self.candidates(net)  # validates the kind early
         bs = n_samples if batch_size is None else int(batch_size)
         opt = make_optimizer(optimizer, lr)
-        hist = InsertionHistory()
+        hist = InsertionHistory(eval_every=check_count(eval_every, "eval_every", 1))
         Xv = Yv = None
         if validation_data is not None:
             Xv, _ = net.validation_matrices(validation_data)  # checks both halves against the head

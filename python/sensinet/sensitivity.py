@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._config import resolve_threads
-from ._plotting import figure, save
+from ._plotting import figure, panels, save
 from ._tables import frame
 from ._validation import check_choice
 from .data import Matrix
@@ -207,27 +207,43 @@ class SensitivityResult:
         df.insert(0, "rank", np.arange(1, len(df) + 1))
         return df
 
-    def plot(self, path: Optional[str] = None, max_sites: int = 8):
+    def plot(self, path: Optional[str] = None, max_sites: int = 8, ax: Any = None,
+             feature_names: Optional[Sequence[str]] = None):
         """One heatmap per site (outputs x neurons), each with its own colour scale (the inputs' sensitivities
         are often orders of magnitude larger than the hidden sites'), and a bar chart of layer importance.
-        Returns the matplotlib figure (made without pyplot: the backend is left alone); saves it to ``path``."""
+        ``feature_names`` label the input site's columns. ``ax``: one axes per shown site plus one (default:
+        a new figure, made without pyplot: the backend is left alone). Saves to ``path``; returns the figure."""
         shown = list(range(len(self.sites)))[:max_sites]
-        fig, axes = figure((9, 1.3 * len(shown) + 2.8), len(shown) + 1, 1, squeeze=False)
+        if ax is None:
+            fig, grid = figure((9, 1.3 * len(shown) + 2.8), len(shown) + 1, 1, squeeze=False)
+            axes = list(grid[:, 0])
+        else:
+            fig, axes = panels(ax, len(shown) + 1, (9, 4), "one per shown site, then layer importance")
         cmap = "viridis" if self.reduce != "mean" else "coolwarm"
-        for ax, i in zip(axes[:-1, 0], shown):
-            vmax = float(np.abs(self.matrices[i]).max()) or 1.0
+        what = "dJ/ds" if self.wrt == "loss" else "d output/ds"
+        for a, i in zip(axes[:-1], shown):
+            site, M = self.sites[i], self.matrices[i]
+            vmax = float(np.abs(M).max()) or 1.0
             vmin = 0.0 if self.reduce != "mean" else -vmax
-            im = ax.imshow(self.matrices[i], aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-            ax.set_ylabel(f"layer {self.sites[i].name}", rotation=0, ha="right", va="center", fontsize=8)
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, pad=0.01, label=f"{self.reduce} dJ/ds" if self.wrt == "loss" else
-                         f"{self.reduce} dy/ds")
-        axes[-2, 0].set_xlabel("neuron")
-        axes[0, 0].set_title(f"{self.wrt} sensitivity ({self.reduce} over {self.n_samples} samples), rows: outputs")
-        ax = axes[-1, 0]
-        ax.bar([s.name for s in self.sites], self.layer_importance())
-        ax.set_ylabel("layer importance")
-        ax.set_xlabel("sensitivity layer (0 = inputs)")
+            im = a.imshow(M, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            a.set_ylabel(f"site {site.name}", rotation=0, ha="right", va="center", fontsize=8)
+            a.set_yticks(range(len(self.output_names)) if len(self.output_names) <= 10 else [])
+            if len(self.output_names) <= 10:
+                a.set_yticklabels(self.output_names, fontsize=6)
+            if site.layer == 0 and feature_names is not None:
+                if len(feature_names) != M.shape[1]:
+                    raise ValueError(f"feature_names: expected {M.shape[1]} names (the inputs), got "
+                                     f"{len(feature_names)}")
+                a.set_xticks(range(M.shape[1]))
+                a.set_xticklabels(list(feature_names), rotation=45, ha="right", fontsize=7)
+            fig.colorbar(im, ax=a, pad=0.01, label=f"{self.reduce} {what}")
+        axes[-2].set_xlabel("neuron (inputs: feature)")
+        axes[0].set_title(f"{self.wrt} sensitivity ({self.reduce} over {self.n_samples} samples); each site on "
+                          "its own colour scale")
+        a = axes[-1]
+        a.bar([s.name for s in self.sites], self.layer_importance())
+        a.set_ylabel("layer importance")
+        a.set_xlabel("sensitivity layer (0 = inputs)")
         save(fig, path)
         return fig
 

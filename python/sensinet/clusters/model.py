@@ -6,7 +6,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .._plotting import figure, save
+from .._plotting import panels, save
 from ..losses import CLASSIFICATION_LOSSES, predicted_class
 from ..network import Network
 from .records import AffineMaps, ClusterTable, Explanation, Fidelity, contribution_bars, fidelity
@@ -224,13 +224,13 @@ class ClusterModel:
 
     # ---------------------------------------------------------------- figures
     def plot(self, path: Optional[str] = None, sample: Any = None, output: int = 0, max_clusters: int = 20,
-             feature_names: Optional[Sequence[str]] = None):
+             feature_names: Optional[Sequence[str]] = None, ax: Any = None):
         """Three panels: cluster sizes (dead clusters grey), a heatmap of W_eff per cluster (clusters x
         features), and the contributions of one sample: an index into the fitted X, a sample, or by default the
         first sample of the largest cluster whose map is not constant.
 
-        Returns the matplotlib figure (made without pyplot; the backend is left alone); with ``path`` it is
-        saved there.
+        ``ax``: three axes to draw on (default: a new figure, made without pyplot; the backend is left alone).
+        Returns the figure; with ``path`` it is saved there.
         """
         k = self._check_output(output)
         names = list(feature_names) if feature_names is not None else list(self.feature_names)
@@ -244,7 +244,8 @@ class ClusterModel:
             e = self.explain(sample)
         e.feature_names = names
         d = len(names)
-        fig, axes = figure((13 + 0.2 * d, max(4.0, 0.28 * max(shown, d) + 2)), 1, 3,
+        fig, axes = panels(ax, 3, (13 + 0.2 * d, max(4.0, 0.28 * max(shown, d) + 2)),
+                           "cluster sizes, effective weights, one sample's contributions",
                            gridspec_kw={"width_ratios": [1, max(1.6, 0.1 * d), 1.1]})
         ax = axes[0]
         dead = self.dead_[:shown]
@@ -263,7 +264,7 @@ class ClusterModel:
         ax.set_yticklabels([f"{c} ({self.shares_[c]:.0%})" for c in range(shown)], fontsize=7)
         ax.set_ylabel("cluster (share)")
         ax.set_title(f"effective weights W_eff (output {k})", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="effective weight W_eff")
         contribution_bars(axes[2], e, k)
         save(fig, path)
         return fig

@@ -555,3 +555,10 @@ def demo_section(out_dir: Any, seed: int = 0, epochs: int = 200) -> dict:
         result["figure"] = str(path)
     result["seconds"] = time.perf_counter() - t0
     return result
+
+
+
+if __name__ == "__main__":  # python -m sensinet.experiments.clusters
+    from . import script
+
+    sys.exit(script(sys.modules[__name__]))

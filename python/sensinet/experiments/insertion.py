@@ -29,6 +29,7 @@ from ..network import Network
 from ..optimizers import SGD
 
 EPOCHS, INSERT_AT = 1850, 450
+QUICK_EPOCHS = 600  # --quick: the schedule shrinks in proportion, and every label names the epochs it ran
 
 
 def _test_error(net: Network, X, y) -> float:
@@ -75,8 +76,15 @@ def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[
             "time": times[-1] if len(times) else 0.0}
 
 
+def _epoch(e: int, quick: bool) -> int:
+    """An epoch of the full schedule, scaled to the quick one."""
+    return max(1, round(e * QUICK_EPOCHS / EPOCHS)) if quick else e
+
+
 def _configs(quick: bool) -> dict:
-    ins = lambda choose="largest", at=INSERT_AT: LayerInsertion(at_epochs=[at], choose=choose)  # noqa: E731
+    def ins(choose: str = "largest", at: int = INSERT_AT) -> LayerInsertion:
+        return LayerInsertion(at_epochs=[_epoch(at, quick)], choose=choose)
+
     cfg = {
         "ff5": [("[5] + insertion -> [5,5]", lambda s: _ff([5], s), 0.2, ins()),
                 ("[5] only", lambda s: _ff([5], s), 0.2, None),
@@ -88,7 +96,7 @@ def _configs(quick: bool) -> dict:
                 ("2 blocks from scratch", lambda s: _res(2, s), 0.1, None)],
         "res2": [("2 blocks insert at largest score", lambda s: _res(2, s), 0.1, ins("largest")),
                  ("2 blocks insert at smallest score", lambda s: _res(2, s), 0.1, ins("smallest"))],
-        "when": [(f"[5] insert at epoch {e}", lambda s: _ff([5], s), 0.2, ins(at=e))
+        "when": [(f"[5] insert at epoch {_epoch(e, quick)}", lambda s: _ff([5], s), 0.2, ins(at=e))
                  for e in ((150, 450, 850) if quick else range(150, 851, 100))],
     }
     return cfg
@@ -99,7 +107,7 @@ def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = 
     if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
         raise ValueError(f"runs: expected an int >= 1, got {runs!r}")
     runs = min(runs, 3) if quick else runs
-    epochs = 600 if quick else EPOCHS
+    epochs = QUICK_EPOCHS if quick else EPOCHS
     data = _data(0)
     allcfg = _configs(quick)
     chosen = configs or list(allcfg)
@@ -113,8 +121,6 @@ def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = 
     rows, curves, done = [], {}, 0
     for cname in chosen:
         for label, make, lr, ins in allcfg[cname]:
-            if quick and ins is not None:
-                ins.at_epochs = [min(e, epochs // 3) for e in ins.at_epochs]
             res = []
             for r in range(runs):
                 res.append(_run(make(r), data, lr, epochs, ins))
@@ -163,6 +169,26 @@ def _write(out: Path, rows: list) -> None:
     text = write_table(rows, out / "insertion_summary.csv", out / "insertion_summary.md", _SUMMARY_COLUMNS)
     print(text, end="")
 
+def _when_figure(out: Path, items: list, curves: dict) -> None:
+    """Final training loss and test error against the insertion epoch (median, quartiles over runs), with
+    the fixed architectures as horizontal references when the ff5 configuration ran too."""
+    fig, axes = figure((11, 3.8), 1, 2)
+    at = np.array([int(label.rsplit(" ", 1)[1]) for label, _ in items])
+    for ax, key, name in ((axes[0], "final_loss", "final training loss"),
+                          (axes[1], "final_test_error", "final test error")):
+        V = np.array([[r[key] for r in res] for _, res in items])
+        q1, med, q3 = np.percentile(V, [25, 50, 75], axis=1)
+        ax.errorbar(at, med, yerr=[med - q1, q3 - med], fmt="o-", capsize=3, label="[5] -> [5,5] at that epoch")
+        for ref, color in (("[5] only", "0.5"), ("[5,5] from scratch", "C2")):
+            if ("ff5", ref) in curves:
+                ax.axhline(np.median([r[key] for r in curves[("ff5", ref)]]), color=color, ls="--", label=ref)
+        ax.set_xlabel("insertion epoch")
+        ax.set_ylabel(f"{name} (median, quartile bars)")
+        ax.legend(fontsize=7)
+    fig.suptitle("layer insertion study: when to insert")
+    save(fig, out / "insertion_when.png", dpi=100)
+
+
 def _figures(out: Path, curves: dict) -> None:
     if not have_matplotlib():
         print("(matplotlib is not installed: no figures)")
@@ -171,6 +197,9 @@ def _figures(out: Path, curves: dict) -> None:
     for (cname, label), res in curves.items():
         by_cfg.setdefault(cname, []).append((label, res))
     for cname, items in by_cfg.items():
+        if cname == "when":
+            _when_figure(out, items, curves)
+            continue
         fig, axes = figure((15, 3.8), 1, 3)
         for label, res in items:
             L = np.array([r["loss"] for r in res])
@@ -178,16 +207,17 @@ def _figures(out: Path, curves: dict) -> None:
             E = np.array([r["test_error"] for r in res])
             it = np.arange(1, L.shape[1] + 1)
             q1, med, q3 = np.percentile(L, [25, 50, 75], axis=0)
-            axes[0].semilogy(it, med, label=label)
-            axes[0].fill_between(it, q1, q3, alpha=0.2)
+            line, = axes[0].semilogy(it, med, label=label)
+            axes[0].fill_between(it, q1, q3, alpha=0.2, color=line.get_color())
             axes[1].semilogy(T, med, label=label)
             axes[2].plot(np.arange(1, E.shape[1] + 1) * 10, np.median(E, axis=0), label=label)
         axes[0].set_xlabel("iteration (full-batch epoch)")
         axes[1].set_xlabel("wall time [s] (mean over runs)")
         axes[2].set_xlabel("iteration")
-        axes[0].set_ylabel("training loss (median, 25-75 %)")
+        axes[0].set_ylabel("training loss (median; band: quartiles)")
+        axes[1].set_ylabel("training loss (median)")
         axes[2].set_ylabel("test error (median)")
-        axes[0].legend(fontsize=7)
+        axes[0].legend(fontsize=7, title=f"{len(items[0][1])} runs each", title_fontsize=7)
         fig.suptitle(f"layer insertion study: {cname}")
         save(fig, out / f"insertion_{cname}.png", dpi=100)
 
@@ -235,3 +265,12 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--runs: expected >= 1, got {args.runs}")
     run(args.out, quick=args.quick, runs=args.runs, configs=args.config)
     return 0
+
+
+
+if __name__ == "__main__":  # python -m sensinet.experiments.insertion
+    import sys
+
+    from . import script
+
+    sys.exit(script(sys.modules[__name__]))

@@ -326,3 +326,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     run(args.out, seeds=args.seeds, datasets=args.dataset, quick=args.quick)
     return 0
+
+
+
+if __name__ == "__main__":  # python -m sensinet.experiments.pruning
+    import sys
+
+    from . import script
+
+    sys.exit(script(sys.modules[__name__]))

@@ -169,7 +169,7 @@ def demo_section(out_dir: Any, dataset: str = "concrete", n_starts: int = 3, bud
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``sensinet experiment hierarchical``."""
-    parser.add_argument("--out", type=Path, default=Path("results/hierarchical"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("sensinet_results/hierarchical"), help="output folder")
     parser.add_argument("--quick", action="store_true", help="a small configuration (under a minute)")
     parser.add_argument("--starts", type=int, default=20, help="starts per data set and network (default 20)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (joblib)")
