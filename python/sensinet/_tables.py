@@ -67,3 +67,17 @@ def frame(rows: Any, columns: Optional[Sequence[str]] = None) -> Any:
     except ImportError:
         raise ImportError("to_frame() needs pandas: pip install pandas (or sensinet[frames])") from None
     return pd.DataFrame(rows, columns=None if columns is None else list(columns))
+
+
+def brief(name: str, **fields: Any) -> str:
+    """A one-line repr: arrays and long lists as their shape or length, floats to 4 digits."""
+    def short(v: Any) -> str:
+        if isinstance(v, np.ndarray):
+            return f"array{v.shape}"
+        if isinstance(v, (list, tuple)) and len(v) > 4:
+            return f"[{len(v)} items]"
+        if isinstance(v, (float, np.floating)):
+            return format(float(v), ".4g")
+        return repr(v)
+
+    return f"{name}(" + ", ".join(f"{k}={short(v)}" for k, v in fields.items()) + ")"

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._tables import frame
+from ._tables import brief, frame
 from ._validation import check_choice, check_positive
 from .insertion import LayerInsertion
 from .network import Network
@@ -39,6 +39,10 @@ class GrowShrinkResult:
     events: list = field(default_factory=list)  # {"epoch", "kind": "insert" | "prune", "detail", "n_params"}
     n_samples: int = 0
     settings: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return brief("GrowShrinkResult", network=self.network, epochs=len(self.loss),
+                     final_loss=self.loss[-1] if self.loss else None, events=len(self.events), work=self.work)
 
     @property
     def work(self) -> float:

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._engine import activation
 from ._plotting import panels, save
+from ._tables import brief
 from ._validation import check_choice, check_count, check_positive
 from .layers import Dense, Residual
 from .losses import error
@@ -70,6 +71,11 @@ class InsertionHistory:
     n_params: list = field(default_factory=list)  # parameters trained in each epoch
 
     eval_every: int = 1  # epochs between validation errors
+
+    def __repr__(self) -> str:
+        return brief("InsertionHistory", epochs=len(self.loss), final_loss=self.loss[-1] if self.loss else None,
+                     insertions=[(i.epoch, i.position) for i in self.insertions],
+                     val_error=self.val_error[-1] if self.val_error else None)
 
     def plot(self, path: Optional[str] = None, title: str = "", ax: Any = None, baseline: Any = None):
         """Training loss against epochs and against wall time, the insertions dashed, and the validation error

@@ -14,6 +14,7 @@ from ._config import resolve_threads
 from ._early_stopping import Patience
 from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
+from ._tables import brief
 from ._validation import LOSSES, check_bool, check_choice, check_count, check_number, check_size, resolve_dtype
 from .data import DataCache, Dataset, Matrix, as_dataset
 from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_params
@@ -72,6 +73,12 @@ class FitResult:
     best_epoch: Optional[int] = None
     seconds: float = 0.0
     block: tuple = (0, 0)
+
+    def __repr__(self) -> str:
+        return brief("FitResult", status=self.status, optimizer=self.optimizer, epochs=self.epochs, steps=self.steps,
+                     final_loss=self.loss_curve[-1] if self.loss_curve else None, best_epoch=self.best_epoch,
+                     seconds=self.seconds)
+
 
 
 class Network:

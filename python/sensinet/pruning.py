@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from ._engine import activation
 from ._plotting import axes, save
-from ._tables import frame
+from ._tables import brief, frame
 from ._validation import check_choice
 from .layers import Dense, Residual
 from .losses import CLASSIFICATION_LOSSES, error
@@ -320,6 +320,11 @@ class PruningCurve:
     rows: list
     schedule: str
     fine_tune_epochs: int
+
+    def __repr__(self) -> str:
+        return brief("PruningCurve", schedule=self.schedule, fine_tune_epochs=self.fine_tune_epochs,
+                     criteria=list(dict.fromkeys(r["criterion"] for r in self.rows)),
+                     fractions=sorted({r["fraction"] for r in self.rows}))
 
     def to_frame(self) -> Any:
         return frame(self.rows)

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from ._config import resolve_threads
 from ._plotting import figure, panels, save
-from ._tables import frame
+from ._tables import brief, frame
 from ._validation import check_choice
 from .data import Matrix
 from .losses import output_gradient, per_sample_loss
@@ -118,6 +118,12 @@ class SensitivityResult:
     n_samples: int
     per_sample: Optional[list] = None
     output_names: list = field(default_factory=list)
+
+
+    def __repr__(self) -> str:
+        return brief("SensitivityResult", wrt=self.wrt, reduce=self.reduce, method=self.method,
+                     sites=[s.name for s in self.sites], n_samples=self.n_samples,
+                     per_sample=self.per_sample is not None)
 
     def _index(self, layer: Union[int, str]) -> int:
         for i, s in enumerate(self.sites):

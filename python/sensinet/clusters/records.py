@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._plotting import axes, save
-from .._tables import cell, frame, markdown, write_csv
+from .._tables import brief, cell, frame, markdown, write_csv
 from ..losses import CLASSIFICATION_LOSSES, predicted_class
 
 
@@ -18,6 +18,9 @@ class AffineMap:
 
     W_eff: NDArray
     b_eff: NDArray
+
+    def __repr__(self) -> str:
+        return brief("AffineMap", W_eff=self.W_eff, b_eff=self.b_eff)
 
     def __call__(self, X: Any) -> NDArray:
         return np.asarray(X, dtype=np.float64) @ self.W_eff + self.b_eff
@@ -30,6 +33,9 @@ class AffineMaps:
 
     W_eff: NDArray
     b_eff: NDArray
+
+    def __repr__(self) -> str:
+        return brief("AffineMaps", n_clusters=len(self), W_eff=self.W_eff, b_eff=self.b_eff)
 
     def __len__(self) -> int:
         return int(self.W_eff.shape[0])
@@ -78,6 +84,9 @@ class ClusterTable:
     columns: list
     rows: list
     notes: str = ""
+
+    def __repr__(self) -> str:
+        return brief("ClusterTable", columns=list(self.columns), rows=len(self.rows))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -137,6 +146,10 @@ class Explanation:
     feature_names: list
     exact: bool
 
+    def __repr__(self) -> str:
+        return brief("Explanation", cluster=self.cluster, exact=self.exact, output=self.output,
+                     top=[(n, round(c, 4)) for n, c, _, _ in self.top(3)])
+
     def top(self, n: int = 5, output: int = 0) -> list:
         """The n largest ``|contributions|`` to one output: (feature, contribution, weight, value)."""
         c = self.contributions[:, output]
@@ -172,6 +185,9 @@ class FidelityCurve:
     r2_test: Optional[NDArray] = None
     agreement_test: Optional[NDArray] = None
     n_fine: int = 0
+
+    def __repr__(self) -> str:
+        return brief("FidelityCurve", by=self.by, n_clusters=list(map(int, self.n_clusters)), n_fine=self.n_fine)
 
     def rows(self) -> tuple:
         cols = ["n_clusters", "r2", "max_abs_error"]

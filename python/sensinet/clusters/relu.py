@@ -139,7 +139,7 @@ class ReluClusters(ClusterModel):
         threads = resolve_threads(n_threads)
         d, K = self.net.n_inputs, self.net.n_outputs
         if names is None:
-            names = [f"x{j}" for j in range(d)]
+            names = [f"x{j + 1}" for j in range(d)]  # 1-based, as the data sets name their features
         names = [str(n) for n in names]
         if len(names) != d:
             raise ValueError(f"feature_names: expected {d} names (one per input), got {len(names)}")

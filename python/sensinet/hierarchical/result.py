@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .._plotting import axes, save
-from .._tables import frame
+from .._tables import brief, frame
 
 
 @dataclass
@@ -46,6 +46,10 @@ class HierarchicalResult:
     val_curve: list = field(default_factory=list)
     polish_work: float = 0.0
     config: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return brief("HierarchicalResult", status=self.status, n_outer=self.n_outer, J0=self.J0, J=self.J,
+                     work=self.work, seconds=self.seconds)
 
     @property
     def n_outer(self) -> int:
