@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import sensinet  # noqa: E402
+import sensinet as sn  # noqa: E402
 from sensinet import Adam, Dense, DivergenceError, Residual, SensiNetClassifier, SensiNetRegressor  # noqa: E402
 from sensinet.datasets import make_regression_function  # noqa: E402
 
@@ -80,7 +81,8 @@ def test_regressor_fits_smooth_function(sin3, kwargs):
     reg = SensiNetRegressor(random_state=0, max_iter=300, **kwargs).fit(X_tr, y_tr)
     assert reg.score(X_te, y_te) > 0.9
     assert reg.predict(X_te).shape == y_te.shape
-    assert reg.predict(X_te).dtype == np.float64
+    # the network's precision is the answer's: float32 stays float32, like scikit-learn's MLP
+    assert reg.predict(X_te).dtype == (np.float32 if kwargs.get("dtype") == "float32" else np.float64)
     assert reg.n_features_in_ == 3
     assert reg.n_iter_ == len(reg.loss_curve_) or kwargs.get("solver") == "lbfgs"
 
@@ -421,3 +423,123 @@ def test_pipeline_and_cross_validation(cancer):
 def test_lazy_exports():
     assert sensinet.SensiNetRegressor is SensiNetRegressor
     assert sensinet.SensiNetClassifier is SensiNetClassifier
+
+
+def test_dtype_follows_the_input_by_default():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = X[:, 0] - X[:, 1]
+    lab = (y > 0).astype(int)
+    for X_in, want in ((X.astype(np.float32), np.float32), (X, np.float64), (X.astype(np.int64), np.float64)):
+        reg = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X_in, y)
+        assert reg.network_.dtype == want and reg.predict(X_in).dtype == want
+        clf = SensiNetClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X_in, lab)
+        assert clf.network_.dtype == want and clf.predict_proba(X_in).dtype == want
+    # an explicit dtype wins over the input's
+    reg = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=3, dtype="float64").fit(X.astype(np.float32), y)
+    assert reg.network_.dtype == np.float64
+
+
+def _clf_data(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = np.where(X[:, 0] + 0.5 * X[:, 1] > 0.3, "yes", "no")
+    return X, y
+
+
+def test_coefs_and_intercepts_are_views_like_sklearn():
+    X, y = _clf_data()
+    clf = SensiNetClassifier(hidden_layer_sizes=(8, 6), max_iter=5, random_state=0).fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 6), (6, 1)]
+    assert [b.shape for b in clf.intercepts_] == [(8,), (6,), (1,)]
+    before = clf.predict_proba(X[:5])
+    clf.coefs_[-1][:] = 0.0
+    clf.intercepts_[-1][:] = 0.0
+    np.testing.assert_allclose(clf.predict_proba(X[:5]), 0.5)  # the views reached the network
+    assert not np.allclose(before, 0.5)
+    res = SensiNetRegressor(hidden_layer_sizes=(5, 5), residual=True, max_iter=2).fit(X, X[:, 0])
+    assert len(res.coefs_) == len(res.intercepts_) == 4
+    with pytest.raises(ValueError):
+        res.intercepts_[2][0] = 1.0  # the residual block's second weight has no bias
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SensiNetRegressor().coefs_
+
+
+def test_partial_fit_continues_epoch_by_epoch():
+    X, y = _clf_data()
+    clf = SensiNetClassifier(hidden_layer_sizes=(16,), learning_rate=1e-2, random_state=0)
+    with pytest.raises(ValueError, match="classes: the first partial_fit needs"):
+        clf.partial_fit(X, y)
+    losses = []
+    for i in range(6):
+        clf.partial_fit(X[i::2], y[i::2], classes=["no", "yes"] if i == 0 else None)
+        losses.append(clf.loss_)
+    assert clf.n_iter_ == 6 and len(clf.loss_curve_) == 6 and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="not among classes"):
+        clf.partial_fit(X[:4], ["maybe", "no", "yes", "no"])
+    with pytest.raises(ValueError, match="classes: expected the classes of the first call"):
+        clf.partial_fit(X[:4], y[:4], classes=["a", "b"])
+    reg = SensiNetRegressor(hidden_layer_sizes=(16,), learning_rate=1e-2, random_state=0)
+    for i in range(5):
+        reg.partial_fit(X, 100 + 10 * X[:, 0])
+    assert reg.n_iter_ == 5 and reg.loss_curve_[-1] < reg.loss_curve_[0]
+    assert reg.score(X, 100 + 10 * X[:, 0]) > 0.5
+    with pytest.raises(ValueError, match="partial_fit needs the 1 target"):
+        reg.partial_fit(X, np.c_[X[:, 0], X[:, 1]])
+
+
+def test_early_stopping_split_is_stratified_and_scored():
+    X, y = _clf_data(400)
+    y = np.where(np.arange(400) < 40, "rare", y)  # 10 % of one class
+    clf = SensiNetClassifier(hidden_layer_sizes=(16,), early_stopping=True, validation_fraction=0.2, max_iter=15,
+                             random_state=1).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.validation_loss_curve_)
+    assert all(0 <= s <= 1 for s in clf.validation_scores_)
+    assert clf.best_validation_score_ == max(clf.validation_scores_) and clf.best_loss_ is None
+    # the stratified split keeps the rare class's share in the held-out set: 8 of 80
+    from sensinet.estimators import _held_out
+
+    labels = np.unique(y, return_inverse=True)[1]
+    rare = np.searchsorted(np.unique(y), "rare")
+    for seed in range(5):  # an unstratified draw hits exactly 8 about one time in seven
+        val, tr = _held_out(400, 80, np.random.RandomState(seed), labels)
+        assert np.sum(labels[val] == rare) == 8
+        assert len(np.intersect1d(val, tr)) == 0 and len(val) + len(tr) == 400
+    reg = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=10, random_state=0).fit(X, X[:, 0])
+    assert reg.best_loss_ == min(reg.loss_curve_) and reg.validation_scores_ is None
+    reg = SensiNetRegressor(hidden_layer_sizes=(8,), max_iter=10, early_stopping=True, random_state=0).fit(X, X[:, 0])
+    # R^2 of the held-out set in standardized units equals the score in the original ones
+    assert -1 < reg.validation_scores_[-1] <= 1
+
+
+def test_a_fitted_estimator_goes_wherever_a_network_goes(tmp_path):
+    X, y = _clf_data()
+    clf = SensiNetClassifier(hidden_layer_sizes=(8,), activation="relu", max_iter=5, random_state=0).fit(X, y)
+    T = (y == "yes").astype(float)
+    net = clf.network_
+    np.testing.assert_array_equal(sn.sensitivity(clf, X).matrices[0], sn.sensitivity(net, X).matrices[0])
+    assert sn.explain(clf, X).n_clusters_ == sn.explain(net, X).n_clusters_
+    sn.save(clf, tmp_path / "c.npz")
+    np.testing.assert_array_equal(sn.load(tmp_path / "c.npz").parameters, net.parameters)
+    assert sn.group_sensitivity(clf, X, T, [{1: None}]).shape == (1,)
+    assert sn.prune(clf, X, amount=0.5)[0].n_params < net.n_params
+    grown, _ = sn.LayerInsertion(at_epochs=[1]).fit(clf, X, T, epochs=3)
+    assert grown.n_layers == net.n_layers + 1
+    before = net.parameters.copy()
+    sn.HierarchicalOptimizer(budget=2, random_state=0).run(clf, X, T)  # trains the estimator's own network
+    assert not np.array_equal(before, clf.network_.parameters)
+    with pytest.raises(ValueError, match="not fitted yet"):
+        sn.sensitivity(SensiNetRegressor(), X)
+    from sklearn.neural_network import MLPRegressor
+
+    mlp = MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, X[:, 0])
+    assert sn.sensitivity(mlp, X).matrices[0].shape == (1, 4)  # converted, no manual step
+    with pytest.raises(TypeError, match="converted to a copy that is trained and then lost"):
+        sn.HierarchicalOptimizer(budget=1).run(mlp, X, X[:, 0])
+    torch = pytest.importorskip("torch")
+    module = sn.to_torch(clf)
+    with torch.no_grad():
+        out = module(torch.as_tensor(X)).numpy()
+    np.testing.assert_allclose(out, net.forward(X), rtol=1e-12)

@@ -268,9 +268,8 @@ def to_torch(net: Any, dtype: Any = None) -> Any:
         The network has residual blocks (torch has no built-in equivalent module).
     """
     torch = _import_torch()
-    if not isinstance(net, Network):
-        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
-    residual = [i for i, s in enumerate(net.specs) if s[0] != "dense"]
+    net = as_network(net)
+    residual = [i for i, s in enumerate(net.specs) if s.kind != "dense"]
     if residual:
         raise NotImplementedError(f"to_torch: only networks of Dense layers can be exported; layer(s) {residual} "
                                   "are residual blocks, which have no torch.nn.Sequential equivalent")
@@ -299,14 +298,25 @@ def to_torch(net: Any, dtype: Any = None) -> Any:
     return nn.Sequential(*mods)
 
 
-def as_network(model: Any) -> Network:
-    """A Network for a Network (itself), a fitted scikit-learn MLP or a torch ``nn.Sequential`` (converted)."""
+def as_network(model: Any, in_place: bool = False) -> Network:
+    """The sensinet Network of ``model``: a Network itself; the ``network_`` of a fitted SensiNetRegressor or
+    SensiNetClassifier (the same object, so training it trains the estimator's network; the regressor's
+    network works in standardized target units); or a fitted scikit-learn MLP or torch ``nn.Sequential``,
+    converted (a copy). ``in_place=True`` is for callers that train the network they get and hand nothing
+    back: a converted copy would be trained unseen, so foreign models are refused there."""
     if isinstance(model, Network):
         return model
     module = type(model).__module__
-    if module.startswith("sklearn"):
-        return from_sklearn(model)
-    if module.startswith("torch"):
-        return from_torch(model)
-    raise TypeError(f"net: expected a sensinet Network, a fitted scikit-learn MLP or a torch nn.Sequential, got "
-                    f"{module}.{type(model).__name__}")
+    if module == "sensinet.estimators":  # SensiNetRegressor / SensiNetClassifier
+        net = getattr(model, "network_", None)
+        if not isinstance(net, Network):
+            raise ValueError(f"net: this {type(model).__name__} is not fitted yet; call fit first")
+        return net
+    if module.startswith(("sklearn", "torch")):
+        if in_place:
+            raise TypeError(f"net: a {module}.{type(model).__name__} would be converted to a copy that is trained "
+                            "and then lost; convert it first (net = sensinet.from_sklearn(model) or "
+                            "sensinet.from_torch(module)) and train that network")
+        return from_sklearn(model) if module.startswith("sklearn") else from_torch(model)
+    raise TypeError(f"net: expected a sensinet Network, a fitted SensiNetRegressor / SensiNetClassifier, a fitted "
+                    f"scikit-learn MLP or a torch nn.Sequential, got {module}.{type(model).__name__}")

@@ -37,10 +37,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._config import resolve_threads
 from ._early_stopping import Patience
+from ._estimator_docs import ATTRS_DOC, PARAMS_DOC
 from ._validation import check_bool, check_count, check_number
 from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
-from .losses import log_sigmoid, log_softmax
+from .losses import log_sigmoid, log_softmax, predicted_class
 from .network import DivergenceError, Network, require_finite
 from .optimizers import LBFGS, SGD, Adam
 
@@ -48,6 +49,7 @@ __all__ = ["SensiNetClassifier", "SensiNetRegressor"]
 
 SOLVERS = ("adam", "sgd", "lbfgs", "hierarchical")
 _HIERARCHICAL_MODULE = "sensinet.hierarchical"
+_FLOATS = [np.float64, np.float32]  # dtype=None: float32 input stays float32, anything else becomes float64
 _SEED_BOUND = np.iinfo(np.int32).max  # seeds drawn from random_state (RandomState.randint's int32 range)
 
 
@@ -74,7 +76,7 @@ class _BaseSensiNet(BaseEstimator):
                  l2: float = 0.0, solver: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
                  batch_size: int = 32, max_iter: int = 200, tol: float = 1e-4, early_stopping: bool = False,
                  validation_fraction: float = 0.1, n_iter_no_change: int = 10, random_state: Any = None,
-                 warm_start: bool = False, dtype: Any = "float64", n_threads: Optional[int] = None,
+                 warm_start: bool = False, dtype: Any = None, n_threads: Optional[int] = None,
                  verbose: bool = False, device: str = "cpu") -> None:
         # scikit-learn rule: store the parameters unchanged, validate them in fit.
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -125,12 +127,15 @@ class _BaseSensiNet(BaseEstimator):
                              "'adam', 'sgd' or 'lbfgs'.")
         if self.n_threads is not None:
             check_count(self.n_threads, "n_threads", 1)
-        try:
-            dtype = np.dtype(self.dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-            raise ValueError(f"dtype: expected 'float64' or 'float32', got {self.dtype!r}")
+        if self.dtype is None:
+            dtype = None  # follow the input: float32 X trains and predicts in float32, anything else in float64
+        else:
+            try:
+                dtype = np.dtype(self.dtype)
+            except TypeError:
+                dtype = False
+            if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+                raise ValueError(f"dtype: expected None, 'float64' or 'float32', got {self.dtype!r}")
         return dict(
             sizes=sizes,
             residual=residual,
@@ -145,7 +150,7 @@ class _BaseSensiNet(BaseEstimator):
                                             open_lo=True, open_hi=True),
             n_iter_no_change=check_count(self.n_iter_no_change, "n_iter_no_change", 1),
             warm_start=check_bool(self.warm_start, "warm_start"),
-            dtype=np.float64 if dtype == np.float64 else np.float32,
+            dtype=None if dtype is None else (np.float64 if dtype == np.float64 else np.float32),
             device=parse_device(self.device)[0],
         )
 
@@ -190,12 +195,19 @@ class _BaseSensiNet(BaseEstimator):
         return cls(lr=p["learning_rate"])  # type: ignore[misc]  # None excluded by _check_params
 
     # ------------------------------------------------------------------------------------------ training
-    def _train(self, p: dict, X: NDArray, T: NDArray, loss: str, reuse: bool) -> None:
-        """Build (or reuse) the network, train it on engine-ready targets T and record the fitted attributes."""
+    def _train(self, p: dict, X: NDArray, T: NDArray, loss: str, reuse: bool, strata: Optional[NDArray] = None,
+               partial: bool = False) -> None:
+        """Build (or reuse) the network, train it on engine-ready targets T and record the fitted attributes.
+        ``strata``: class labels, to split the early-stopping set stratified; ``partial``: one epoch, no
+        stopping rule (partial_fit)."""
         n = X.shape[0]
+        if partial:
+            p = dict(p, max_iter=1, early_stopping=False)
         rng = check_random_state(self.random_state)
         # Always draw the same number of seeds in the same order, so results depend on random_state only.
         init_seed, shuffle_seed = (int(s) for s in rng.randint(_SEED_BOUND, size=2))
+        if partial and reuse:  # each partial_fit epoch its own shuffle, still fixed by random_state
+            shuffle_seed = (shuffle_seed + self.n_iter_) % _SEED_BOUND
         if reuse:
             net = self.network_
         else:
@@ -208,18 +220,26 @@ class _BaseSensiNet(BaseEstimator):
         kwargs: dict = dict(epochs=p["max_iter"], shuffle=True, seed=shuffle_seed, progress=bool(self.verbose),
                             n_threads=threads)
         stopper = None
+        scores: list = []
         if p["early_stopping"]:
             n_val = int(np.ceil(p["validation_fraction"] * n))
             if n < 2 or n - n_val < 1:
                 raise ValueError(f"early_stopping: needs at least 2 samples to split off a validation set "
                                  f"(validation_fraction={self.validation_fraction}), got n_samples={n}")
-            perm = rng.permutation(n)
-            val, tr = perm[:n_val], perm[n_val:]
+            val, tr = _held_out(n, n_val, rng, strata)
             X_fit, T_fit = X[tr], T[tr]
             # the engine evaluates the validation objective at every epoch end (every outer iteration for
             # the hierarchical solver); the Patience rule stops and restores the best weights
             kwargs.update(validation_data=(X[val], T[val]), patience=p["n_iter_no_change"], tol=p["tol"])
-        elif self.solver in ("adam", "sgd"):
+            X_val, T_val = X[val], T[val]
+
+            def score_epoch(info: dict) -> bool:  # scikit-learn's validation_scores_: R^2 or accuracy per epoch
+                if info.get("epoch_end"):
+                    scores.append(_score(loss, net.forward(X_val, n_threads=threads), T_val))
+                return False
+
+            kwargs["callback"] = score_epoch
+        elif self.solver in ("adam", "sgd") and not partial:
             stopper = _NoImprovement(p["tol"], p["n_iter_no_change"])
             kwargs["callback"] = stopper
         kwargs["batch_size"] = min(p["batch_size"], X_fit.shape[0])
@@ -247,18 +267,53 @@ class _BaseSensiNet(BaseEstimator):
         self.history_ = hist
         self.loss_ = float(self.loss_curve_[-1]) if self.loss_curve_ else float(net.objective(X_fit, T_fit))
         self.validation_loss_curve_ = list(hist.val_curve) if p["early_stopping"] else None
+        # scikit-learn's names: the best training loss without early stopping, the best validation score with it
+        self.validation_scores_ = scores[:len(hist.val_curve)] if p["early_stopping"] else None
+        self.best_validation_score_ = max(self.validation_scores_) if self.validation_scores_ else None
+        self.best_loss_ = None if p["early_stopping"] else (min(self.loss_curve_) if self.loss_curve_ else self.loss_)
+        if partial:
+            return
 
         converged = hist.status in ("early_stopped", "gtol", "ftol") or (stopper is not None and stopper.converged)
         if not converged and hist.status in ("completed", "max_iter") and hist.epochs >= p["max_iter"]:
             warnings.warn(f"{type(self).__name__}: max_iter={p['max_iter']} reached before the optimization "
                           "converged; increase max_iter or learning_rate.", ConvergenceWarning, stacklevel=3)
 
+    @property
+    def coefs_(self) -> list:
+        """Weight matrices, layer by layer, shape (n_in, n_out) as in scikit-learn's MLP: views of the
+        network's parameters, so writing into them changes the network. A residual block gives W1 and W2."""
+        check_is_fitted(self, "network_")
+        net = self.network_
+        out = []
+        for l in range(net.n_layers):
+            v = net.layer_parameters(l)
+            out += [v["W"]] if "W" in v else [v["W1"], v["W2"]]
+        return out
+
+    @property
+    def intercepts_(self) -> list:
+        """Bias vectors matching ``coefs_`` (views); the second weight of a residual block has no bias, so its
+        entry is a read-only array of zeros."""
+        check_is_fitted(self, "network_")
+        net = self.network_
+        out = []
+        for l in range(net.n_layers):
+            v = net.layer_parameters(l)
+            if "W" in v:
+                out.append(v["b"])
+            else:
+                zeros = np.zeros(v["W2"].shape[1], dtype=net.dtype)
+                zeros.flags.writeable = False
+                out += [v["b1"], zeros]
+        return out
+
     def _outputs(self, X: Any) -> NDArray:
-        """Raw network outputs (float64) for validated X."""
+        """Raw network outputs, in the network's dtype, for validated X."""
         check_is_fitted(self, "network_")
         net = self.network_
         X = validate_data(self, X, reset=False, dtype=net.dtype, order="C")
-        return np.asarray(net.forward(X, n_threads=self.n_threads), dtype=np.float64)
+        return net.forward(X, n_threads=self.n_threads)
 
     # ------------------------------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
@@ -320,71 +375,29 @@ class _NoImprovement:
         return bool(info.get("epoch_end")) and self.watch.update(info["loss"])
 
 
-_PARAMS_DOC = """
-    Parameters
-    ----------
-    hidden_layer_sizes : int or sequence of int, default=(64, 64)
-        Width of each hidden layer; ``()`` gives a linear model.
-    activation : {"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "identity"}, default="relu"
-        Activation of the hidden layers.
-    residual : bool, default=False
-        If True, hidden layers after the first are :class:`sensinet.Residual` blocks (all widths equal).
-    l2 : float, default=0.0
-        Weight decay of every layer: adds ``l2 / 2 * ||W||^2`` per weight matrix to the objective.
-    solver : {"adam", "sgd", "lbfgs", "hierarchical"}, default="adam"
-        ``"hierarchical"`` needs the module ``sensinet.hierarchical`` and is an error without it.
-    learning_rate : float, default=1e-3
-        Step size of Adam / SGD.
-    momentum : float, default=0.9
-        Momentum of SGD, in [0, 1].
-    batch_size : int, default=32
-        Minibatch size (clipped to the number of training samples).
-    max_iter : int, default=200
-        Epochs (Adam / SGD) or iterations (L-BFGS).
-    tol : float, default=1e-4
-        Convergence tolerance. Without early stopping, Adam / SGD stop when the training loss has not
-        improved by ``tol`` for ``n_iter_no_change`` epochs; with early stopping the same applies to the
-        validation loss (and the best weights are restored). L-BFGS uses it as its gradient tolerance.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data and stop when its loss stops improving.
-    validation_fraction : float, default=0.1
-        Fraction of samples held out when ``early_stopping`` is True.
-    n_iter_no_change : int, default=10
-        Patience, in epochs (iterations for L-BFGS), of the stopping rules.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the minibatch shuffling and the validation split.
-    warm_start : bool, default=False
-        If True and the fitted network has the architecture this fit would build, continue training it
-        (and the optimizer state: SGD momentum, Adam moments) instead of starting over.
-    dtype : {"float64", "float32"}, default="float64"
-        Precision of the network.
-    n_threads : int or None, default=None
-        Threads of the engine's kernels (None: :func:`sensinet.get_num_threads`).
-    verbose : bool, default=False
-        Show a progress bar on stderr.
-    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
-        Where the network trains and predicts (see :meth:`sensinet.Network.to`); its parameters, optimizer
-        state and data stay there between calls.
-"""
+def _held_out(n: int, n_val: int, rng: Any, strata: Optional[NDArray]) -> tuple:
+    """(validation, training) indices: ``n_val`` samples drawn by ``rng``, stratified by the class labels
+    ``strata`` when every class has at least two samples (as scikit-learn's MLP splits for classifiers)."""
+    if strata is not None:
+        counts = np.unique(strata, return_counts=True)[1]
+        if counts.min() >= 2 and n_val >= counts.size and n - n_val >= counts.size:
+            from sklearn.model_selection import train_test_split
 
-_ATTRS_DOC = """
-    network_ : sensinet.Network
-        The trained network.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of str
-        Feature names seen during fit (only when X had string column names).
-    n_iter_ : int
-        Epochs (iterations for L-BFGS) run, summed over warm-started fits.
-    loss_curve_ : list of float
-        Training objective per epoch / iteration, concatenated over warm-started fits.
-    loss_ : float
-        The last value of ``loss_curve_``.
-    validation_loss_curve_ : list of float or None
-        Validation objective per epoch of the last fit when ``early_stopping`` is True.
-    history_ : sensinet.FitResult
-        What the last fit did (status, epochs, steps, curves, time).
-"""
+            tr, val = train_test_split(np.arange(n), test_size=n_val, random_state=rng, stratify=strata)
+            return np.sort(val), np.sort(tr)
+    perm = rng.permutation(n)
+    return perm[:n_val], perm[n_val:]
+
+
+def _score(loss: str, out: NDArray, T: NDArray) -> float:
+    """R^2 (uniform average over outputs) of a regressor's standardized outputs, or a classifier's accuracy."""
+    out, T = np.asarray(out, np.float64), np.asarray(T, np.float64)
+    if loss == "mse":
+        ss_res = np.sum((T - out) ** 2, axis=0)
+        ss_tot = np.sum((T - T.mean(axis=0)) ** 2, axis=0)
+        return float(np.mean(1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))
+    truth = T.argmax(axis=1) if loss == "cross_entropy" else T > 0.5
+    return float(np.mean(predicted_class(loss, out) == truth))
 
 
 class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
@@ -436,12 +449,31 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         sensinet.DivergenceError
             When the loss becomes non-finite (a FloatingPointError).
         """
+        return self._fit(X, y, partial=False)
+
+    def partial_fit(self, X: Any, y: Any) -> "SensiNetRegressor":
+        """One epoch on (X, y), continuing from the current weights and optimizer state (the first call builds
+        the network and fixes the targets' standardization). No stopping rule applies; ``n_iter_`` counts the
+        epochs.
+
+        Returns
+        -------
+        self : SensiNetRegressor
+        """
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X: Any, y: Any, partial: bool) -> "SensiNetRegressor":
         p = self._check_params()
-        X, y = validate_data(self, X, y, dtype=p["dtype"], order="C", multi_output=True, y_numeric=True)
+        first = not (partial and hasattr(self, "network_"))
+        X, y = validate_data(self, X, y, dtype=p["dtype"] or _FLOATS, order="C", multi_output=True, y_numeric=True,
+                             reset=first)
+        p["dtype"] = X.dtype.type if first else self.network_.dtype
         y = np.asarray(y, dtype=np.float64)
         one_d = y.ndim == 1
         Y = y.reshape(-1, 1) if one_d else y
-        reuse = self._reusable(p, X.shape[1], Y.shape[1], "mse")
+        if not first and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y: partial_fit needs the {self.n_outputs_} target(s) of the first call, got {Y.shape[1]}")
+        reuse = not first or self._reusable(p, X.shape[1], Y.shape[1], "mse")
         if reuse:  # the network learned in the first fit's target units: keep them
             mean, scale = self._y_mean, self._y_scale
         else:
@@ -449,7 +481,7 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
             T = np.ascontiguousarray((Y - mean) / scale, dtype=p["dtype"])
         require_finite(T, "standardized targets", f"{type(self).__name__}.fit", Y)
-        self._train(p, X, T, "mse", reuse)
+        self._train(p, X, T, "mse", reuse, partial=partial)
         # Set only after training succeeded, so a failed fit leaves a previous fit's state consistent.
         self._y_mean, self._y_scale = mean, scale
         self.n_outputs_ = Y.shape[1]
@@ -460,8 +492,11 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like the ``y`` given to fit.
 
         Raises NonFiniteError when a prediction overflows float64 in the targets' units."""
+        z = self._outputs(X)
         with np.errstate(over="ignore", invalid="ignore"):
-            out = self._outputs(X) * self._y_scale + self._y_mean
+            out = z.astype(np.float64) * self._y_scale + self._y_mean
+        require_finite(out, "prediction", f"{type(self).__name__}.predict", X)
+        out = out.astype(z.dtype)  # float32 networks answer in float32, like scikit-learn's MLP
         require_finite(out, "prediction", f"{type(self).__name__}.predict", X)
         return out.ravel() if self._y_1d else out
 
@@ -522,23 +557,54 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         sensinet.DivergenceError
             When the loss becomes non-finite (a FloatingPointError).
         """
+        return self._fit(X, y, None, partial=False)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "SensiNetClassifier":
+        """One epoch on (X, y), continuing from the current weights and optimizer state. The first call
+        needs ``classes``, every label there will ever be (as in scikit-learn); later calls may omit it. No
+        stopping rule applies; ``n_iter_`` counts the epochs.
+
+        Returns
+        -------
+        self : SensiNetClassifier
+        """
+        return self._fit(X, y, classes, partial=True)
+
+    def _fit(self, X: Any, y: Any, classes: Any, partial: bool) -> "SensiNetClassifier":
         p = self._check_params()
-        X, y = validate_data(self, X, y, dtype=p["dtype"], order="C")
+        first = not (partial and hasattr(self, "network_"))
+        if partial and first and classes is None:
+            raise ValueError("classes: the first partial_fit needs every class label (classes=...)")
+        X, y = validate_data(self, X, y, dtype=p["dtype"] or _FLOATS, order="C", reset=first)
+        p["dtype"] = X.dtype.type if first else self.network_.dtype
         check_classification_targets(y)
-        classes, labels = np.unique(y, return_inverse=True)
+        if not first:
+            known = self.classes_
+            if classes is not None and not np.array_equal(np.unique(classes), known):
+                raise ValueError(f"classes: expected the classes of the first call {list(known)}, got "
+                                 f"{list(np.unique(classes))}")
+            classes = known
+        elif classes is not None:
+            classes = np.unique(classes)
+        else:
+            classes = np.unique(y)
+        unseen = np.setdiff1d(np.unique(y), classes)
+        if unseen.size:
+            raise ValueError(f"y: labels {list(unseen)} are not among classes {list(classes)}")
+        labels = np.searchsorted(classes, y)
         if classes.shape[0] < 2:
             raise ValueError(f"y: {type(self).__name__} needs samples of at least 2 classes, but the data "
                              f"contains only one class: {classes[0]!r}")
         k = classes.shape[0]
         loss, n_outputs = ("binary_cross_entropy", 1) if k == 2 else ("cross_entropy", k)
-        reuse = (self._reusable(p, X.shape[1], n_outputs, loss)
-                 and np.array_equal(getattr(self, "classes_", None), classes))
+        reuse = not first or (self._reusable(p, X.shape[1], n_outputs, loss)
+                              and np.array_equal(getattr(self, "classes_", None), classes))
         if k == 2:
             T = labels.reshape(-1, 1).astype(p["dtype"])
         else:
             T = np.zeros((labels.shape[0], k), dtype=p["dtype"])
             T[np.arange(labels.shape[0]), labels] = 1
-        self._train(p, X, T, loss, reuse)
+        self._train(p, X, T, loss, reuse, strata=labels, partial=partial)
         self.classes_ = classes
         return self
 
@@ -559,5 +625,5 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
-SensiNetRegressor.__doc__ = SensiNetRegressor.__doc__.format(params=_PARAMS_DOC, attrs=_ATTRS_DOC)  # type: ignore
-SensiNetClassifier.__doc__ = SensiNetClassifier.__doc__.format(params=_PARAMS_DOC, attrs=_ATTRS_DOC)  # type: ignore
+SensiNetRegressor.__doc__ = SensiNetRegressor.__doc__.format(params=PARAMS_DOC, attrs=ATTRS_DOC)  # type: ignore
+SensiNetClassifier.__doc__ = SensiNetClassifier.__doc__.format(params=PARAMS_DOC, attrs=ATTRS_DOC)  # type: ignore

@@ -21,6 +21,7 @@ import numpy as np
 
 from ._tables import brief, frame
 from ._validation import check_choice, check_positive
+from .convert import as_network
 from .insertion import LayerInsertion
 from .network import Network
 from .optimizers import make_optimizer
@@ -106,8 +107,7 @@ class GrowShrink:
             batch_size: Optional[int] = None, seed: int = 0, n_threads: Optional[int] = None) -> GrowShrinkResult:
         """Train ``net`` (a copy: ``net`` itself is left as it is) for ``epochs`` epochs; see the class."""
         check_positive(epochs, "epochs", integer=True)
-        if not isinstance(net, Network):
-            raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
+        net = as_network(net)
         data = net.prepare(X, y)
         net.matrices(data, None)
         template = make_optimizer(optimizer, lr)

@@ -27,6 +27,7 @@ from ._engine import activation
 from ._plotting import panels, save
 from ._tables import brief
 from ._validation import check_choice, check_count, check_positive
+from .convert import as_network
 from .layers import Dense, Residual
 from .losses import error
 from .network import Network, require_finite
@@ -200,6 +201,7 @@ class LayerInsertion:
     def candidates(self, net: Network, X: Any = None, y: Any = None, positions: Optional[Sequence[int]] = None,
                    n_threads: Optional[int] = None) -> list:
         """Candidates with their scores (without X: positions only, scores 0)."""
+        net = as_network(net)
         kind = self._kind_for(net)
         valid = self._valid_positions(net, kind)
         if positions is not None:
@@ -299,6 +301,7 @@ class LayerInsertion:
     def insert(self, net: Network, candidate: Candidate, optimizer: Any = None) -> tuple:
         """A new network with the neutral layer at ``candidate.position`` (same function), and the optimizer
         with its state carried over to the new parameter layout."""
+        net = as_network(net)
         p, w = candidate.position, candidate.width
         if not 1 <= p < net.n_layers:
             raise ValueError(f"position: expected 1 <= position < {net.n_layers}, got {p}")
@@ -366,6 +369,7 @@ class LayerInsertion:
         """Train ``net`` for ``epochs`` epochs (full batch unless ``batch_size``), inserting layers by the
         schedule and rules. Returns ``(final_network, InsertionHistory)``; ``net`` itself is trained up to
         the first insertion."""
+        net = as_network(net)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected an int >= 1, got {epochs!r}")
         late = [e for e in self.at_epochs if e >= epochs]

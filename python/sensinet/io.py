@@ -38,6 +38,7 @@ import numpy as np
 from ._validation import LOSSES
 from ._version import __version__
 from .layers import ACTIVATIONS, LayerSpec
+from .convert import as_network
 from .network import Network
 
 FORMAT_NAME = "sensinet-network"
@@ -116,8 +117,7 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     --------
     load
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
+    net = as_network(net)
     if metadata is None:
         metadata = getattr(net, "metadata", None) or {}
     if not isinstance(metadata, dict):

@@ -32,6 +32,7 @@ from ._engine import activation
 from ._plotting import axes, save
 from ._tables import brief, frame
 from ._validation import check_choice
+from .convert import as_network
 from .layers import Dense, Residual
 from .losses import CLASSIFICATION_LOSSES, error
 from .network import Network, require_finite
@@ -59,6 +60,7 @@ class _Group:
 
 def prunable_groups(net: Network, inputs: bool = False) -> list:
     """The groups of neurons ``prune`` may remove from ``net``."""
+    net = as_network(net)
     # inputs that feed a residual block are its skip connection too: they are kept whole
     groups = [_Group(-1, net.n_inputs)] if inputs and net.specs[0].kind == "dense" else []
     for l, spec in enumerate(net.specs):
@@ -107,8 +109,7 @@ def neuron_scores(net: Network, X: Any, y: Any = None, criterion: str = "sensiti
     """{group name: score per neuron} of every prunable group (see the module docstring for criteria)."""
     from .sensitivity import sensitivity
 
-    if not isinstance(net, Network):
-        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
+    net = as_network(net)
     check_choice(criterion, "criterion", CRITERIA)
     groups = prunable_groups(net, inputs)
     if not groups:
@@ -208,6 +209,7 @@ def prune(net: Network, X: Any, y: Any = None, amount: Union[float, int] = 0.5, 
     fold_mean : bool
         Fold each removed neuron's mean activation over X into the next layer's bias.
     """
+    net = as_network(net)
     check_choice(scope, "scope", SCOPES)
     if isinstance(min_width, bool) or not isinstance(min_width, (int, np.integer)) or min_width < 1:
         raise ValueError(f"min_width: expected an int >= 1, got {min_width!r}")
@@ -357,6 +359,7 @@ def pruning_curve(net: Network, X: Any, y: Any, fractions: Any = (0.25, 0.5, 0.7
     ``schedule="one_shot"`` prunes the original network to every fraction; ``"iterative"`` prunes step by
     step (each step from the previous, fine-tuned network) to the same widths.
     """
+    net = as_network(net)
     check_choice(schedule, "schedule", ("one_shot", "iterative"))
     crits = [criteria] if isinstance(criteria, str) else list(criteria)
     for c in crits:

@@ -26,6 +26,7 @@ from ._config import resolve_threads
 from ._plotting import figure, panels, save
 from ._tables import brief, frame
 from ._validation import check_choice
+from .convert import as_network
 from .data import Matrix
 from .losses import output_gradient, per_sample_loss
 from .network import Network, require_finite
@@ -305,8 +306,6 @@ def _fd_site(net: Network, X: NDArray, Y: Optional[NDArray], site: Site, wrt: st
 
 def _prepare(net: Network, X: Any, y: Any, wrt: str) -> tuple:
     """(X, Y or None) Matrices of a Dataset or arrays, through the network's cache."""
-    if not isinstance(net, Network):
-        raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
     check_choice(wrt, "wrt", ("output", "loss"))
     if wrt == "loss":
         if y is None and getattr(X, "y", None) is None:
@@ -349,6 +348,7 @@ def sensitivity(net: Network, X: Any, y: Any = None, sites: Any = None, wrt: str
     eps : float, optional
         Finite-difference step (default 1e-6 in float64, 1e-3 in float32).
     """
+    net = as_network(net)
     Xa, Y = _prepare(net, X, y, wrt)
     reduce = reduce if reduce is not None else ("mean_abs" if wrt == "output" else "mean")
     check_choice(reduce, "reduce", REDUCTIONS)
@@ -401,6 +401,7 @@ def iter_per_sample(net: Network, X: Any, y: Any = None, sites: Any = None, wrt:
                     batch_size: int = 4096, n_threads: Optional[int] = None, *, layers: Any = None) -> Iterator[tuple]:
     """Yield ``(start, sites, values)`` per batch of samples, ``values[i]`` of shape (batch, K, width):
     the per-sample sensitivity tensor with memory bounded by ``batch_size``."""
+    net = as_network(net)
     Xa, Y = _prepare(net, X, y, wrt)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
@@ -434,6 +435,7 @@ def _group_sites(net: Network, group: dict) -> list:
 def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], method: str = "reverse",
                       eps: Optional[float] = None, n_threads: Optional[int] = None) -> NDArray:
     """dJ/ds_G for one factor s_G shared by each group of neurons (the signed sum of the members' g)."""
+    net = as_network(net)
     Xa, Y = _prepare(net, X, y, "loss")
     check_choice(method, "method", ("reverse", "finite_difference"))
     threads = resolve_threads(n_threads)
@@ -477,6 +479,7 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
     ``method="exact"``: a Hessian-vector product in C++ (tangent forward pass, then a second-order reverse
     pass); ``"finite_difference"``: a five-point second difference of J along the group factor.
     """
+    net = as_network(net)
     Xa, Y = _prepare(net, X, y, "loss")
     check_choice(method, "method", ("exact", "finite_difference"))
     threads = resolve_threads(n_threads)
@@ -496,6 +499,7 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
 # ---------------------------------------------------------------------------------- the output site
 def output_sensitivity(net: Network, X: Any, y: Any = None, n_threads: Optional[int] = None) -> NDArray:
     """Objective sensitivity of a scaling factor on each raw network output: ``g_k = sum_n dJ/dz_nk z_nk``."""
+    net = as_network(net)
     threads = resolve_threads(n_threads)
     Xm, Ym = net.matrices(X, y)
     Z = np.asarray(net.engine.forward(Xm, False, 0, threads), dtype=np.float64)
@@ -506,6 +510,7 @@ def output_group_curvature(net: Network, X: Any, y: Any, hidden_sites: Sequence[
                            n_threads: Optional[int] = None, h: float = 1e-3) -> float:
     """d2J/ds_G^2 of one factor shared by the outputs and the given hidden sensitivity layers (five-point
     second difference; the L2 terms do not depend on s)."""
+    net = as_network(net)
     threads = resolve_threads(n_threads)
     Xm, Ym = net.matrices(X, y)
     Xa, Y = Xm.array, Ym.array

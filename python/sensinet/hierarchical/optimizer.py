@@ -14,6 +14,7 @@ from .._config import resolve_threads
 from .._early_stopping import Patience
 from .._progress import ProgressBar
 from .._validation import check_bool, check_choice, check_count, check_number
+from ..convert import as_network
 from ..data import Dataset
 from ..network import DivergenceError, FitResult, Network, require_finite
 from ..optimizers import LBFGS, SGD, Adam
@@ -215,6 +216,7 @@ class HierarchicalOptimizer:
             When an inner optimization produced a non-finite loss. The network keeps the last finite weights;
             the partial trace (status ``"diverged"``) is attached as ``exc.result`` and ``self.result_``.
         """
+        net = as_network(net, in_place=True)
         r = self._start(net, X, y, budget, batch_size, random_state, shuffle, validation_data, patience, val_tol,
                         callback, progress, keep_state, n_threads)
         min_cost = self._least_outer_cost(r)
@@ -250,8 +252,6 @@ class HierarchicalOptimizer:
                random_state: Optional[int], shuffle: bool, validation_data: Any, patience: Optional[int],
                val_tol: float, callback: Any, progress: bool, keep_state: bool, n_threads: Optional[int]) -> _Run:
         """Check the arguments, prepare the data once (every inner call reuses it) and the initial trace."""
-        if not isinstance(net, Network):
-            raise TypeError(f"net: expected a sensinet Network, got {type(net).__name__}")
         budget = check_number(self.budget if budget is None else budget, "budget", 0.0, open_lo=True)
         bs = check_count(self.batch_size if batch_size is None else batch_size, "batch_size", 1)
         seed = self.random_state if random_state is None else random_state
