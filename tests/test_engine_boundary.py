@@ -423,3 +423,19 @@ def test_pruning_a_device_network(fake):
     assert a.device == "cuda" and b.device == "cpu"
     assert {k: list(v) for k, v in ra.removed.items()} == {k: list(v) for k, v in rb.removed.items()}
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_weighted_training_of_a_device_network_equals_the_cpu_engine(fake):
+    X, y = _data()
+    w = np.random.default_rng(1).integers(0, 3, len(X)).astype(float)
+    cpu, dev = _net(), _net("cuda")
+    opt_c, opt_d = sn.Adam(1e-2), sn.Adam(1e-2)
+    for _ in range(2):  # the second call continues the optimizer state wherever it lives
+        cpu.fit(X, y, optimizer=opt_c, epochs=3, batch_size=16, seed=2, sample_weight=w)
+        dev.fit(X, y, optimizer=opt_d, epochs=3, batch_size=16, seed=2, sample_weight=w)
+    np.testing.assert_array_equal(dev.parameters, cpu.parameters)
+    assert opt_d.t == opt_c.t
+    np.testing.assert_array_equal(opt_d.state_m, opt_c.state_m)
+    dev.fit(X, y, optimizer=opt_d, epochs=1, batch_size=16, seed=5)  # unweighted again, on the device
+    cpu.fit(X, y, optimizer=opt_c, epochs=1, batch_size=16, seed=5)
+    np.testing.assert_allclose(dev.parameters, cpu.parameters, rtol=1e-12, atol=1e-14)

@@ -463,3 +463,70 @@ def test_optimizer_state_pickles_and_old_pickles_load():
     a.fit(X, y, optimizer=opt, epochs=1, batch_size=8, seed=3)
     b.fit(X, y, optimizer=legacy, epochs=1, batch_size=8, seed=3)
     np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+# ------------------------------------------------------------------------------------ sample weights
+def _weighted_problem(loss, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(30, 3)).astype(dtype)
+    if loss == "mse":
+        y = rng.normal(size=(30, 2))
+    elif loss == "cross_entropy":
+        y = rng.integers(0, 3, 30)
+    else:
+        y = rng.integers(0, 2, (30, 2)).astype(float)
+    k = 3 if loss == "cross_entropy" else 2
+    net = sn.Network(3, [sn.Dense(5, "tanh"), sn.Dense(k)], loss=loss, dtype=dtype, seed=seed)
+    w = rng.integers(0, 4, 30).astype(float)
+    w[0] = 1.0
+    return net, X, y, w
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy", "binary_cross_entropy"])
+def test_integer_sample_weights_equal_duplicated_samples(loss):
+    net, X, y, w = _weighted_problem(loss)
+    rep = np.repeat(np.arange(30), w.astype(int))
+    a, b = net.copy(), net.copy()
+    # full batch, no shuffling: the weighted mean loss is the mean over the duplicated rows, step for step
+    a.fit(X, y, sample_weight=w, optimizer=sn.SGD(0.3), epochs=20, batch_size=30, shuffle=False)
+    b.fit(X[rep], np.asarray(y)[rep], optimizer=sn.SGD(0.3), epochs=20, batch_size=len(rep), shuffle=False)
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(a.history_.loss_curve, b.history_.loss_curve, rtol=1e-11)
+    # L-BFGS: the first iterations agree to rounding (later ones amplify the last bits through the line search)
+    a, b = net.copy(), net.copy()
+    a.fit(X, y, sample_weight=w, optimizer=sn.LBFGS(max_iter=2))
+    b.fit(X[rep], np.asarray(y)[rep], optimizer=sn.LBFGS(max_iter=2))
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.history_.loss_curve, b.history_.loss_curve, rtol=1e-12)
+
+
+def test_unit_weights_change_nothing_and_zero_weights_drop_samples():
+    net, X, y, w = _weighted_problem("mse")
+    a, b = net.copy(), net.copy()
+    a.fit(X, y, sample_weight=np.ones(30), optimizer="adam", epochs=5, batch_size=7, seed=3)
+    b.fit(X, y, optimizer="adam", epochs=5, batch_size=7, seed=3)
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=1e-12, atol=1e-14)
+    keep = w > 0
+    a, b = net.copy(), net.copy()
+    a.fit(X, y, sample_weight=keep.astype(float), optimizer=sn.SGD(0.1), epochs=10, batch_size=30, shuffle=False)
+    b.fit(X[keep], y[keep], optimizer=sn.SGD(0.1), epochs=10, batch_size=int(keep.sum()), shuffle=False)
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=1e-11, atol=1e-13)
+    # a minibatch whose weights are all zero contributes nothing (no NaN from 0 / 0)
+    z = np.zeros(30)
+    z[-1] = 1.0
+    c = net.copy()
+    c.fit(X, y, sample_weight=z, optimizer=sn.SGD(0.1), epochs=3, batch_size=10, shuffle=False)
+    assert np.all(np.isfinite(c.parameters)) and c.history_.status == "completed"
+
+
+@pytest.mark.parametrize("bad, exc, msg", [
+    (np.ones(29), ValueError, r"sample_weight: expected shape \(30,\)"),
+    (-np.ones(30), ValueError, "sample_weight: expected finite weights >= 0"),
+    (np.full(30, np.nan), ValueError, "sample_weight: expected finite weights >= 0"),
+    (np.zeros(30), ValueError, "sample_weight: expected a positive sum"),
+    (np.array(["a"] * 30), TypeError, "sample_weight: expected a numeric array"),
+])
+def test_bad_sample_weights(bad, exc, msg):
+    net, X, y, _ = _weighted_problem("mse")
+    with pytest.raises(exc, match=msg):
+        net.fit(X, y, sample_weight=bad, epochs=1)

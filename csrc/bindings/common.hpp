@@ -1,6 +1,7 @@
 // Shared binding helpers: argument checks that raise before Eigen sees bad input, thread scopes and the
 // progress poll that calls back into Python.
 #pragma once
+#include <cmath>
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -174,6 +175,29 @@ T* vector_arg(py::array& a, const char* name, Index n) {
   if (!(a.flags() & py::array::c_style) || !a.writeable())
     throw py::value_error(std::string(name) + ": expected a writable contiguous array");
   return static_cast<T*>(a.mutable_data());
+}
+
+// Sample weights: None (nullptr) or a contiguous 1-D array of n finite weights >= 0 with a positive sum.
+template <class T>
+const T* weights_arg(const py::object& w, Index n) {
+  if (w.is_none()) return nullptr;
+  py::array a = py::reinterpret_borrow<py::array>(w);
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(std::string("sample_weight: expected a ") + dtype_name<T>() + " array, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error("sample_weight: expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("sample_weight: expected a contiguous array");
+  const T* p = static_cast<const T*>(a.data());
+  T sum = 0;
+  for (Index i = 0; i < n; ++i) {
+    if (!(p[i] >= T(0)) || !std::isfinite(p[i]))
+      throw py::value_error("sample_weight: expected finite weights >= 0, got " + std::to_string(double(p[i])) +
+                            " at index " + std::to_string(i));
+    sum += p[i];
+  }
+  if (!(sum > T(0))) throw py::value_error("sample_weight: expected a positive sum of weights, got all zeros");
+  return p;
 }
 
 // The optimizer of a train() call, validated (the CPU and CUDA bindings share the checks and messages).

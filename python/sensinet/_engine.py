@@ -132,9 +132,10 @@ class CpuEngine:
     def train(self, X: Any, Y: Any, opt: Any, *, epochs: int, batch_size: int, shuffle: bool, seed: int,
               first: int = 0, last: int = -1, input_layer: Optional[int] = None, poll_every: int = 0,
               max_steps: int = -1, callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None,
-              threads: int = 1) -> dict:
+              threads: int = 1, sample_weight: Optional[NDArray] = None) -> dict:
         """Minibatch SGD / Adam epochs in C++ on layers first..last; ``opt`` keeps its state across calls.
-        With validation data the callback's epoch-end dict carries ``val_loss``."""
+        With validation data the callback's epoch-end dict carries ``val_loss``; with ``sample_weight`` each
+        minibatch's loss is the weighted mean of its rows."""
         x = _arr(X)
         if input_layer is not None and input_layer < first:
             x = self._model.layer_input(x, first, input_layer, None, threads)
@@ -142,19 +143,23 @@ class CpuEngine:
         r = _core.train(self._model, x, _arr(Y), **opt.engine_args(), state_m=m, state_v=v, t=opt.t, epochs=epochs,
                         batch_size=batch_size, shuffle=shuffle, seed=seed, first=first, last=last,
                         poll_every=poll_every, max_steps=max_steps,
-                        callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads)
+                        callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads,
+                        sample_weight=sample_weight)
         opt.t = r["t"]
         return r
 
     def lbfgs(self, X: Any, Y: Any, opt: Any, *, first: int = 0, last: int = -1, input_layer: Optional[int] = None,
-              callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None, threads: int = 1) -> dict:
-        """Full-batch L-BFGS (strong-Wolfe line search) on layers first..last."""
+              callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None, threads: int = 1,
+              sample_weight: Optional[NDArray] = None) -> dict:
+        """Full-batch L-BFGS (strong-Wolfe line search) on layers first..last (the weighted mean loss with
+        ``sample_weight``)."""
         x = _arr(X)
         if input_layer is not None and input_layer < first:
             x = self._model.layer_input(x, first, input_layer, None, threads)
         return _core.lbfgs(self._model, x, _arr(Y), max_iter=opt.max_iter, history=opt.history, gtol=opt.gtol,
                            ftol=opt.ftol, first=first, last=last,
-                           callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads)
+                           callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads,
+                           sample_weight=sample_weight)
 
     # ------------------------------------------------------------------ sensitivities and interpretation
     def sensitivities(self, X: Any, Y: Any, wrt_loss: bool, sites: Sequence[tuple], reduce: str = "mean_abs",
@@ -361,7 +366,15 @@ class CudaEngine:
     def train(self, X: Any, Y: Any, opt: Any, *, epochs: int, batch_size: int, shuffle: bool, seed: int,
               first: int = 0, last: int = -1, input_layer: Optional[int] = None, poll_every: int = 0,
               max_steps: int = -1, callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None,
-              threads: int = 1) -> dict:
+              threads: int = 1, sample_weight: Optional[NDArray] = None) -> dict:
+        if sample_weight is not None:  # weighted minibatches run on the host engine (as L-BFGS does) for now
+            try:
+                return self.host().train(X, Y, opt, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                         first=first, last=last, input_layer=input_layer, poll_every=poll_every,
+                                         max_steps=max_steps, callback=callback, X_val=X_val, Y_val=Y_val,
+                                         threads=threads, sample_weight=sample_weight)
+            finally:
+                self._host_changed()
         self._push_writes()
         key, upload = self._state_slot(opt)
         m, v = opt.state.arrays(self.n_params, self.dtype, self)

@@ -171,3 +171,20 @@ def resolve_dtype(dtype: Any) -> type:
     if dt == np.float32:
         return np.float32
     raise TypeError(f"dtype: expected float64 or float32, got {dt}")
+
+
+def sample_weights(w: Any, n: int, dtype: Any) -> NDArray:
+    """Sample weights as a contiguous (n,) array in ``dtype``: finite, >= 0, with a positive sum."""
+    a = numeric_array(w, "sample_weight")
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"sample_weight: expected shape ({n},) (one weight per sample), got {a.shape}")
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+        bad = int(np.flatnonzero(~np.isfinite(a) | (a < 0))[0])
+        raise ValueError(f"sample_weight: expected finite weights >= 0, got {a[bad]!r} at index {bad}")
+    if not a.sum() > 0:
+        raise ValueError("sample_weight: expected a positive sum of weights, got all zeros")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"sample_weight: values up to {float(np.max(a)):.3g} overflow {np.dtype(dtype).name}")
+    return out

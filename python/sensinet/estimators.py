@@ -37,11 +37,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._config import resolve_threads
 from ._early_stopping import Patience
+from ._estimator_data import held_out, held_out_score, target_scale
 from ._estimator_docs import ATTRS_DOC, PARAMS_DOC
-from ._validation import check_bool, check_count, check_number
+from ._validation import check_bool, check_count, check_number, sample_weights
 from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
-from .losses import log_sigmoid, log_softmax, predicted_class
+from .losses import log_sigmoid, log_softmax
 from .network import DivergenceError, Network, require_finite
 from .optimizers import LBFGS, SGD, Adam
 
@@ -196,13 +197,19 @@ class _BaseSensiNet(BaseEstimator):
 
     # ------------------------------------------------------------------------------------------ training
     def _train(self, p: dict, X: NDArray, T: NDArray, loss: str, reuse: bool, strata: Optional[NDArray] = None,
-               partial: bool = False) -> None:
+               partial: bool = False, sample_weight: Any = None) -> None:
         """Build (or reuse) the network, train it on engine-ready targets T and record the fitted attributes.
         ``strata``: class labels, to split the early-stopping set stratified; ``partial``: one epoch, no
         stopping rule (partial_fit)."""
         n = X.shape[0]
         if partial:
             p = dict(p, max_iter=1, early_stopping=False)
+        w = None
+        if sample_weight is not None:
+            if self.solver == "hierarchical":
+                raise ValueError("sample_weight: solver='hierarchical' does not weight samples; use 'adam', 'sgd' "
+                                 "or 'lbfgs'")
+            w = sample_weights(sample_weight, n, p["dtype"])
         rng = check_random_state(self.random_state)
         # Always draw the same number of seeds in the same order, so results depend on random_state only.
         init_seed, shuffle_seed = (int(s) for s in rng.randint(_SEED_BOUND, size=2))
@@ -226,8 +233,13 @@ class _BaseSensiNet(BaseEstimator):
             if n < 2 or n - n_val < 1:
                 raise ValueError(f"early_stopping: needs at least 2 samples to split off a validation set "
                                  f"(validation_fraction={self.validation_fraction}), got n_samples={n}")
-            val, tr = _held_out(n, n_val, rng, strata)
+            val, tr = held_out(n, n_val, rng, strata)
             X_fit, T_fit = X[tr], T[tr]
+            if w is not None:
+                w = w[tr] if w[tr].sum() > 0 else None
+                if w is None:
+                    raise ValueError("sample_weight: every training sample left after the validation split has "
+                                     "weight 0")
             # the engine evaluates the validation objective at every epoch end (every outer iteration for
             # the hierarchical solver); the Patience rule stops and restores the best weights
             kwargs.update(validation_data=(X[val], T[val]), patience=p["n_iter_no_change"], tol=p["tol"])
@@ -235,7 +247,7 @@ class _BaseSensiNet(BaseEstimator):
 
             def score_epoch(info: dict) -> bool:  # scikit-learn's validation_scores_: R^2 or accuracy per epoch
                 if info.get("epoch_end"):
-                    scores.append(_score(loss, net.forward(X_val, n_threads=threads), T_val))
+                    scores.append(held_out_score(loss, net.forward(X_val, n_threads=threads), T_val))
                 return False
 
             kwargs["callback"] = score_epoch
@@ -243,6 +255,8 @@ class _BaseSensiNet(BaseEstimator):
             stopper = _NoImprovement(p["tol"], p["n_iter_no_change"])
             kwargs["callback"] = stopper
         kwargs["batch_size"] = min(p["batch_size"], X_fit.shape[0])
+        if w is not None:
+            kwargs["sample_weight"] = w
 
         try:
             if self.solver == "hierarchical":
@@ -375,31 +389,6 @@ class _NoImprovement:
         return bool(info.get("epoch_end")) and self.watch.update(info["loss"])
 
 
-def _held_out(n: int, n_val: int, rng: Any, strata: Optional[NDArray]) -> tuple:
-    """(validation, training) indices: ``n_val`` samples drawn by ``rng``, stratified by the class labels
-    ``strata`` when every class has at least two samples (as scikit-learn's MLP splits for classifiers)."""
-    if strata is not None:
-        counts = np.unique(strata, return_counts=True)[1]
-        if counts.min() >= 2 and n_val >= counts.size and n - n_val >= counts.size:
-            from sklearn.model_selection import train_test_split
-
-            tr, val = train_test_split(np.arange(n), test_size=n_val, random_state=rng, stratify=strata)
-            return np.sort(val), np.sort(tr)
-    perm = rng.permutation(n)
-    return perm[:n_val], perm[n_val:]
-
-
-def _score(loss: str, out: NDArray, T: NDArray) -> float:
-    """R^2 (uniform average over outputs) of a regressor's standardized outputs, or a classifier's accuracy."""
-    out, T = np.asarray(out, np.float64), np.asarray(T, np.float64)
-    if loss == "mse":
-        ss_res = np.sum((T - out) ** 2, axis=0)
-        ss_tot = np.sum((T - T.mean(axis=0)) ** 2, axis=0)
-        return float(np.mean(1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))
-    truth = T.argmax(axis=1) if loss == "cross_entropy" else T > 0.5
-    return float(np.mean(predicted_class(loss, out) == truth))
-
-
 class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
     """Dense neural network regressor trained by the sensinet C++ engine (mean squared error).
 
@@ -432,13 +421,15 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         tags.target_tags.single_output = True
         return tags
 
-    def fit(self, X: Any, y: Any) -> "SensiNetRegressor":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SensiNetRegressor":
         """Fit the network to data.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples in the loss (finite, >= 0): each minibatch's loss is their weighted mean.
 
         Returns
         -------
@@ -449,9 +440,9 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         sensinet.DivergenceError
             When the loss becomes non-finite (a FloatingPointError).
         """
-        return self._fit(X, y, partial=False)
+        return self._fit(X, y, partial=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X: Any, y: Any) -> "SensiNetRegressor":
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SensiNetRegressor":
         """One epoch on (X, y), continuing from the current weights and optimizer state (the first call builds
         the network and fixes the targets' standardization). No stopping rule applies; ``n_iter_`` counts the
         epochs.
@@ -460,9 +451,9 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         -------
         self : SensiNetRegressor
         """
-        return self._fit(X, y, partial=True)
+        return self._fit(X, y, partial=True, sample_weight=sample_weight)
 
-    def _fit(self, X: Any, y: Any, partial: bool) -> "SensiNetRegressor":
+    def _fit(self, X: Any, y: Any, partial: bool, sample_weight: Any = None) -> "SensiNetRegressor":
         p = self._check_params()
         first = not (partial and hasattr(self, "network_"))
         X, y = validate_data(self, X, y, dtype=p["dtype"] or _FLOATS, order="C", multi_output=True, y_numeric=True,
@@ -477,11 +468,12 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         if reuse:  # the network learned in the first fit's target units: keep them
             mean, scale = self._y_mean, self._y_scale
         else:
-            mean, scale = _target_scale(Y)
+            mean, scale = target_scale(Y, None if sample_weight is None else
+                                        sample_weights(sample_weight, Y.shape[0], np.float64))
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
             T = np.ascontiguousarray((Y - mean) / scale, dtype=p["dtype"])
         require_finite(T, "standardized targets", f"{type(self).__name__}.fit", Y)
-        self._train(p, X, T, "mse", reuse, partial=partial)
+        self._train(p, X, T, "mse", reuse, partial=partial, sample_weight=sample_weight)
         # Set only after training succeeded, so a failed fit leaves a previous fit's state consistent.
         self._y_mean, self._y_scale = mean, scale
         self.n_outputs_ = Y.shape[1]
@@ -499,18 +491,6 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         out = out.astype(z.dtype)  # float32 networks answer in float32, like scikit-learn's MLP
         require_finite(out, "prediction", f"{type(self).__name__}.predict", X)
         return out.ravel() if self._y_1d else out
-
-
-def _target_scale(Y: NDArray) -> tuple:
-    """Per-column mean and standard deviation of Y, computed in units of the column's largest ``|value|`` so
-    that targets near the float64 limit (1e300) do not overflow the variance."""
-    big = np.max(np.abs(Y), axis=0)
-    big = np.where(big > 0, big, 1.0)
-    Z = Y / big
-    mean, scale = Z.mean(axis=0) * big, Z.std(axis=0) * big
-    # Constant targets have no scale: keep them in place instead of dividing by ~0.
-    scale = np.where(scale > 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0), scale, 1.0)
-    return mean, scale
 
 
 class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
@@ -539,7 +519,7 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         tags.classifier_tags.multi_label = False
         return tags
 
-    def fit(self, X: Any, y: Any) -> "SensiNetClassifier":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SensiNetClassifier":
         """Fit the network to data.
 
         Parameters
@@ -547,6 +527,8 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Class labels (at least two distinct ones).
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples in the loss (finite, >= 0): each minibatch's loss is their weighted mean.
 
         Returns
         -------
@@ -557,9 +539,9 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         sensinet.DivergenceError
             When the loss becomes non-finite (a FloatingPointError).
         """
-        return self._fit(X, y, None, partial=False)
+        return self._fit(X, y, None, partial=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "SensiNetClassifier":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "SensiNetClassifier":
         """One epoch on (X, y), continuing from the current weights and optimizer state. The first call
         needs ``classes``, every label there will ever be (as in scikit-learn); later calls may omit it. No
         stopping rule applies; ``n_iter_`` counts the epochs.
@@ -568,9 +550,9 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         -------
         self : SensiNetClassifier
         """
-        return self._fit(X, y, classes, partial=True)
+        return self._fit(X, y, classes, partial=True, sample_weight=sample_weight)
 
-    def _fit(self, X: Any, y: Any, classes: Any, partial: bool) -> "SensiNetClassifier":
+    def _fit(self, X: Any, y: Any, classes: Any, partial: bool, sample_weight: Any = None) -> "SensiNetClassifier":
         p = self._check_params()
         first = not (partial and hasattr(self, "network_"))
         if partial and first and classes is None:
@@ -604,7 +586,7 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         else:
             T = np.zeros((labels.shape[0], k), dtype=p["dtype"])
             T[np.arange(labels.shape[0]), labels] = 1
-        self._train(p, X, T, loss, reuse, strata=labels, partial=partial)
+        self._train(p, X, T, loss, reuse, strata=labels, partial=partial, sample_weight=sample_weight)
         self.classes_ = classes
         return self
 

@@ -31,7 +31,7 @@ struct LbfgsResult {
 
 template <class T, class In, class Y>
 LbfgsResult lbfgs(const Architecture& a, T* theta, const In& x, const Y& y, const LbfgsConfig& c,
-                  const std::function<bool(const Progress&)>& poll, Workspace<T>& ws) {
+                  const std::function<bool(const Progress&)>& poll, Workspace<T>& ws, const T* w = nullptr) {
   const Index first = c.first, last = c.last < 0 ? a.n_layers() - 1 : c.last;
   const Index off = a.offsets[first], n = a.offsets[last + 1] - off;
   const Index max_evals = c.max_evals < 0 ? 20 * c.max_iter : c.max_evals;
@@ -42,7 +42,7 @@ LbfgsResult lbfgs(const Architecture& a, T* theta, const In& x, const Y& y, cons
   LbfgsResult res;
   auto eval = [&](T* th, V& grad) {
     res.evaluations += 1;
-    return loss_and_grad(a, th, x, y, first, last, grad.data(), ws);
+    return loss_and_grad(a, th, x, y, first, last, grad.data(), ws, w);
   };
   T f = eval(theta, g);
   res.loss = f;

@@ -1,6 +1,7 @@
 // Forward pass with explicit caches, reverse pass for the whole net or a block of consecutive layers,
 // and full-batch loss + gradient accumulated over row chunks (bounded memory).
 #pragma once
+#include <numeric>
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -271,14 +272,15 @@ inline Index chunk_rows(const Architecture& a, Index n) {
 // `first` (the cached output of the frozen layers below it), so the cost covers layers first..L-1 only.
 template <class T, class In, class Y>
 T loss_and_grad(const Architecture& a, const T* theta, const In& x, const Y& y, Index first, Index last, T* grad,
-                Workspace<T>& ws) {
+                Workspace<T>& ws, const T* w = nullptr) {
   const Index n = x.rows();
   const Index base = a.offsets[first];
   const Index len = a.offsets[last + 1] - base;
   // Gradient kernels write with the full-vector layout; shift the pointer so the block lands at grad[0].
   T* gfull = grad ? grad - base : nullptr;
   (void)len;
-  const T inv_n = T(1) / T(n);
+  // the weighted mean when sample weights w are given: J = sum_n w_n l_n / sum_n w_n
+  const T inv_n = w ? T(1) / std::accumulate(w, w + n, T(0)) : T(1) / T(n);
   long double total = 0;
   const Index step = chunk_rows(a, n);
   for (Index s = 0; s < n; s += step) {
@@ -286,7 +288,7 @@ T loss_and_grad(const Architecture& a, const T* theta, const In& x, const Y& y, 
     CStridedMap<T> xs(x.data() + s * x.outerStride(), m, x.cols(), Eigen::OuterStride<>(x.outerStride()));
     CStridedMap<T> ys(y.data() + s * y.outerStride(), m, y.cols(), Eigen::OuterStride<>(y.outerStride()));
     forward(a, theta, xs, ws, first);
-    total += loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), ys, ws.dout, inv_n);
+    total += loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), ys, ws.dout, inv_n, w ? w + s : nullptr);
     if (grad) backward(a, theta, ws, ws.dout, first, first, last, gfull, /*accumulate=*/s > 0);
   }
   total += add_l2(a, theta, gfull, first, last);

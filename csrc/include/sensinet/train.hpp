@@ -37,9 +37,11 @@ struct TrainResult {
 
 // poll(progress) returns true to stop. It is also called with step progress when 0.1 s have passed, so an
 // interrupt is seen promptly; weights stay consistent (a stop happens between steps).
+// w: sample weights (nullptr: all 1); a minibatch's loss is then the weighted mean over its rows.
 template <class T, class In, class Y>
 TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, const OptConfig& oc, OptState<T>& st,
-                  const TrainConfig& tc, const std::function<bool(const Progress&)>& poll, Workspace<T>& ws) {
+                  const TrainConfig& tc, const std::function<bool(const Progress&)>& poll, Workspace<T>& ws,
+                  const T* w = nullptr) {
   static_assert(In::InnerStrideAtCompileTime == 1 && Y::InnerStrideAtCompileTime == 1, "rows must be contiguous");
   const Index n = x.rows(), d = x.cols(), k = y.cols();
   const Index first = tc.first, last = tc.last < 0 ? a.n_layers() - 1 : tc.last;
@@ -58,10 +60,16 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   std::iota(idx.begin(), idx.end(), Index(0));
   std::mt19937_64 rng(tc.seed);
   RowMatrix<T> xb(tc.shuffle ? bs : 0, d), yb(tc.shuffle ? bs : 0, k);  // shuffled minibatches are gathered
+  std::vector<T> wb(w && tc.shuffle ? bs : 0);
+  const T* wp = nullptr;  // the current minibatch's weights
   // The current minibatch: rows [0, m) from xp / yp with row strides xstride / ystride.
   const T* xp = x.data();
   const T* yp = y.data();
   Index m = 0, xstride = x.outerStride(), ystride = y.outerStride();
+  // The minibatch's weight: its rows without sample weights, else their sum (a batch of zero weight
+  // contributes nothing: loss and gradient 0).
+  auto batch_mass = [&]() { return wp ? std::accumulate(wp, wp + m, T(0)) : T(m); };
+  auto scale_of = [](T mass) { return mass > T(0) ? T(1) / mass : T(0); };
   auto batch = [&](const T* p, Index cols, Index stride) {
     return CStridedMap<T>(p, m, cols, Eigen::OuterStride<>(stride));
   };
@@ -83,7 +91,7 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   };
   for (Index e = 0; e < tc.epochs && !stop; ++e) {
     if (tc.shuffle) shuffle_indices(idx, rng);
-    long double sum = 0;
+    long double sum = 0, mass = 0;  // loss x weight and weight of the epoch so far
     Index seen = 0;
     for (Index s = 0; s < n && !stop; s += bs) {
       if (tc.max_steps >= 0 && res.steps >= tc.max_steps) {
@@ -95,13 +103,18 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
         for (Index i = 0; i < m; ++i) {
           std::memcpy(xb.data() + i * d, x.data() + idx[s + i] * x.outerStride(), sizeof(T) * d);
           std::memcpy(yb.data() + i * k, y.data() + idx[s + i] * y.outerStride(), sizeof(T) * k);
+          if (w) wb[i] = w[idx[s + i]];
         }
         xp = xb.data(), yp = yb.data(), xstride = d, ystride = k;
+        wp = w ? wb.data() : nullptr;
       } else {  // consecutive rows: read them in place
         xp = x.data() + s * x.outerStride(), yp = y.data() + s * y.outerStride();
+        wp = w ? w + s : nullptr;
       }
+      const T bmass = batch_mass();
       forward(a, cur, batch(xp, d, xstride), ws, first);
-      T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout, T(1) / T(m));
+      T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout,
+                                wp ? scale_of(bmass) : T(1) / T(m), wp);
       backward(a, cur, ws, ws.dout, first, first, last, grad, /*accumulate=*/false);
       loss += add_l2(a, cur, grad, first, last);
       if (!std::isfinite(loss)) {
@@ -115,13 +128,14 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
       std::swap(cur, nxt);
       res.steps += 1;
       res.last_loss = loss;
-      sum += static_cast<long double>(loss) * m;
+      sum += static_cast<long double>(loss) * (wp ? static_cast<long double>(bmass) : static_cast<long double>(m));
+      mass += wp ? static_cast<long double>(bmass) : static_cast<long double>(m);
       seen += m;
       const auto now = std::chrono::steady_clock::now();
       const bool due = tc.poll_every > 0 && res.steps % tc.poll_every == 0;
       if (due || now - last_poll > std::chrono::milliseconds(100)) {
         last_poll = now;
-        Progress p{e, res.steps, static_cast<double>(sum / seen), false, due};
+        Progress p{e, res.steps, static_cast<double>(mass > 0 ? sum / mass : 0.0L), false, due};
         if (do_poll(p)) {
           stop = true;
           res.status = TrainStatus::Stopped;
@@ -130,7 +144,7 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
     }
     if (res.status == TrainStatus::Diverged) break;
     if (seen == n) {
-      res.epoch_loss.push_back(static_cast<double>(sum / seen));
+      res.epoch_loss.push_back(static_cast<double>(mass > 0 ? sum / mass : 0.0L));
       res.epochs_done = e + 1;
       Progress p{e, res.steps, res.epoch_loss.back(), true, true};
       if (!stop && do_poll(p)) {
@@ -144,7 +158,8 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
   // that only some samples reach (float32, large inputs) must not pass as "completed".
   if (res.status != TrainStatus::Diverged && res.steps > 0) {
     forward(a, cur, batch(xp, d, xstride), ws, first);
-    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout, T(1) / T(m)) +
+    const T loss = loss_and_dout<T>(a.loss, ws.output(a.n_layers() - 1), batch(yp, k, ystride), ws.dout,
+                                    wp ? scale_of(batch_mass()) : T(1) / T(m), wp) +
                    add_l2(a, cur, static_cast<T*>(nullptr), first, last);
     if (!std::isfinite(loss)) {
       res.status = TrainStatus::Diverged;
