@@ -8,6 +8,7 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.filterwarnings("error")  # a new user sees no warning either
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)

@@ -1,5 +1,5 @@
-"""`sensinet experiment clusters`: the three studies of the ReLU-cluster interpretation (issue 6;
-Picchiotti & Gori, "Clustering-based interpretation of deep ReLU networks", arXiv:2110.06593).
+"""`sensinet experiment clusters`: the three studies of the ReLU-cluster interpretation
+(Picchiotti & Gori, "Clustering-based interpretation of deep ReLU networks", arXiv:2110.06593).
 
 1. **Simulation** -- 100,000 samples of 10 random bits; three are informative, ``y = x3 x1 + (1 - x3) x2``
    (x3 switches between x1 and x2), seven are noise. A 4+2 ReLU network (``Dense(4, relu)``,
