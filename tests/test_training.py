@@ -530,3 +530,43 @@ def test_bad_sample_weights(bad, exc, msg):
     net, X, y, _ = _weighted_problem("mse")
     with pytest.raises(exc, match=msg):
         net.fit(X, y, sample_weight=bad, epochs=1)
+
+
+# ------------------------------------------------------------------------------------ initialisation rules
+def test_init_rules():
+    layers = [sn.Dense(400, "relu"), sn.Dense(300, "tanh"), sn.Residual(300, "relu", hidden=200), sn.Dense(2)]
+    bounds = {"he_uniform": lambda i, o: np.sqrt(6 / i), "glorot": lambda i, o: np.sqrt(6 / (i + o)),
+              "torch": lambda i, o: 1 / np.sqrt(i)}
+    for init, bound in bounds.items():
+        net = sn.Network(500, layers, init=init, seed=1)
+        assert net.init == init
+        for l in range(net.n_layers):
+            for name, W in net.layer_parameters(l).items():
+                if W.ndim == 2:
+                    b = bound(*W.shape)
+                    # uniform in [-b, b]: inside the bound, the std of a uniform, no structure
+                    assert np.abs(W).max() <= b and np.abs(W).max() > 0.99 * b
+                    assert abs(W.std() / (b / np.sqrt(3)) - 1) < 0.02
+            biases = [v for k, v in net.layer_parameters(l).items() if v.ndim == 1]
+            if init == "torch":  # PyTorch also draws the biases, in the same bound as the weights
+                fan_in = net.specs[l].n_in
+                assert all(np.abs(v).max() <= 1 / np.sqrt(fan_in) and np.any(v != 0) for v in biases)
+            else:
+                assert all(not np.any(v) for v in biases)
+    auto = sn.Network(500, layers, seed=1)
+    he, gl = sn.Network(500, layers, seed=1, init="he_uniform"), sn.Network(500, layers, seed=1, init="glorot")
+    # auto: He into the relu layers (and a residual block's first weight), Glorot elsewhere
+    np.testing.assert_array_equal(auto.layer_parameters(0)["W"], he.layer_parameters(0)["W"])
+    assert np.abs(auto.layer_parameters(1)["W"]).max() <= np.sqrt(6 / 700)
+    assert sn.Network(500, layers, seed=1, init="torch").copy().init == "torch"
+    with pytest.raises(ValueError, match="init: expected one of"):
+        sn.Network(3, [sn.Dense(1)], init="kaiming")
+
+
+def test_torch_init_matches_pytorch_statistics():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(256, 4096)  # 4096 biases: their std is known to about 1 %
+    ours = sn.Network(256, [sn.Dense(4096)], init="torch", seed=0).layer_parameters(0)
+    for a, b in ((lin.weight.detach().numpy().T, ours["W"]), (lin.bias.detach().numpy(), ours["b"])):
+        assert abs(np.abs(a).max() - np.abs(b).max()) < 0.002 and abs(a.std() - b.std()) / a.std() < 0.05

@@ -27,6 +27,9 @@ BlockSpec = Union[None, int, Sequence[int], range]
 PRECISIONS = ("highest", "tf32")
 
 
+INITS = ("auto", "he_uniform", "glorot", "torch")
+
+
 def _check_precision(precision: Any, dtype: Any) -> str:
     check_choice(precision, "precision", PRECISIONS)
     if precision == "tf32" and np.dtype(dtype) != np.float32:
@@ -97,7 +100,11 @@ class Network:
         averaged over samples. Every layer's ``l2`` adds ``l2/2 ||W||^2``.
     dtype : float64 (default) or float32
     seed : int, optional
-        Seed of the initialisation (He-uniform for relu-like layers, Glorot-uniform otherwise; biases 0).
+        Seed of the initialisation.
+    init : {"auto", "he_uniform", "glorot", "torch"}
+        The initialisation rule (see :meth:`reinitialize`): ``"auto"`` (default) draws He-uniform weights
+        into relu-like layers and Glorot-uniform ones elsewhere, with zero biases; ``"torch"`` is PyTorch's
+        ``nn.Linear`` default, the one the papers' reference code used.
     precision : {"highest", "tf32"}
         ``"tf32"``: float32 matrix products on a GPU use TF32 tensor cores (10-bit mantissa inputs, float32
         accumulation; several times faster on Ampere and later). The CPU engine always computes in full
@@ -116,7 +123,8 @@ class Network:
     """
 
     def __init__(self, n_inputs: int, layers: Sequence[Layer], loss: str = "mse", dtype: Any = np.float64,
-                 seed: Optional[int] = None, device: str = "cpu", precision: str = "highest") -> None:
+                 seed: Optional[int] = None, device: str = "cpu", precision: str = "highest",
+                 init: str = "auto") -> None:
         device, index = _cuda_backend.parse_device(device)
         if index is not None:
             _cuda_backend.require(index)  # fail before building anything
@@ -146,6 +154,7 @@ class Network:
             raise MemoryError(f"Network: {n_params:,} parameters ({n_params * np.dtype(self.dtype).itemsize / 2**30:,.2f}"
                               " GiB) could not be allocated") from None
         self._cache = DataCache()
+        self.init = check_choice(init, "init", INITS)
         self.reinitialize(seed)
         if device != "cpu":
             self.to(device)
@@ -160,16 +169,38 @@ class Network:
         return cls(specs[0].n_in, [layer_from_spec(s) for s in specs], loss=loss, dtype=dtype)
 
     def reinitialize(self, seed: Optional[int] = None) -> "Network":
-        """Draw new weights (He-uniform for relu / leaky_relu layers, Glorot-uniform otherwise), zero biases."""
+        """Draw new weights by the network's ``init`` rule, from ``numpy.random.default_rng(seed)``:
+
+        * ``"auto"``: He-uniform (bound sqrt(6 / fan_in)) for the weights into relu / leaky_relu neurons,
+          Glorot-uniform (sqrt(6 / (fan_in + fan_out))) for the others, zero biases;
+        * ``"he_uniform"``: He-uniform for every weight matrix, zero biases;
+        * ``"glorot"``: Glorot-uniform for every weight matrix, zero biases;
+        * ``"torch"``: PyTorch's ``nn.Linear`` default, weights and biases uniform in
+          ±1 / sqrt(fan_in) (``kaiming_uniform_(a=sqrt(5))``); a residual block's second weight has no bias.
+        """
         rng = np.random.default_rng(seed)
         p = np.zeros(self.n_params, dtype=self.dtype)
         for l, spec in enumerate(self._specs):
             relu_like = spec.activation in ("relu", "leaky_relu")
-            for name, W in self.parameter_views(p, l).items():
+            views = self.parameter_views(p, l)
+            for name, W in views.items():
                 if W.ndim != 2:
                     continue
                 fan_in, fan_out = W.shape
-                bound = np.sqrt(6.0 / fan_in) if relu_like and name != "W2" else np.sqrt(6.0 / (fan_in + fan_out))
+                he, glorot = np.sqrt(6.0 / fan_in), np.sqrt(6.0 / (fan_in + fan_out))
+                if self.init == "torch":
+                    bound = 1.0 / np.sqrt(fan_in)
+                    W[...] = rng.uniform(-bound, bound, size=W.shape)
+                    bias = {"W": "b", "W1": "b1"}.get(name)
+                    if bias is not None:
+                        views[bias][...] = rng.uniform(-bound, bound, size=views[bias].shape)
+                    continue
+                if self.init == "he_uniform":
+                    bound = he
+                elif self.init == "glorot":
+                    bound = glorot
+                else:
+                    bound = he if relu_like and name != "W2" else glorot
                 W[...] = rng.uniform(-bound, bound, size=W.shape)
         self._engine.set_parameters(p)
         return self
@@ -607,6 +638,7 @@ class Network:
         device = state.pop("_device", "cpu")
         self.__dict__.update(state)
         self.__dict__.setdefault("_precision", "highest")  # files pickled before precision existed
+        self.__dict__.setdefault("init", "auto")
         self._engine = CpuEngine(self._specs, self.loss, self.dtype)
         self._engine.set_parameters(params)
         self._cache = DataCache()
