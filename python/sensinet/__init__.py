@@ -10,7 +10,8 @@ from ._engine import build_info  # noqa: E402
 from .cuda import cuda_available, cuda_info  # noqa: E402  (imports the CUDA extension lazily)
 from .data import Dataset  # noqa: E402
 from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
-from .network import DivergenceError, FitResult, Network, NonFiniteError  # noqa: E402
+from .errors import DivergenceError, NonFiniteError  # noqa: E402
+from .network import FitResult, Network  # noqa: E402
 from .optimizers import LBFGS, SGD, Adam  # noqa: E402
 from .sensitivity import SensitivityResult, group_curvature, group_sensitivity, sensitivity  # noqa: E402
 

@@ -43,7 +43,8 @@ from ._validation import check_bool, check_count, check_number, sample_weights
 from .cuda import parse_device
 from .layers import ACTIVATIONS, Dense, Layer, Residual
 from .losses import log_sigmoid, log_softmax
-from .network import DivergenceError, Network, require_finite
+from .errors import DivergenceError, require_finite
+from .network import Network
 from .optimizers import LBFGS, SGD, Adam
 
 __all__ = ["SensiNetClassifier", "SensiNetRegressor"]

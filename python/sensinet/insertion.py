@@ -30,7 +30,8 @@ from ._validation import check_choice, check_count, check_positive
 from .convert import as_network
 from .layers import Dense, Residual
 from .losses import error
-from .network import Network, require_finite
+from .errors import require_finite
+from .network import Network
 from .optimizers import SGD, Adam, make_optimizer
 
 KINDS = ("auto", "identity", "residual2", "residual1")

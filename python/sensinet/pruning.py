@@ -35,7 +35,8 @@ from ._validation import check_choice
 from .convert import as_network
 from .layers import Dense, Residual
 from .losses import CLASSIFICATION_LOSSES, error
-from .network import Network, require_finite
+from .errors import require_finite
+from .network import Network
 
 CRITERIA = ("sensitivity", "loss_sensitivity", "taylor", "magnitude", "random")
 SCOPES = ("layer", "global")

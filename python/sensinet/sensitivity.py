@@ -29,7 +29,8 @@ from ._validation import check_choice
 from .convert import as_network
 from .data import Matrix
 from .losses import output_gradient, per_sample_loss
-from .network import Network, require_finite
+from .errors import require_finite
+from .network import Network
 
 REDUCTIONS = ("mean_abs", "rms", "mean")
 GROUP_RULES = ("l2", "l1", "max", "shared")

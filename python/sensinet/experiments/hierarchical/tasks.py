@@ -106,7 +106,7 @@ def _thin(curve: list, n: int = 120) -> list:
 def run_task(task: Task) -> dict:
     """Run one task (in any process) and return its JSON-able record."""
     from ...hierarchical import HierarchicalOptimizer
-    from ...network import DivergenceError
+    from ...errors import DivergenceError
     from ...optimizers import LBFGS, Adam, SGD
 
     Xtr, ytr, Xte, y_te, ys = _prepare(task)
