@@ -392,3 +392,33 @@ def test_non_integer_counts_raise_type_error():
         make_spirals(n_per_class=2.5)
     with pytest.raises(TypeError, match="n_samples"):
         make_regression_function("tanh2", n_samples=True)
+
+
+def test_titanic_paper_features_follow_the_authors_steps():
+    pd = pytest.importorskip("pandas")
+    raw = load_titanic(raw=True)
+    df = pd.DataFrame({k: raw[k] for k in ("name", "pclass", "sex", "age", "sibsp", "parch", "fare", "embarked")})
+    # the reference pipeline, step by step, in pandas
+    title = df["name"].str.extract(r" ([A-Za-z]+)\.", expand=False)
+    title = title.replace(["Lady", "Countess", "Capt", "Col", "Don", "Dr", "Major", "Rev", "Sir", "Jonkheer",
+                           "Dona"], "Rare").replace({"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs"})
+    title = title.map({"Mr": 1, "Miss": 2, "Mrs": 3, "Master": 4, "Rare": 5}).fillna(0)
+    sex = df["sex"].map({"female": 1, "male": 0})
+    age = df["age"].copy()
+    for i in (0, 1):
+        for j in (1, 2, 3):
+            guess = age[(sex == i) & (df["pclass"] == j)].dropna().median()
+            age[age.isnull() & (sex == i) & (df["pclass"] == j)] = int(guess / 0.5 + 0.5) * 0.5
+    age = age.astype(int)
+    age_band = pd.cut(age, [-np.inf, 16, 32, 48, 64, np.inf], labels=False)
+    fare_band = pd.cut(df["fare"], [-np.inf, 7.91, 14.454, 31, np.inf], labels=False)
+    ref = np.column_stack([df["pclass"], sex, age_band, fare_band, title]).astype(float)
+    paper = load_titanic(features="paper")
+    np.testing.assert_array_equal(paper.X[:, [0, 1, 2, 3, 5]], ref)
+    default = load_titanic()
+    assert paper.feature_names == default.feature_names
+    np.testing.assert_array_equal(paper.X[:, [4, 6]], default.X[:, [4, 6]])  # embarked, is_alone agree
+    assert np.sum(paper.X[:, 2] != default.X[:, 2]) == 83 and np.sum(paper.X[:, 3] != default.X[:, 3]) == 7
+    np.testing.assert_array_equal(paper.X[:, 5], default.X[:, 5] + 1)
+    with pytest.raises(ValueError, match="features: expected 'sensinet' or 'paper'"):
+        load_titanic(features="kaggle")

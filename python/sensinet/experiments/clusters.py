@@ -44,6 +44,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .._plotting import figure, have_matplotlib, save
+from .._tables import markdown, write_csv
 from ..clusters import ClusterTable, ReluClusters
 from ..datasets import Standardizer, load_titanic, train_test_split
 from ..layers import Dense
@@ -266,8 +267,8 @@ def study_simulation(out: Path, quick: bool, seeds: Sequence[int], progress: boo
 
 
 # ============================================================================================ titanic
-def _titanic_model(seed: int, epochs: int, l2: float = 1e-2) -> dict:
-    d = load_titanic()
+def _titanic_model(seed: int, epochs: int, l2: float = 1e-2, features: str = "sensinet") -> dict:
+    d = load_titanic(features=features)
     X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.2, seed=seed)
     st = Standardizer().fit(X_tr)
     net = Network(d.n_features, [Dense(3, "relu", l2=l2), Dense(2, "relu"), Dense(1)], loss="binary_cross_entropy",
@@ -334,6 +335,54 @@ def study_titanic(out: Path, quick: bool, seeds: Sequence[int], progress: bool, 
             "n_clusters_max": int(max(counts)), "n_clusters_median": float(np.median(counts)),
             "mean_importance": {n: float(v) for n, v in zip(names, gi.mean(axis=0))},
             "rank1_feature_per_seed": [names[int(np.argmax(g))] for g in gi]}
+
+
+FEATURE_SEEDS = tuple(range(20))
+
+
+def study_titanic_features(out: Path, quick: bool, progress: bool, files: list) -> dict:
+    """The Titanic network with sensinet's features and with the authors' (load_titanic(features="paper")),
+    over 20 seeds: cluster counts and test accuracy, paired by seed (Wilcoxon signed-rank)."""
+    from scipy.stats import wilcoxon
+
+    epochs, seeds = (80, FEATURE_SEEDS[:3]) if quick else (200, FEATURE_SEEDS)
+    rows = []
+    for seed in seeds:
+        for features in ("sensinet", "paper"):
+            r = _titanic_model(seed, epochs, features=features)
+            rc = r["clusters"]
+            rows.append({"seed": int(seed), "features": features, "n_clusters": int(rc.n_clusters_),
+                         "dead_share": float(rc.shares_[rc.dead_].sum()), "test_accuracy": r["test_accuracy"]})
+    stats: dict = {}
+    for features in ("sensinet", "paper"):
+        c = np.array([r["n_clusters"] for r in rows if r["features"] == features])
+        a = np.array([r["test_accuracy"] for r in rows if r["features"] == features])
+        stats[features] = {"clusters_median": float(np.median(c)), "clusters_q1": float(np.percentile(c, 25)),
+                           "clusters_q3": float(np.percentile(c, 75)), "clusters_min": int(c.min()),
+                           "clusters_max": int(c.max()), "accuracy_mean": float(a.mean()),
+                           "accuracy_sd": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
+    diff = np.array([r["n_clusters"] for r in rows if r["features"] == "paper"]) - \
+        np.array([r["n_clusters"] for r in rows if r["features"] == "sensinet"])
+    p = float(wilcoxon(diff).pvalue) if np.any(diff != 0) and len(diff) > 1 else 1.0
+    stats["paired"] = {"seeds": len(diff), "median_difference": float(np.median(diff)), "p_wilcoxon": p}
+    write_csv(out / "titanic_features.csv", rows)
+    lines = ["# Titanic: sensinet's features against the authors' (`load_titanic(features=\"paper\")`)", "",
+             f"{len(seeds)} seeds, {epochs} epochs, 3+2 ReLU net with L2 = 0.01 on the first layer.", "",
+             "| features | clusters median [quartiles] (min-max) | test accuracy mean ± sd |", "|---|---|---|"]
+    for features in ("sensinet", "paper"):
+        t = stats[features]
+        lines.append(f"| {features} | {t['clusters_median']:.0f} [{t['clusters_q1']:.0f}, {t['clusters_q3']:.0f}] "
+                     f"({t['clusters_min']}-{t['clusters_max']}) | {t['accuracy_mean']:.3f} ± {t['accuracy_sd']:.3f} |")
+    lines += ["", f"Paired by seed: median difference in clusters (paper - sensinet) "
+                  f"{stats['paired']['median_difference']:+.1f}, Wilcoxon p = {p:.2g}.", "",
+              markdown(rows, floatfmt=".3g")]
+    _write(out / "titanic_features.md", "\n".join(lines), files)
+    files.append(str(out / "titanic_features.csv"))
+    _say(progress, f"\n== Titanic features (20 seeds): clusters sensinet {stats['sensinet']['clusters_median']:.0f} "
+                   f"({stats['sensinet']['clusters_min']}-{stats['sensinet']['clusters_max']}), paper "
+                   f"{stats['paper']['clusters_median']:.0f} ({stats['paper']['clusters_min']}-"
+                   f"{stats['paper']['clusters_max']}); paired p = {p:.2g}")
+    return {"epochs": epochs, "seeds": list(seeds), "runs": rows, **stats}
 
 
 # ============================================================================================ breast cancer
@@ -447,6 +496,7 @@ def run(out_dir: Any, quick: bool = False, seeds: Optional[Sequence[int]] = None
     t = time.perf_counter()
     results["titanic"] = study_titanic(out, quick, seeds, progress, files)
     results["titanic"]["seconds"] = time.perf_counter() - t
+    results["titanic_features"] = study_titanic_features(out, quick, progress, files)
     t = time.perf_counter()
     results["breast_cancer"] = study_breast_cancer(out, quick, seeds[0], progress, files)
     results["breast_cancer"]["seconds"] = time.perf_counter() - t
@@ -485,6 +535,12 @@ def _summary_markdown(r: dict) -> str:
     for row in t["runs"]:
         lines.append(f"| {row['seed']} | {row['test_accuracy']:.3f} | {row['n_clusters']} | {row['dead_share']:.2f} | "
                      f"{row['top3']} |")
+    tf = r["titanic_features"]
+    lines += ["", f"## Titanic: sensinet's features against the authors' ({len(tf['seeds'])} seeds)", "",
+              f"clusters median (min-max): sensinet {tf['sensinet']['clusters_median']:.0f} "
+              f"({tf['sensinet']['clusters_min']}-{tf['sensinet']['clusters_max']}), paper "
+              f"{tf['paper']['clusters_median']:.0f} ({tf['paper']['clusters_min']}-{tf['paper']['clusters_max']}); "
+              f"paired Wilcoxon p = {tf['paired']['p_wilcoxon']:.2g} (`titanic_features.md`)"]
     lines += ["", "## Breast cancer", ""]
     if "skipped" in b:
         lines.append(f"skipped: {b['skipped']}")
