@@ -100,3 +100,13 @@ def test_every_study_runs_as_a_module(study, bad, msg, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and msg in r.stderr and f"sensinet experiment {study}" in r.stderr
     assert not out.exists()
+
+
+def test_a_study_keeps_its_build_record(tmp_path):
+    import json
+
+    assert main(["experiment", "pruning", "--quick", "--seeds", "2", "--dataset", "yacht", "--out", str(tmp_path)]) == 0
+    rec = json.loads((tmp_path / "build.json").read_text())
+    assert set(rec) >= {"sensinet", "engine", "cpu", "python", "numpy", "threads", "arguments"}
+    assert rec["engine"]["simd"] and rec["threads"] >= 1
+    assert rec["arguments"]["quick"] == "True" and rec["arguments"]["dataset"] == "['yacht']"
