@@ -1,0 +1,80 @@
+"""The numbers the README quotes from the studies are regenerated from the committed records here, so the
+text and the data cannot drift apart."""
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+RESULTS = ROOT / "docs" / "results"
+
+
+def _table_rows(first_header: str) -> list:
+    """The rows (lists of cells) of the README table whose header starts with ``first_header``."""
+    lines = README.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_pruning_orderings():
+    rows = {(r["setting"], r["a"], r["b"]): r for r in csv.DictReader(open(RESULTS / "pruning" / "orderings.csv"))}
+    quoted = _table_rows("setting")
+    assert len(quoted) == 8
+    for setting, comparison, wins, ratio, p_holm, verdict in quoted:
+        a, b = comparison.split(" vs ")
+        r = rows[("pruned" if setting == "as pruned" else "fine_tuned", a, b)]
+        assert wins == r["wins_a"] and ratio == f"{float(r['geo_mean_loss_ratio']):.2f}"
+        assert p_holm == f"{float(r['p_holm']):.2g}" and verdict == r["verdict"]
+
+
+def test_grow_shrink_summary():
+    gs = [json.loads(line) for line in open(RESULTS / "pruning" / "grow_shrink.jsonl")]
+    ratio = np.log([g["grow_shrink_test_loss"] / g["fixed_test_loss"] for g in gs])
+    from scipy.stats import wilcoxon
+
+    wins, geo, p = int(np.sum(ratio < 0)), float(np.exp(ratio.mean())), float(wilcoxon(ratio).pvalue)
+    assert f"grow-and-shrink wins {wins} of {len(gs)} runs" in README
+    assert f"geometric mean test-loss ratio of {geo:.2f}" in README and f"p = {p:.2g}" in README
+    digits = [g for g in gs if g["dataset"] == "digits"]
+    lost = sum(g["grow_shrink_test_loss"] > g["fixed_test_loss"] for g in digits)
+    assert f"On digits it loses {lost} of {len(digits)}" in README
+
+
+def test_insertion_table():
+    rows = {(r["config"], r["variant"]): r
+            for r in csv.DictReader(open(RESULTS / "insertion" / "insertion_summary.csv"))}
+    quoted = [r for r in _table_rows("configuration") if r[0] != "when"]
+    assert len(quoted) == 10
+    for config, variant, loss, err, work in quoted:
+        r = rows[(config, variant)]
+        assert loss == f"{float(r['train_loss_mean']):.4f} ± {float(r['train_loss_std']):.4f}"
+        assert err == f"{float(r['test_error_mean']):.3f}"
+        assert work == ("" if not r["work_vs_large_from_start"] or r["work_vs_large_from_start"] == "nan"
+                        else f"{float(r['work_vs_large_from_start']):.2f}")
+
+
+def test_titanic_feature_comparison():
+    rows = list(csv.DictReader(open(RESULTS / "clusters" / "titanic_features.csv")))
+    for features, label in (("sensinet", "the default"), ("paper", "the authors' features")):
+        c = np.array([int(r["n_clusters"]) for r in rows if r["features"] == features])
+        assert f"{label}: median {np.median(c):.0f}, range {c.min()}–{c.max()}" in README
+    assert f"{len(rows) // 2} seeds" in README
+
+
+@pytest.mark.parametrize("seed, noise", [(0, 0.0147), (1, 3.37), (2, 7.99), (3, 0.0115), (4, 0.119)])
+def test_cluster_simulation_noise_weights(seed, noise):
+    rows = [r for r in csv.DictReader(open(RESULTS / "clusters" / "simulation_summary.csv"))
+            if r["variant"] == "l1_activity" and int(r["seed"]) == seed]
+    assert float(rows[0]["max_noise_weight"]) == pytest.approx(noise, rel=5e-3)
+    quoted = re.search(r"noise-bit weight is ([\d.]+)–([\d.]+) in three seeds, but ([\d.]+) and ([\d.]+)", README)
+    lo, hi, a, b = map(float, quoted.groups())
+    assert (lo <= round(noise, 2) <= hi) or round(noise, 1) in (a, b)
