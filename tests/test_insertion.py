@@ -591,3 +591,28 @@ def test_demo_section(tmp_path, capsys):
     except ImportError:
         return
     assert (tmp_path / "insertion_loss.png").stat().st_size > 1000
+
+
+def test_presets_follow_the_published_settings():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    res = sn.Network(2, [sn.Dense(3, "tanh"), sn.Residual(3, "tanh", hidden=3), sn.Residual(3, "tanh", hidden=3),
+                         sn.Dense(2)], loss="cross_entropy", seed=0)
+    # the paper offers a new block only in front of an existing one; v2 and the default also after the last
+    assert [c.position for c in LayerInsertion(preset="paper").candidates(res)] == [1, 2]
+    assert [c.position for c in LayerInsertion(preset="v2").candidates(res)] == [1, 2, 3]
+    assert [c.position for c in LayerInsertion().candidates(res)] == [1, 2, 3]
+    ff = sn.Network(2, [sn.Dense(4, "relu"), sn.Dense(4, "relu"), sn.Dense(2)], loss="cross_entropy", seed=0)
+    default = {c.position: c for c in LayerInsertion().candidates(ff, X, y)}
+    v2 = {c.position: c for c in LayerInsertion(preset="v2").candidates(ff, X, y)}
+    paper = {c.position: c for c in LayerInsertion(preset="paper").candidates(ff, X, y)}
+    weights_only = {c.position: c for c in LayerInsertion(include_bias=False).candidates(ff, X, y)}
+    for p in default:
+        assert v2[p].score == pytest.approx(weights_only[p].grad_norm2, rel=1e-14)      # weights only, unscaled
+        assert paper[p].score == pytest.approx(v2[p].score / 16, rel=1e-14)             # / numel(V) = 4 x 4
+        assert default[p].grad_norm2 >= v2[p].grad_norm2                                # the default adds the bias
+    with pytest.raises(ValueError, match="preset: 'paper' sets \\['score'\\] itself"):
+        LayerInsertion(preset="paper", score="frobenius")
+    with pytest.raises(ValueError, match="preset: expected one of"):
+        LayerInsertion(preset="v3")

@@ -10,13 +10,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+FLAT = " ".join(README.split())  # prose wraps anywhere: compare with single spaces
 RESULTS = ROOT / "docs" / "results"
 
 
-def _table_rows(first_header: str) -> list:
-    """The rows (lists of cells) of the README table whose header starts with ``first_header``."""
+def _table_rows(header: str) -> list:
+    """The rows (lists of cells) of the README table whose header line starts with ``| header |``."""
     lines = README.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
     rows = []
     for line in lines[start + 2:]:
         if not line.startswith("|"):
@@ -27,7 +28,7 @@ def _table_rows(first_header: str) -> list:
 
 def test_pruning_orderings():
     rows = {(r["setting"], r["a"], r["b"]): r for r in csv.DictReader(open(RESULTS / "pruning" / "orderings.csv"))}
-    quoted = _table_rows("setting")
+    quoted = _table_rows("setting | comparison")
     assert len(quoted) == 8
     for setting, comparison, wins, ratio, p_holm, verdict in quoted:
         a, b = comparison.split(" vs ")
@@ -42,11 +43,11 @@ def test_grow_shrink_summary():
     from scipy.stats import wilcoxon
 
     wins, geo, p = int(np.sum(ratio < 0)), float(np.exp(ratio.mean())), float(wilcoxon(ratio).pvalue)
-    assert f"grow-and-shrink wins {wins} of {len(gs)} runs" in README
-    assert f"geometric mean test-loss ratio of {geo:.2f}" in README and f"p = {p:.2g}" in README
+    assert f"grow-and-shrink wins {wins} of {len(gs)} runs" in FLAT
+    assert f"geometric mean test-loss ratio of {geo:.2f}" in FLAT and f"p = {p:.2g}" in FLAT
     digits = [g for g in gs if g["dataset"] == "digits"]
     lost = sum(g["grow_shrink_test_loss"] > g["fixed_test_loss"] for g in digits)
-    assert f"On digits it loses {lost} of {len(digits)}" in README
+    assert f"On digits it loses {lost} of {len(digits)}" in FLAT
 
 
 def test_insertion_table():
@@ -66,8 +67,8 @@ def test_titanic_feature_comparison():
     rows = list(csv.DictReader(open(RESULTS / "clusters" / "titanic_features.csv")))
     for features, label in (("sensinet", "the default"), ("paper", "the authors' features")):
         c = np.array([int(r["n_clusters"]) for r in rows if r["features"] == features])
-        assert f"{label}: median {np.median(c):.0f}, range {c.min()}–{c.max()}" in README
-    assert f"{len(rows) // 2} seeds" in README
+        assert f"{label}: median {np.median(c):.0f}, range {c.min()}–{c.max()}" in FLAT
+    assert f"{len(rows) // 2} seeds" in FLAT
 
 
 @pytest.mark.parametrize("seed, noise", [(0, 0.0147), (1, 3.37), (2, 7.99), (3, 0.0115), (4, 0.119)])
@@ -78,3 +79,34 @@ def test_cluster_simulation_noise_weights(seed, noise):
     quoted = re.search(r"noise-bit weight is ([\d.]+)–([\d.]+) in three seeds, but ([\d.]+) and ([\d.]+)", README)
     lo, hi, a, b = map(float, quoted.groups())
     assert (lo <= round(noise, 2) <= hi) or round(noise, 1) in (a, b)
+
+
+def _p(value: float) -> str:
+    """A p-value as the README writes it (two digits, 1.9e-9 rather than 1.9e-09)."""
+    return f"{value:.2g}".replace("e-0", "e-")
+
+
+def _final_losses(folder: str) -> dict:
+    out: dict = {}
+    for line in open(RESULTS / folder / "records.jsonl"):
+        r = json.loads(line)
+        out.setdefault((r["config"], r["variant"]), []).append(r["final_loss"])
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_insertion_presets_table_and_paired_tests():
+    from scipy.stats import wilcoxon
+
+    quoted = {r[0]: r[1:] for r in _table_rows("setting | [5] + insertion")}
+    keys = [("ff5", "[5] + insertion -> [5,5]"), ("ff5", "[5] only"), ("ff5", "[5,5] from scratch"),
+            ("res", "1 block + insertion -> 2 blocks"), ("res", "1 block only"), ("res", "2 blocks from scratch")]
+    for label, folder in (("sensinet's defaults (He/Glorot)", "insertion"),
+                          ('preset="paper", init="torch"', "insertion_paper"),
+                          ('preset="v2", init="torch"', "insertion_v2")):
+        L = _final_losses(folder)
+        assert quoted[label] == [f"{L[k].mean():.3f}" for k in keys]
+        ins, small, large = (L[k] for k in keys[:3])
+        assert np.sum(ins < small) == 30 and f"p = {_p(wilcoxon(ins, small).pvalue)}" in FLAT
+        assert _p(wilcoxon(ins, large).pvalue) in FLAT and large.mean() < ins.mean()
+        a, b = L[("ff44", "[4,4] insert at largest score")], L[("ff44", "[4,4] insert at smallest score")]
+        assert f"{np.sum(a < b)}/30 (p = {_p(wilcoxon(a, b).pvalue)})" in FLAT

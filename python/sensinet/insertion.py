@@ -35,7 +35,14 @@ from .network import Network
 from .optimizers import SGD, Adam, make_optimizer
 
 KINDS = ("auto", "identity", "residual2", "residual1")
-SCORES = ("frobenius", "normalized", "minibatch")
+SCORES = ("frobenius", "normalized", "per_weight", "minibatch")
+PRESETS = ("paper", "v2")
+# The two published versions of the method (Schiela, Herberg, Köhne, Kreis, Herzog, arXiv:2311.15995): the
+# paper (v1) scores ||dL/dV||^2 / numel(V) of the zero-initialised weight V alone and offers a residual net a
+# new block before each existing one; the later code (SensLI, v2) scores ||dL/dV||^2 unnormalised and also
+# offers the place after the last block. Neither adds the bias gradient.
+_PRESET_OPTIONS = {"paper": {"score": "per_weight", "include_bias": False, "residual_positions": "before_blocks"},
+                   "v2": {"score": "frobenius", "include_bias": False, "residual_positions": "all"}}
 _ACT0 = {"identity": (0.0, 1.0), "relu": (0.0, 0.0), "tanh": (0.0, 1.0), "sigmoid": (0.5, 0.25),
          "softplus": (np.log(2.0), 0.5)}  # act(0), act'(0) (leaky_relu: 0, alpha)
 
@@ -132,11 +139,22 @@ class LayerInsertion:
         in a net with residual blocks.
     choose : {"largest", "smallest"}
         Insert where the score is largest (the method) or smallest (the control).
-    score : {"frobenius", "normalized", "minibatch"}
+    score : {"frobenius", "normalized", "per_weight", "minibatch"}
         Squared Frobenius norm of the full-batch mean gradient; the same divided by the number of virtual
-        parameters; or the mean over minibatches of the squared norm of the minibatch mean gradient.
+        parameters; divided by the number of entries of the scored (zero-initialised) weight alone; or the
+        mean over minibatches of the squared norm of the minibatch mean gradient.
     include_bias : bool
         Whether the bias gradient enters the score.
+    residual_positions : {"all", "before_blocks"}
+        Where a residual net may get a new block: after every layer (default), or only before an existing
+        block (the paper's set, which has no place after the last block).
+    preset : {None, "paper", "v2"}
+        The published settings (see ``_PRESET_OPTIONS`` below): ``"paper"`` is ``score="per_weight"``,
+        ``include_bias=False``, ``residual_positions="before_blocks"``; ``"v2"`` (the later code) is
+        ``score="frobenius"``, ``include_bias=False``, ``residual_positions="all"``. A preset sets these three
+        options; passing one of them as well is an error. The default (no preset) is sensinet's own:
+        ``score="frobenius"``, ``include_bias=True``, every position. The reference code also lowered the
+        learning rate after an insertion in some experiments (factor 0.7 or 0.8); that stays ``lr_factor``.
     at_epochs : sequence of int, optional
         Insert after these epochs (1-based counts of completed epochs).
     plateau : (window, threshold), optional
@@ -156,15 +174,27 @@ class LayerInsertion:
         W1 = residual_scale * I in a two-weight block.
     """
 
-    def __init__(self, kind: str = "auto", choose: str = "largest", score: str = "frobenius",
-                 include_bias: bool = True, at_epochs: Optional[Sequence[int]] = None,
+    def __init__(self, kind: str = "auto", choose: str = "largest", score: Optional[str] = None,
+                 include_bias: Optional[bool] = None, at_epochs: Optional[Sequence[int]] = None,
                  plateau: Optional[tuple] = None, score_threshold: Optional[float] = None, check_every: int = 10,
                  max_insertions: int = 1, max_layers: int = 64, lr_factor: float = 1.0,
-                 reset_optimizer: bool = False, residual_scale: float = 0.8, minibatch_size: int = 64) -> None:
+                 reset_optimizer: bool = False, residual_scale: float = 0.8, minibatch_size: int = 64,
+                 residual_positions: Optional[str] = None, preset: Optional[str] = None) -> None:
         self.kind = check_choice(kind, "kind", KINDS)
         self.choose = check_choice(choose, "choose", ("largest", "smallest"))
-        self.score = check_choice(score, "score", SCORES)
-        self.include_bias = bool(include_bias)
+        given = {"score": score, "include_bias": include_bias, "residual_positions": residual_positions}
+        if preset is not None:
+            check_choice(preset, "preset", PRESETS)
+            clash = sorted(k for k, v in given.items() if v is not None)
+            if clash:
+                raise ValueError(f"preset: {preset!r} sets {clash} itself; pass either the preset or the options")
+            given = dict(_PRESET_OPTIONS[preset])
+        self.preset = preset
+        self.score = check_choice("frobenius" if given["score"] is None else given["score"], "score", SCORES)
+        self.include_bias = True if given["include_bias"] is None else bool(given["include_bias"])
+        self.residual_positions = check_choice("all" if given["residual_positions"] is None
+                                               else given["residual_positions"], "residual_positions",
+                                               ("all", "before_blocks"))
         if at_epochs is not None and (isinstance(at_epochs, (str, bytes)) or not hasattr(at_epochs, "__iter__")):
             raise TypeError(f"at_epochs: expected a list of epochs, got {type(at_epochs).__name__} {at_epochs!r}")
         epochs = list(at_epochs) if at_epochs is not None else []
@@ -226,6 +256,8 @@ class LayerInsertion:
             prev = net.specs[p - 1]
             if kind == "identity" and (prev[0] != "dense" or prev[4] != "relu"):
                 continue
+            if kind != "identity" and self.residual_positions == "before_blocks" and net.specs[p].kind == "dense":
+                continue  # the paper's set: a new block only in front of an existing one
             if kind == "residual1" and _ACT0.get(self._act(net, Candidate(p, kind, 0)), (0.0, 0.0))[0] != 0.0:
                 continue  # x + act(0) != x
             valid.append(p)
@@ -296,7 +328,8 @@ class LayerInsertion:
         require_finite(acc, "insertion score", "LayerInsertion.candidates", Xm)
         for c, a in zip(cands, acc):
             c.grad_norm2 = float(a)
-            c.score = float(a / c.n_params) if self.score == "normalized" else float(a)
+            c.score = (float(a / c.n_params) if self.score == "normalized" else
+                       float(a / (c.width * c.width)) if self.score == "per_weight" else float(a))
 
     # ------------------------------------------------------------------ insertion
     def insert(self, net: Network, candidate: Candidate, optimizer: Any = None) -> tuple:

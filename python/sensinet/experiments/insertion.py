@@ -12,6 +12,7 @@ Configurations (30 runs each by default; the runs differ in the initialisation s
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -41,13 +42,14 @@ def _data(seed: int = 0):
     return train_test_split(d.X, d.y, test_size=0.25, seed=seed)
 
 
-def _ff(widths: list, seed: int) -> Network:
-    return Network(2, [Dense(w, "relu") for w in widths] + [Dense(2)], loss="cross_entropy", seed=seed)
+def _ff(widths: list, seed: int, init: str = "auto") -> Network:
+    return Network(2, [Dense(w, "relu") for w in widths] + [Dense(2)], loss="cross_entropy", seed=seed, init=init)
 
 
-def _res(blocks: int, seed: int) -> Network:
-    return Network(2, [Dense(3)] + [Residual(3, "tanh", hidden=3) for _ in range(blocks)] + [Dense(2)],
-                   loss="cross_entropy", seed=seed)
+def _res(blocks: int, seed: int, init: str = "auto", stem: str = "identity") -> Network:
+    """Linear(2, 3) stem (the reference's has tanh after it: ``stem="tanh"``), tanh residual blocks of width 3."""
+    return Network(2, [Dense(3, stem)] + [Residual(3, "tanh", hidden=3) for _ in range(blocks)] + [Dense(2)],
+                   loss="cross_entropy", seed=seed, init=init)
 
 
 def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[LayerInsertion]) -> dict:
@@ -81,35 +83,52 @@ def _epoch(e: int, quick: bool) -> int:
     return max(1, round(e * QUICK_EPOCHS / EPOCHS)) if quick else e
 
 
-def _configs(quick: bool) -> dict:
+def _configs(quick: bool, preset: Optional[str] = None, init: str = "auto") -> dict:
+    """The configurations; with a ``preset`` the insertions use it and the residual nets get the reference's
+    tanh stem."""
     def ins(choose: str = "largest", at: int = INSERT_AT) -> LayerInsertion:
-        return LayerInsertion(at_epochs=[_epoch(at, quick)], choose=choose)
+        return LayerInsertion(at_epochs=[_epoch(at, quick)], choose=choose, preset=preset)
+
+    stem = "identity" if preset is None else "tanh"
+
+    def ff(widths: list, seed: int) -> Network:
+        return _ff(widths, seed, init)
+
+    def res(blocks: int, seed: int) -> Network:
+        return _res(blocks, seed, init, stem)
 
     cfg = {
-        "ff5": [("[5] + insertion -> [5,5]", lambda s: _ff([5], s), 0.2, ins()),
-                ("[5] only", lambda s: _ff([5], s), 0.2, None),
-                ("[5,5] from scratch", lambda s: _ff([5, 5], s), 0.2, None)],
-        "ff44": [("[4,4] insert at largest score", lambda s: _ff([4, 4], s), 0.2, ins("largest")),
-                 ("[4,4] insert at smallest score", lambda s: _ff([4, 4], s), 0.2, ins("smallest"))],
-        "res": [("1 block + insertion -> 2 blocks", lambda s: _res(1, s), 0.1, ins()),
-                ("1 block only", lambda s: _res(1, s), 0.1, None),
-                ("2 blocks from scratch", lambda s: _res(2, s), 0.1, None)],
-        "res2": [("2 blocks insert at largest score", lambda s: _res(2, s), 0.1, ins("largest")),
-                 ("2 blocks insert at smallest score", lambda s: _res(2, s), 0.1, ins("smallest"))],
-        "when": [(f"[5] insert at epoch {_epoch(e, quick)}", lambda s: _ff([5], s), 0.2, ins(at=e))
+        "ff5": [("[5] + insertion -> [5,5]", lambda s: ff([5], s), 0.2, ins()),
+                ("[5] only", lambda s: ff([5], s), 0.2, None),
+                ("[5,5] from scratch", lambda s: ff([5, 5], s), 0.2, None)],
+        "ff44": [("[4,4] insert at largest score", lambda s: ff([4, 4], s), 0.2, ins("largest")),
+                 ("[4,4] insert at smallest score", lambda s: ff([4, 4], s), 0.2, ins("smallest"))],
+        "res": [("1 block + insertion -> 2 blocks", lambda s: res(1, s), 0.1, ins()),
+                ("1 block only", lambda s: res(1, s), 0.1, None),
+                ("2 blocks from scratch", lambda s: res(2, s), 0.1, None)],
+        "res2": [("2 blocks insert at largest score", lambda s: res(2, s), 0.1, ins("largest")),
+                 ("2 blocks insert at smallest score", lambda s: res(2, s), 0.1, ins("smallest"))],
+        "when": [(f"[5] insert at epoch {_epoch(e, quick)}", lambda s: ff([5], s), 0.2, ins(at=e))
                  for e in ((150, 450, 850) if quick else range(150, 851, 100))],
     }
     return cfg
 
 
-def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = None, progress: bool = True) -> dict:
-    """Run the study; write CSV + Markdown tables and figures into out_dir; return the summary rows."""
+def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = None, progress: bool = True,
+        preset: Optional[str] = None, init: str = "auto") -> dict:
+    """Run the study; write CSV + Markdown tables and figures into out_dir; return the summary rows.
+    ``preset`` ("paper", "v2") runs the published settings of the method (and the reference's residual
+    stem); ``init`` the networks' initialisation ("torch": PyTorch's, as the reference)."""
     if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
         raise ValueError(f"runs: expected an int >= 1, got {runs!r}")
     runs = min(runs, 3) if quick else runs
     epochs = QUICK_EPOCHS if quick else EPOCHS
     data = _data(0)
-    allcfg = _configs(quick)
+    if init not in ("auto", "he_uniform", "glorot", "torch"):
+        raise ValueError(f"init: expected one of ('auto', 'he_uniform', 'glorot', 'torch'), got {init!r}")
+    if preset not in (None, "paper", "v2"):
+        raise ValueError(f"preset: expected 'paper' or 'v2', got {preset!r}")
+    allcfg = _configs(quick, preset, init)
     chosen = configs or list(allcfg)
     for c in chosen:
         if c not in allcfg:
@@ -142,6 +161,12 @@ def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = 
         bar.close()
     _saved_compute(rows)
     _write(out, rows)
+    with open(out / "records.jsonl", "w") as fh:  # one line per run: the paired comparisons need them
+        for (cname, label), res in curves.items():
+            for r, x in enumerate(res):
+                fh.write(json.dumps({"config": cname, "variant": label, "run": r, "final_loss": x["final_loss"],
+                                     "final_test_error": x["final_test_error"],
+                                     "insert_positions": x["insert_positions"]}) + "\n")
     _figures(out, curves)
     return {"rows": rows, "out_dir": str(out)}
 
@@ -258,12 +283,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=30, help="runs per configuration (default 30)")
     parser.add_argument("--config", action="append", help="only these configurations (ff5, ff44, res, res2, when)")
     parser.add_argument("--quick", action="store_true", help="3 runs, 600 epochs: a smoke test")
+    parser.add_argument("--preset", choices=("paper", "v2"), default=None,
+                        help="the published settings of the method (default: sensinet's)")
+    parser.add_argument("--init", default="auto", help="initialisation: auto, he_uniform, glorot or torch")
 
 
 def main(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise ValueError(f"--runs: expected >= 1, got {args.runs}")
-    run(args.out, quick=args.quick, runs=args.runs, configs=args.config)
+    run(args.out, quick=args.quick, runs=args.runs, configs=args.config, preset=args.preset, init=args.init)
     return 0
 
 
