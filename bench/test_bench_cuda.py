@@ -179,10 +179,10 @@ def test_cuda_output_sensitivities(benchmark, impl):
     X, _ = _data([512] * 4, 2048, 1, seed=3)
     dev = net.copy().to("cuda")
     layers = [1, 2, 3, 4]
-    ref = sn.sensitivity(dev, X, layers=layers, wrt="output")
+    ref = sn.sensitivity(dev, X, sites=layers, wrt="output")
     if impl == "sensinet":
         def run():
-            return sn.sensitivity(dev, X, layers=layers, wrt="output")
+            return sn.sensitivity(dev, X, sites=layers, wrt="output")
     else:
         from torch.func import jacrev, vmap
 

@@ -71,13 +71,13 @@ def test_output_sensitivity_784_512x4(benchmark, threads, impl, dtype):
     benchmark.extra_info["neurons"] = 4 * 512
 
     def run_sensinet():
-        return sn.sensitivity(net, X, layers=LAYERS, reduce="mean_abs").matrices
+        return sn.sensitivity(net, X, sites=LAYERS, reduce="mean_abs").matrices
 
     if impl == "finite_difference":  # 2 x 2048 forward passes: ~15 s (float32) / ~35 s (float64), timed once
-        got = benchmark.pedantic(lambda: sn.sensitivity(net, X, layers=LAYERS, reduce="mean_abs",
+        got = benchmark.pedantic(lambda: sn.sensitivity(net, X, sites=LAYERS, reduce="mean_abs",
                                                         method="finite_difference").matrices,
                                  rounds=1, warmup_rounds=0)
-        ref = sn.sensitivity(net.astype(np.float64), X.astype(np.float64), layers=LAYERS).matrices
+        ref = sn.sensitivity(net.astype(np.float64), X.astype(np.float64), sites=LAYERS).matrices
         tol = 1e-6 if dtype == np.float64 else 5e-2  # float32 FD: step 1e-3, rounding ~1e-7 / 1e-3
         for layer, a, b in zip(LAYERS, got, ref):
             assert _rel(a, b) < tol, f"layer {layer}: finite differences and reverse mode disagree"
@@ -101,7 +101,7 @@ def test_reverse_vs_finite_differences_784_128x4(benchmark, threads, impl, dtype
     method = "reverse" if impl == "sensinet" else "finite_difference"
 
     def run():
-        return sn.sensitivity(net, X, layers=LAYERS, reduce="mean_abs", method=method).matrices
+        return sn.sensitivity(net, X, sites=LAYERS, reduce="mean_abs", method=method).matrices
 
     benchmark.group = (f"(sens) reverse vs finite differences, 784-128x4-10 relu b{BATCH} mean_abs "
                        f"{np.dtype(dtype).name} 1 thread (width 128, reduced from 512)")
@@ -111,7 +111,7 @@ def test_reverse_vs_finite_differences_784_128x4(benchmark, threads, impl, dtype
         return
     got = benchmark.pedantic(run, rounds=1, warmup_rounds=0)
     # checked on the timed call's own result (one FD call is the expensive part of this file)
-    ref = sn.sensitivity(net.astype(np.float64), X.astype(np.float64), layers=LAYERS, reduce="mean_abs").matrices
+    ref = sn.sensitivity(net.astype(np.float64), X.astype(np.float64), sites=LAYERS, reduce="mean_abs").matrices
     tol = 1e-6 if dtype == np.float64 else 5e-2  # float32 FD: step 1e-3, rounding ~1e-7 / 1e-3
     for layer, a, b in zip(LAYERS, got, ref):
         assert _rel(a, b) < tol, f"layer {layer}: finite differences and reverse mode disagree"

@@ -28,6 +28,11 @@ def test_grows_then_sheds_dead_neurons():
     cmp = res.compare_fixed(d.X, d.y, seeds=(0, 1))
     assert cmp["n_params"] == res.network.n_params and len(cmp["fixed_losses"]) == 2
     assert cmp["fixed_epochs"] == round(res.work / (res.network.n_params * n))
+    # on held-out data: the same fixed networks (same seeds), evaluated there too
+    held = res.compare_fixed(d.X, d.y, seeds=(0, 1), validation_data=(d.X[:40], d.y[:40]))
+    assert held["fixed_losses"] == cmp["fixed_losses"] and len(held["fixed_val_losses"]) == 2
+    assert held["grow_shrink_val_loss"] == res.network.objective(d.X[:40], d.y[:40])
+    assert "fixed_val_losses" not in cmp
 
 
 def test_short_last_chunk_and_no_insertions_left():

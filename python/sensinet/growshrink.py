@@ -53,23 +53,30 @@ class GrowShrinkResult:
     def to_frame(self) -> Any:
         return frame(self.events)
 
-    def compare_fixed(self, X: Any, y: Any, seeds: Sequence[int] = (0, 1, 2)) -> dict:
+    def compare_fixed(self, X: Any, y: Any, seeds: Sequence[int] = (0, 1, 2),
+                      validation_data: Optional[tuple] = None) -> dict:
         """Train the final architecture from scratch (one network per seed) for the same work with the same
-        optimizer settings, and report its final losses beside this run's."""
+        optimizer settings, and report its final losses beside this run's (and, with ``validation_data``,
+        both networks' losses there)."""
         final = self.network
         data = final.prepare(X, y)
         epochs = max(int(round(self.work / (final.n_params * data.n_samples))), 1)
         s = self.settings
-        losses = []
+        losses, val_losses = [], []
         for seed in seeds:
             fixed = Network(final.n_inputs, list(final.layers), loss=final.loss, dtype=final.dtype, seed=int(seed))
             fixed.fit(data, optimizer=make_optimizer(s["optimizer"], s["lr"]), epochs=epochs,
                       batch_size=s["batch_size"] or data.n_samples, shuffle=s["batch_size"] is not None,
                       seed=int(seed))
             losses.append(fixed.objective(data))
-        return {"grow_shrink_loss": float(self.loss[-1]), "fixed_losses": losses,
-                "fixed_mean": float(np.mean(losses)), "fixed_epochs": epochs, "n_params": final.n_params,
-                "work": self.work}
+            if validation_data is not None:
+                val_losses.append(float(fixed.objective(*validation_data)))
+        out = {"grow_shrink_loss": float(self.loss[-1]), "fixed_losses": losses,
+               "fixed_mean": float(np.mean(losses)), "fixed_epochs": epochs, "n_params": final.n_params,
+               "work": self.work}
+        if validation_data is not None:
+            out.update(grow_shrink_val_loss=float(final.objective(*validation_data)), fixed_val_losses=val_losses)
+        return out
 
 
 class GrowShrink:

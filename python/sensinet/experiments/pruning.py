@@ -69,6 +69,11 @@ def _split(name: str, seed: int) -> tuple:
     return (X_tr - mu) / sd, (X_te - mu) / sd, (y_tr - ym) / ys, (y_te - ym) / ys, "mse"
 
 
+def _epochs(n: int, steps: int) -> int:
+    """Epochs of minibatches of BATCH that make about ``steps`` optimizer steps on ``n`` samples."""
+    return max(1, int(np.ceil(steps / np.ceil(n / BATCH))))
+
+
 def _measure(net: Network, X_te: Any, y_te: Any, X_tr: Any) -> dict:
     row = {"n_params": net.n_params, "test_loss": float(net.objective(X_te, y_te)),
            "clusters": ReluClusters(net).fit(X_tr).n_clusters_}
@@ -82,7 +87,7 @@ def _one(name: str, seed: int, steps: int, fractions: tuple, criteria: tuple, ba
     X_tr, X_te, y_tr, y_te, loss = _split(name, seed)
     n_out = 10 if loss == "cross_entropy" else 1
     net = Network(X_tr.shape[1], [Dense(WIDTH, "relu"), Dense(WIDTH, "relu"), Dense(n_out)], loss=loss, seed=seed)
-    epochs = max(1, int(np.ceil(steps / np.ceil(len(X_tr) / BATCH))))
+    epochs = _epochs(len(X_tr), steps)
     tune = max(1, epochs // 10)
     net.fit(X_tr, y_tr, optimizer="adam", lr=LR, epochs=epochs, batch_size=BATCH, seed=seed)
     base = {"dataset": name, "seed": seed, "criterion": "none", "fraction": 0.0, "epochs": epochs,
@@ -106,19 +111,17 @@ def _grow_shrink(name: str, seed: int, steps: int) -> dict:
     """GrowShrink from [32] against its final architecture from scratch for the same work, on test loss."""
     X_tr, X_te, y_tr, y_te, loss = _split(name, seed)
     n_out = 10 if loss == "cross_entropy" else 1
-    epochs = max(1, int(np.ceil(steps / np.ceil(len(X_tr) / BATCH))))
+    epochs = _epochs(len(X_tr), steps)
     start = Network(X_tr.shape[1], [Dense(32, "relu"), Dense(n_out)], loss=loss, seed=seed)
     res = GrowShrink(prune_every=max(epochs // 5, 1), threshold=0.1).fit(
         start, X_tr, y_tr, epochs=epochs, optimizer="adam", lr=LR, batch_size=BATCH, seed=seed)
     final = res.network
-    fixed_epochs = max(int(round(res.work / (final.n_params * len(X_tr)))), 1)
-    fixed = Network(final.n_inputs, list(final.layers), loss=loss, seed=seed)
-    fixed.fit(X_tr, y_tr, optimizer="adam", lr=LR, epochs=fixed_epochs, batch_size=BATCH, seed=seed)
+    cmp = res.compare_fixed(X_tr, y_tr, seeds=(seed,), validation_data=(X_te, y_te))
     return {"dataset": name, "seed": seed, "epochs": epochs, "widths": [l.units for l in final.layers[:-1]],
             "n_params": final.n_params, "insertions": sum(e["kind"] == "insert" for e in res.events),
-            "prunings": sum(e["kind"] == "prune" for e in res.events), "grow_shrink_test_loss":
-            float(final.objective(X_te, y_te)), "fixed_epochs": fixed_epochs,
-            "fixed_test_loss": float(fixed.objective(X_te, y_te))}
+            "prunings": sum(e["kind"] == "prune" for e in res.events),
+            "grow_shrink_test_loss": cmp["grow_shrink_val_loss"], "fixed_epochs": cmp["fixed_epochs"],
+            "fixed_test_loss": cmp["fixed_val_losses"][0]}
 
 
 def compare_grow_shrink(gs_rows: list) -> dict:
