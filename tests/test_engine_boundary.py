@@ -439,3 +439,17 @@ def test_weighted_training_of_a_device_network_equals_the_cpu_engine(fake):
     dev.fit(X, y, optimizer=opt_d, epochs=1, batch_size=16, seed=5)  # unweighted again, on the device
     cpu.fit(X, y, optimizer=opt_c, epochs=1, batch_size=16, seed=5)
     np.testing.assert_allclose(dev.parameters, cpu.parameters, rtol=1e-12, atol=1e-14)
+
+
+def test_masked_training_of_a_device_network_equals_the_cpu_engine(fake):
+    X, y = _data()
+    cpu, dev = _net(), _net("cuda")
+    mask = np.zeros(cpu.n_params, bool)
+    mask[cpu.block_slice(1)] = True
+    opt_c, opt_d = sn.Adam(1e-2), sn.Adam(1e-2)
+    for net, opt in ((cpu, opt_c), (dev, opt_d)):
+        net.fit(X, y, optimizer=opt, epochs=2, batch_size=16, seed=2)
+        net.fit(X, y, optimizer=opt, epochs=2, batch_size=16, seed=3, trainable=mask)
+        net.fit(X, y, optimizer=sn.LBFGS(max_iter=3), trainable=mask)
+    np.testing.assert_allclose(dev.parameters, cpu.parameters, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(opt_d.state_m, opt_c.state_m, rtol=1e-12, atol=1e-14)

@@ -570,3 +570,105 @@ def test_torch_init_matches_pytorch_statistics():
     ours = sn.Network(256, [sn.Dense(4096)], init="torch", seed=0).layer_parameters(0)
     for a, b in ((lin.weight.detach().numpy().T, ours["W"]), (lin.bias.detach().numpy(), ours["b"])):
         assert abs(np.abs(a).max() - np.abs(b).max()) < 0.002 and abs(a.std() - b.std()) / a.std() < 0.05
+
+
+# ---------------------------------------------------------------------------------------------- trainable masks
+def _neuron_mask(net, layer, neurons):
+    """Incoming weights and biases of some neurons of ``layer`` and the weights of the next layer that read them."""
+    mask = np.zeros(net.n_params, bool)
+    v = net.parameter_views(mask, layer)
+    v["W"][:, neurons] = True
+    v["b"][neurons] = True
+    net.parameter_views(mask, layer + 1)["W"][neurons, :] = True
+    return mask
+
+
+def _plain_net(seed=0, dtype=np.float64):
+    return make_net(3, [sn.Dense(6, "tanh"), sn.Dense(5, "tanh"), sn.Dense(1)], seed=seed, dtype=dtype)
+
+
+@pytest.mark.parametrize("opt", [lambda: sn.Adam(lr=0.01), lambda: sn.SGD(lr=0.05),
+                                 lambda: sn.SGD(lr=0.05, momentum=0.9), lambda: sn.SGD(lr=0.05, momentum=0.9,
+                                                                                       nesterov=True),
+                                 lambda: sn.LBFGS(max_iter=5)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_trainable_mask_freezes_the_rest(data, opt, dtype):
+    X, y = data
+    net = _plain_net(dtype=dtype)
+    p0 = net.parameters.copy()
+    mask = _neuron_mask(net, 0, [1, 4])
+    net.fit(X, y, optimizer=opt(), epochs=3, batch_size=8, trainable=mask)
+    d = net.parameters - p0
+    np.testing.assert_array_equal(d[~mask], 0)
+    assert np.count_nonzero(d[mask]) > 0.9 * mask.sum()
+    assert net.objective(X, y) < _plain_net(dtype=dtype).objective(X, y)
+
+
+def test_masked_adam_step_equals_the_update_rule_on_the_masked_gradient(data):
+    """One full-batch step from warm Adam moments: trainable entries follow Adam on the gradient, frozen ones keep
+    their values and their moments (a zeroed gradient alone would let the moments decay and move them)."""
+    X, y = data
+    net = _plain_net()
+    opt = sn.Adam(lr=0.01)
+    net.fit(X, y, optimizer=opt, epochs=2, batch_size=len(X), shuffle=False)  # warm, non-zero moments everywhere
+    p0, m0, v0, t0 = net.parameters.copy(), opt.state_m.copy(), opt.state_v.copy(), opt.t
+    _, g = net.loss_and_grad(X, y)
+    mask = _neuron_mask(net, 1, [0, 3])
+    net.fit(X, y, optimizer=opt, epochs=1, batch_size=len(X), shuffle=False, trainable=mask)
+    t = t0 + 1
+    m = 0.9 * m0 + 0.1 * g
+    v = 0.999 * v0 + 0.001 * g * g
+    step = 0.01 / (1 - 0.9 ** t) * m / (np.sqrt(v) / np.sqrt(1 - 0.999 ** t) + 1e-8)
+    np.testing.assert_allclose(net.parameters[mask], (p0 - step)[mask], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(net.parameters[~mask], p0[~mask])
+    np.testing.assert_allclose(opt.state_m[mask], m[mask], rtol=1e-12, atol=1e-16)
+    np.testing.assert_array_equal(opt.state_m[~mask], m0[~mask])
+    np.testing.assert_array_equal(opt.state_v[~mask], v0[~mask])
+    assert opt.t == t
+
+
+def test_masked_lbfgs_minimizes_in_the_trainable_subspace(data):
+    """L-BFGS on a mask converges to a point where the masked gradient vanishes (the full one does not)."""
+    X, y = data
+    net = _plain_net()
+    mask = _neuron_mask(net, 0, [2])
+    net.fit(X, y, optimizer=sn.LBFGS(max_iter=2000, gtol=1e-8, ftol=0.0), trainable=mask)
+    assert net.history_.status == "gtol"  # the stopping rule sees the masked (projected) gradient
+    _, g = net.loss_and_grad(X, y)
+    assert np.abs(g[mask]).max() <= 1e-8
+    assert np.abs(g[~mask]).max() > 1e-3
+
+
+def test_all_true_mask_equals_no_mask(data):
+    X, y = data
+    a, b = small_net(), small_net()
+    a.fit(X, y, optimizer=sn.Adam(lr=0.01), epochs=3, batch_size=8, seed=4)
+    b.fit(X, y, optimizer=sn.Adam(lr=0.01), epochs=3, batch_size=8, seed=4, trainable=np.ones(b.n_params, bool))
+    # the masked update is a differently compiled expression (select): equal up to the last bit or two
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=1e-13, atol=1e-15)
+
+
+def test_mask_with_a_block_trains_the_intersection(data):
+    X, y = data
+    net = _plain_net()
+    p0 = net.parameters.copy()
+    mask = _neuron_mask(net, 0, [0, 1])  # layer 0 rows/biases and layer 1 rows; train layer 1 only
+    net.fit(X, y, epochs=2, layers=1, trainable=mask)
+    d = net.parameters - p0
+    changed = np.flatnonzero(d)
+    assert changed.size and set(changed) <= set(np.flatnonzero(mask[net.block_slice(1)]) + net.offsets[1])
+
+
+@pytest.mark.parametrize("bad, exc, msg", [
+    (lambda n: np.ones(n), TypeError, "trainable: expected a bool array, got dtype float64"),
+    (lambda n: np.ones(n + 1, bool), ValueError, r"trainable: expected shape \(\d+,\), one entry per parameter"),
+    (lambda n: np.ones((n, 1), bool), ValueError, "trainable: expected shape"),
+    (lambda n: np.zeros(n, bool), ValueError, "trainable: no parameter of the trained layers"),
+])
+def test_bad_trainable_masks(data, bad, exc, msg):
+    X, y = data
+    net = _plain_net()
+    p0 = net.parameters.copy()
+    with pytest.raises(exc, match=msg):
+        net.fit(X, y, epochs=1, trainable=bad(net.n_params))
+    np.testing.assert_array_equal(net.parameters, p0)

@@ -53,11 +53,12 @@ void bind_train_for(py::module_& mod) {
          double momentum, bool nesterov, double beta1, double beta2, double eps, py::array state_m,
          py::array state_v, long long t, Index epochs, Index batch_size, bool shuffle, uint64_t seed, Index first,
          Index last, Index poll_every, Index max_steps, py::object callback, int n_threads,
-         py::object sample_weight) {
+         py::object sample_weight, py::object trainable) {
         check_block(m, first, last);
         auto X = matrix_arg<T>(x, "X", m.arch.layers[first].n_in);
         auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
         const T* w = weights_arg<T>(sample_weight, X.rows());
+        const T* keep = mask_arg<T>(trainable, m.arch.n_params());
         const OptConfig oc = opt_config(optimizer, lr, momentum, nesterov, beta1, beta2, eps);
         const TrainConfig tc = train_config(epochs, batch_size, shuffle, seed, first, last, poll_every, max_steps,
                                             callback);
@@ -66,7 +67,7 @@ void bind_train_for(py::module_& mod) {
         st.v = vector_arg<T>(state_v, "state_v", m.arch.n_params());
         st.t = t;
         TrainResult r = run_training(m, callback, n_threads, [&](const std::function<bool(const Progress&)>& poll) {
-          return train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws, w);
+          return train(m.arch, m.theta.data(), X, Y, oc, st, tc, poll, m.ws, w, keep);
         });
         py::dict d;
         d["status"] = status_name(r.status);
@@ -82,17 +83,19 @@ void bind_train_for(py::module_& mod) {
       py::arg("eps") = 1e-8, py::arg("state_m"), py::arg("state_v"), py::arg("t") = 0, py::arg("epochs") = 1,
       py::arg("batch_size") = 32, py::arg("shuffle") = true, py::arg("seed") = 0, py::arg("first") = 0,
       py::arg("last") = -1, py::arg("poll_every") = 0, py::arg("max_steps") = -1,
-      py::arg("callback") = py::none(), py::arg("n_threads") = 0, py::arg("sample_weight") = py::none());
+      py::arg("callback") = py::none(), py::arg("n_threads") = 0, py::arg("sample_weight") = py::none(),
+      py::arg("trainable") = py::none());
 
   mod.def(
       "lbfgs",
       [](Model<T>& m, const py::array& x, const py::array& y, Index max_iter, Index history, double gtol,
          double ftol, Index first, Index last, Index max_evals, py::object callback, int n_threads,
-         py::object sample_weight) {
+         py::object sample_weight, py::object trainable) {
         check_block(m, first, last);
         auto X = matrix_arg<T>(x, "X", m.arch.layers[first].n_in);
         auto Y = matrix_arg<T>(y, "Y", m.arch.n_outputs(), X.rows());
         const T* w = weights_arg<T>(sample_weight, X.rows());
+        const T* keep = mask_arg<T>(trainable, m.arch.n_params());
         if (max_iter < 0) throw py::value_error("max_iter: expected >= 0, got " + std::to_string(max_iter));
         if (history < 1) throw py::value_error("history: expected >= 1, got " + std::to_string(history));
         LbfgsConfig c;
@@ -104,7 +107,7 @@ void bind_train_for(py::module_& mod) {
         c.last = last;
         c.max_evals = max_evals;
         LbfgsResult r = run_training(m, callback, n_threads, [&](const std::function<bool(const Progress&)>& poll) {
-          return lbfgs(m.arch, m.theta.data(), X, Y, c, poll, m.ws, w);
+          return lbfgs(m.arch, m.theta.data(), X, Y, c, poll, m.ws, w, keep);
         });
         py::dict d;
         d["status"] = status_name(r.status);
@@ -117,7 +120,7 @@ void bind_train_for(py::module_& mod) {
       py::arg("model"), py::arg("X"), py::arg("Y"), py::kw_only(), py::arg("max_iter") = 100,
       py::arg("history") = 10, py::arg("gtol") = 1e-6, py::arg("ftol") = 1e-12, py::arg("first") = 0,
       py::arg("last") = -1, py::arg("max_evals") = -1, py::arg("callback") = py::none(), py::arg("n_threads") = 0,
-      py::arg("sample_weight") = py::none());
+      py::arg("sample_weight") = py::none(), py::arg("trainable") = py::none());
 }
 
 void bind_train(py::module_& m) {

@@ -200,6 +200,25 @@ const T* weights_arg(const py::object& w, Index n) {
   return p;
 }
 
+// Trainable mask: None (nullptr) or a contiguous 1-D array of n_params entries, each 0 (frozen) or 1.
+template <class T>
+const T* mask_arg(const py::object& k, Index n) {
+  if (k.is_none()) return nullptr;
+  py::array a = py::reinterpret_borrow<py::array>(k);
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(std::string("trainable: expected a ") + dtype_name<T>() + " array, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error("trainable: expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("trainable: expected a contiguous array");
+  const T* p = static_cast<const T*>(a.data());
+  for (Index i = 0; i < n; ++i)
+    if (p[i] != T(0) && p[i] != T(1))
+      throw py::value_error("trainable: expected entries 0 or 1, got " + std::to_string(double(p[i])) +
+                            " at index " + std::to_string(i));
+  return p;
+}
+
 // The optimizer of a train() call, validated (the CPU and CUDA bindings share the checks and messages).
 inline OptConfig opt_config(const std::string& optimizer, double lr, double momentum, bool nesterov, double beta1,
                             double beta2, double eps) {

@@ -132,10 +132,11 @@ class CpuEngine:
     def train(self, X: Any, Y: Any, opt: Any, *, epochs: int, batch_size: int, shuffle: bool, seed: int,
               first: int = 0, last: int = -1, input_layer: Optional[int] = None, poll_every: int = 0,
               max_steps: int = -1, callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None,
-              threads: int = 1, sample_weight: Optional[NDArray] = None) -> dict:
+              threads: int = 1, sample_weight: Optional[NDArray] = None,
+              trainable: Optional[NDArray] = None) -> dict:
         """Minibatch SGD / Adam epochs in C++ on layers first..last; ``opt`` keeps its state across calls.
         With validation data the callback's epoch-end dict carries ``val_loss``; with ``sample_weight`` each
-        minibatch's loss is the weighted mean of its rows."""
+        minibatch's loss is the weighted mean of its rows; ``trainable`` (0/1 per parameter) freezes the 0s."""
         x = _arr(X)
         if input_layer is not None and input_layer < first:
             x = self._model.layer_input(x, first, input_layer, None, threads)
@@ -144,22 +145,22 @@ class CpuEngine:
                         batch_size=batch_size, shuffle=shuffle, seed=seed, first=first, last=last,
                         poll_every=poll_every, max_steps=max_steps,
                         callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads,
-                        sample_weight=sample_weight)
+                        sample_weight=sample_weight, trainable=trainable)
         opt.t = r["t"]
         return r
 
     def lbfgs(self, X: Any, Y: Any, opt: Any, *, first: int = 0, last: int = -1, input_layer: Optional[int] = None,
               callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None, threads: int = 1,
-              sample_weight: Optional[NDArray] = None) -> dict:
+              sample_weight: Optional[NDArray] = None, trainable: Optional[NDArray] = None) -> dict:
         """Full-batch L-BFGS (strong-Wolfe line search) on layers first..last (the weighted mean loss with
-        ``sample_weight``)."""
+        ``sample_weight``; only the parameters where ``trainable`` is 1)."""
         x = _arr(X)
         if input_layer is not None and input_layer < first:
             x = self._model.layer_input(x, first, input_layer, None, threads)
         return _core.lbfgs(self._model, x, _arr(Y), max_iter=opt.max_iter, history=opt.history, gtol=opt.gtol,
                            ftol=opt.ftol, first=first, last=last,
                            callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads,
-                           sample_weight=sample_weight)
+                           sample_weight=sample_weight, trainable=trainable)
 
     # ------------------------------------------------------------------ sensitivities and interpretation
     def sensitivities(self, X: Any, Y: Any, wrt_loss: bool, sites: Sequence[tuple], reduce: str = "mean_abs",
@@ -366,13 +367,14 @@ class CudaEngine:
     def train(self, X: Any, Y: Any, opt: Any, *, epochs: int, batch_size: int, shuffle: bool, seed: int,
               first: int = 0, last: int = -1, input_layer: Optional[int] = None, poll_every: int = 0,
               max_steps: int = -1, callback: Optional[Callable] = None, X_val: Any = None, Y_val: Any = None,
-              threads: int = 1, sample_weight: Optional[NDArray] = None) -> dict:
-        if sample_weight is not None:  # weighted minibatches run on the host engine (as L-BFGS does) for now
+              threads: int = 1, sample_weight: Optional[NDArray] = None,
+              trainable: Optional[NDArray] = None) -> dict:
+        if sample_weight is not None or trainable is not None:  # run on the host engine (as L-BFGS does) for now
             try:
                 return self.host().train(X, Y, opt, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                          first=first, last=last, input_layer=input_layer, poll_every=poll_every,
                                          max_steps=max_steps, callback=callback, X_val=X_val, Y_val=Y_val,
-                                         threads=threads, sample_weight=sample_weight)
+                                         threads=threads, sample_weight=sample_weight, trainable=trainable)
             finally:
                 self._host_changed()
         self._push_writes()

@@ -188,3 +188,17 @@ def sample_weights(w: Any, n: int, dtype: Any) -> NDArray:
     if not np.all(np.isfinite(out)):
         raise ValueError(f"sample_weight: values up to {float(np.max(a)):.3g} overflow {np.dtype(dtype).name}")
     return out
+
+
+def trainable_mask(mask: Any, n_params: int, block: slice, dtype: Any) -> NDArray:
+    """``fit``'s trainable mask checked (bool, one entry per parameter, some True in the trained ``block``) and
+    given to the engine as 0/1 in ``dtype``."""
+    a = np.asarray(mask)
+    if a.dtype != np.bool_:
+        raise TypeError(f"trainable: expected a bool array, got dtype {a.dtype}")
+    if a.shape != (n_params,):
+        raise ValueError(f"trainable: expected shape ({n_params},), one entry per parameter, got {a.shape}")
+    if not a[block].any():
+        raise ValueError(f"trainable: no parameter of the trained layers (entries {block.start}..{block.stop - 1}) "
+                         "is True")
+    return np.ascontiguousarray(a, dtype=dtype)

@@ -17,7 +17,7 @@ from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
 from ._tables import brief
 from ._validation import (LOSSES, check_bool, check_choice, check_count, check_number, check_size, resolve_dtype,
-                          sample_weights)
+                          sample_weights, trainable_mask)
 from .data import DataCache, Dataset, Matrix, as_dataset
 from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_params
 from .optimizers import LBFGS, Optimizer, make_optimizer
@@ -472,7 +472,7 @@ class Network:
             layers: BlockSpec = None, validation_data: Optional[tuple] = None, patience: Optional[int] = None,
             tol: float = 0.0, callback: Optional[Callable[[dict], Any]] = None, callback_every: int = 0,
             progress: bool = False, max_steps: Optional[int] = None, n_threads: Optional[int] = None,
-            sample_weight: Any = None) -> "Network":
+            sample_weight: Any = None, trainable: Any = None) -> "Network":
         """Train in C++: minibatch epochs (SGD / Adam) or full-batch L-BFGS, on all layers or on a block.
 
         Parameters
@@ -500,6 +500,11 @@ class Network:
         sample_weight : array of shape (n_samples,), optional
             Weights of the training samples (finite, >= 0, not all 0): each minibatch's loss (L-BFGS: the full
             batch's) is the weighted mean of its samples' losses. The validation loss stays unweighted.
+        trainable : bool array of shape (n_params,), optional
+            Train only the parameters where it is True (laid out like :attr:`parameters`; build it with
+            :meth:`parameter_views`, e.g. to train single neurons). The others keep their values *and* their
+            optimizer state (Adam moments, momentum); L-BFGS works in the trainable subspace. Combine it with
+            ``layers`` so that the frozen layers outside the mask are not even differentiated.
 
         Raises
         ------
@@ -527,6 +532,8 @@ class Network:
         check_number(tol, "tol", 0.0)
         check_count(callback_every, "callback_every")
         weights = None if sample_weight is None else sample_weights(sample_weight, Xm.shape[0], self.dtype)
+        keep = None if trainable is None else trainable_mask(trainable, self.n_params,
+                                                               self.block_slice((first, last)), self.dtype)
         Xv = Yv = None
         if validation_data is not None:
             Xv, Yv = self.validation_matrices(validation_data)
@@ -559,14 +566,14 @@ class Network:
         result.status = "error"  # replaced below unless the engine raises (a callback's exception, Ctrl-C)
         try:
             if isinstance(opt, LBFGS):
-                r = self._engine.lbfgs(Xm, Ym, opt, sample_weight=weights, **common)
+                r = self._engine.lbfgs(Xm, Ym, opt, sample_weight=weights, trainable=keep, **common)
                 result.status = r["status"]
                 result.loss_curve = list(r["loss_history"])
                 result.epochs = r["iterations"]
                 result.steps = r["evaluations"]
             else:
                 r = self._engine.train(
-                    Xm, Ym, opt, sample_weight=weights, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
+                    Xm, Ym, opt, sample_weight=weights, trainable=keep, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
                     seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
                     poll_every=int(callback_every), max_steps=-1 if max_steps is None else int(max_steps), **common)
                 result.status = r["status"]

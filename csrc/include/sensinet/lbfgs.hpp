@@ -31,7 +31,8 @@ struct LbfgsResult {
 
 template <class T, class In, class Y>
 LbfgsResult lbfgs(const Architecture& a, T* theta, const In& x, const Y& y, const LbfgsConfig& c,
-                  const std::function<bool(const Progress&)>& poll, Workspace<T>& ws, const T* w = nullptr) {
+                  const std::function<bool(const Progress&)>& poll, Workspace<T>& ws, const T* w = nullptr,
+                  const T* keep = nullptr) {
   const Index first = c.first, last = c.last < 0 ? a.n_layers() - 1 : c.last;
   const Index off = a.offsets[first], n = a.offsets[last + 1] - off;
   const Index max_evals = c.max_evals < 0 ? 20 * c.max_iter : c.max_evals;
@@ -42,7 +43,10 @@ LbfgsResult lbfgs(const Architecture& a, T* theta, const In& x, const Y& y, cons
   LbfgsResult res;
   auto eval = [&](T* th, V& grad) {
     res.evaluations += 1;
-    return loss_and_grad(a, th, x, y, first, last, grad.data(), ws, w);
+    const T f = loss_and_grad(a, th, x, y, first, last, grad.data(), ws, w);
+    // frozen entries: a zero gradient keeps every direction, step and curvature pair in the trainable subspace
+    if (keep) grad.array() *= CArrMap<T>(keep + off, n);
+    return f;
   };
   T f = eval(theta, g);
   res.loss = f;

@@ -38,10 +38,11 @@ struct TrainResult {
 // poll(progress) returns true to stop. It is also called with step progress when 0.1 s have passed, so an
 // interrupt is seen promptly; weights stay consistent (a stop happens between steps).
 // w: sample weights (nullptr: all 1); a minibatch's loss is then the weighted mean over its rows.
+// keep: trainable mask over all parameters (nullptr: all trainable); frozen entries and their state stay put.
 template <class T, class In, class Y>
 TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, const OptConfig& oc, OptState<T>& st,
                   const TrainConfig& tc, const std::function<bool(const Progress&)>& poll, Workspace<T>& ws,
-                  const T* w = nullptr) {
+                  const T* w = nullptr, const T* keep = nullptr) {
   static_assert(In::InnerStrideAtCompileTime == 1 && Y::InnerStrideAtCompileTime == 1, "rows must be contiguous");
   const Index n = x.rows(), d = x.cols(), k = y.cols();
   const Index first = tc.first, last = tc.last < 0 ? a.n_layers() - 1 : tc.last;
@@ -124,7 +125,7 @@ TrainResult train(const Architecture& a, T* theta, const In& x, const Y& y, cons
         stop = true;
         break;
       }
-      optimizer_step(oc, st, cur, grad + off, nxt, off, len);
+      optimizer_step(oc, st, cur, grad + off, nxt, off, len, keep ? keep + off : nullptr);
       std::swap(cur, nxt);
       res.steps += 1;
       res.last_loss = loss;
