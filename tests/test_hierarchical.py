@@ -120,6 +120,81 @@ def test_inner_steps_change_only_the_chosen_block(block):
         assert np.any(diff[sl] != 0)
 
 
+# ================================================================================================ neuron level
+@pytest.mark.parametrize("block", hz.BLOCKS)
+def test_neuron_mask_holds_the_group_parameters(block):
+    net = _net(depth=3, width=6)
+    for site in range(0, net.n_layers + 1):
+        width = net.n_inputs if site == 0 else net.specs[site - 1].n_out
+        m = hz.neuron_mask(net, site, 1, min(3, width - 1), block)
+        want = np.zeros(net.n_params, bool)
+        if block != "outgoing" and site >= 1:
+            v = net.parameter_views(want, site - 1)
+            v["W"][:, 1:4] = True
+            v["b"][1:4] = True
+        if block != "incoming" and site < net.n_layers:
+            net.parameter_views(want, site)["W"][1:4, :] = True
+        np.testing.assert_array_equal(m, want)
+
+
+@pytest.mark.parametrize("block", hz.BLOCKS)
+def test_neuron_level_trains_only_the_chosen_group(block):
+    X, y = _data()
+    net = _net(depth=4, width=12)
+    for it in range(4):
+        before = net.parameters.copy()
+        res = HierarchicalOptimizer(block=block, min_neurons=3, max_outer=1, p_rand=0.3, random_state=it,
+                                    inner_iters=2).run(net, X, y)
+        st = res.steps[0]
+        lo, hi = st.neurons
+        assert st.sites[0] == st.sites[1] and 0 <= lo <= hi and hi - lo + 1 <= 3
+        mask = hz.neuron_mask(net, st.sites[0], lo, hi, block)
+        diff = net.parameters - before
+        assert np.all(diff[~mask] == 0) and np.count_nonzero(diff[mask]) > 0
+        assert res.neuron_counts() == {(st.sites[0], lo, hi): 1}
+
+
+def test_neuron_level_descends_by_the_group_score():
+    """Greedy first order: at every level of the layer's neuron tree the half with the larger sum of g^2 wins."""
+    X, y = _data()
+    net = _net(depth=4, width=16)
+    st = HierarchicalOptimizer(min_neurons=2, p_rand=0.0, max_outer=1).run(net.copy(), X, y).steps[0]
+    site = st.sites[0]
+    g = np.asarray(sn.sensitivity(net, X, y, sites=[site], wrt="loss", reduce="mean").matrices[0][0])
+    node = descend(0, g.size - 1, lambda a, b: (float(np.sum(g[a[0]:a[1] + 1] ** 2)),
+                                                 float(np.sum(g[b[0]:b[1] + 1] ** 2)), "first_order"), 2)
+    assert st.neurons == node[0] and st.score == pytest.approx(node[1], rel=1e-9)
+    # the layer level chose the same layer as without the neuron level
+    assert HierarchicalOptimizer(p_rand=0.0, max_outer=1).run(net.copy(), X, y).steps[0].sites == st.sites
+
+
+def test_neuron_level_second_order_uses_the_group_curvature():
+    X, y = _data()
+    checked = 0
+    for seed in range(6):
+        net = _net(depth=2, width=8, seed=seed)
+        r = HierarchicalOptimizer(min_neurons=4, score="second_order", p_rand=0.0, max_outer=1, inner_iters=1)
+        st = r.run(net.copy(), X, y).steps[0]
+        site, (lo, hi) = st.sites[0], st.neurons
+        halves = ((0, 3), (4, 7))
+        H = sn.group_curvature(net, X, y, [{site: np.arange(a, b + 1)} for a, b in halves], method="exact")
+        assert (st.rule == "second_order") == bool(np.all(H > 0))
+        if st.rule == "second_order":
+            g = np.asarray(sn.sensitivity(net, X, y, sites=[site], wrt="loss", reduce="mean").matrices[0][0])
+            pred = [float(np.sum(g[a:b + 1])) ** 2 / (2 * h) for (a, b), h in zip(halves, H)]
+            assert (lo, hi) == halves[int(np.argmax(pred))] and st.score == pytest.approx(max(pred), rel=1e-8)
+            checked += 1
+    assert checked >= 1
+
+
+def test_neuron_level_needs_dense_layers():
+    X, y = _data()
+    net = sn.Network(3, [sn.Dense(6, "tanh"), sn.Residual(6, "tanh", hidden=4), sn.Dense(1)], seed=0)
+    with pytest.raises(ValueError, match="min_neurons: the neuron level needs Dense layers, got a residual2 layer "
+                                         "at index 1"):
+        HierarchicalOptimizer(min_neurons=2).run(net, X, y)
+
+
 def test_block_definitions_and_tree_ranges():
     L = 5
     assert hz.sites_to_layers(2, 3, "incoming", L) == (1, 2)
@@ -279,7 +354,8 @@ def test_objective_never_increases_with_a_safe_inner_optimizer():
     {"p_rand": 1.5}, {"p_rand": "a"}, {"inner_iters": 0}, {"inner_iters": 2.5}, {"lr": 0.0}, {"lr": -1.0},
     {"lr": float("nan")}, {"batch_size": 0}, {"min_block": 0}, {"budget": 0}, {"budget": float("inf")},
     {"max_outer": 0}, {"tol": -1.0}, {"stall_window": 0}, {"stall_tol": -1e-3}, {"polish_iters": -1},
-    {"momentum": 2.0}, {"random_state": -1}, {"n_threads": 0}, {"inner_iters": True},
+    {"momentum": 2.0}, {"random_state": -1}, {"n_threads": 0}, {"inner_iters": True}, {"min_neurons": 0},
+    {"min_neurons": 2.5}, {"min_neurons": 4, "min_block": 2},
 ])
 def test_bad_options_raise_value_error(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):

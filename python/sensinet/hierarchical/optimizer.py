@@ -21,7 +21,7 @@ from ..network import FitResult, Network
 from ..optimizers import LBFGS, SGD, Adam
 from ..sensitivity import group_curvature, output_group_curvature, output_sensitivity, sensitivity
 from .result import HierarchicalResult, OuterStep
-from .tree import descend, sites_to_layers
+from .tree import descend, neuron_mask, sites_to_layers
 from .work import block_work, curvature_work, forward_share, layer_macs, sweep_work
 
 BLOCKS = ("incoming", "outgoing", "both")
@@ -90,6 +90,11 @@ class HierarchicalOptimizer:
         the visits of its blocks), one per distinct block, or a fresh one at every outer iteration.
     min_block : int
         Smallest block of the descent, in sensitivity layers (1 = a single layer).
+    min_neurons : int, optional
+        The neuron level of the tree: below a single layer the descent goes on over that layer's neurons (halves
+        of contiguous index ranges, scored like layers) down to groups of at most ``min_neurons``, and only the
+        chosen group's parameters are trained (``block`` decides which: incoming weights and biases, outgoing
+        weights, or both). ``None`` (default) stops at layers. Needs ``min_block=1`` and Dense layers.
     io_sites : bool
         Add the output (``"incoming"``) or input (``"outgoing"``) site to the tree so that every network layer
         can be trained.
@@ -129,6 +134,7 @@ class HierarchicalOptimizer:
     batch_size: int = 32
     inner_state: str = "shared"
     min_block: int = 1
+    min_neurons: Optional[int] = None
     io_sites: bool = True
     budget: float = 100.0
     max_outer: Optional[int] = None
@@ -153,6 +159,10 @@ class HierarchicalOptimizer:
         check_number(self.momentum, "momentum", 0.0, 1.0)
         check_count(self.batch_size, "batch_size", 1)
         check_count(self.min_block, "min_block", 1)
+        check_count(self.min_neurons, "min_neurons", 1, none_ok=True)
+        if self.min_neurons is not None and self.min_block != 1:
+            raise ValueError(f"min_neurons: the neuron level starts below a single layer, so it needs min_block=1, "
+                             f"got min_block={self.min_block}")
         check_bool(self.io_sites, "io_sites")
         check_number(self.budget, "budget", 0.0, open_lo=True)
         check_count(self.max_outer, "max_outer", 1, none_ok=True)
@@ -233,8 +243,8 @@ class HierarchicalOptimizer:
                     if max_g < self.tol:
                         status = "tol"
                     else:
-                        node, score, rule, rnd = self._choose(r, gs)
-                        status = self._train_block(r, node, score, rule, rnd, max_g) or self._stop_rule(r)
+                        node, neurons, score, rule, rnd = self._choose(r, gs)
+                        status = self._train_block(r, node, neurons, score, rule, rnd, max_g) or self._stop_rule(r)
             if status == "early_stopped" and r.watch.best_weights is not None:
                 net.parameters = r.watch.best_weights
                 r.J = net.objective(r.data, n_threads=r.threads)
@@ -262,6 +272,11 @@ class HierarchicalOptimizer:
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         threads = resolve_threads(self.n_threads if n_threads is None else n_threads)
+        if self.min_neurons is not None:
+            bad = [i for i, sp in enumerate(net.specs) if sp.kind != "dense"]
+            if bad:
+                raise ValueError(f"min_neurons: the neuron level needs Dense layers, got a {net.specs[bad[0]].kind} "
+                                 f"layer at index {bad[0]}")
         data = net.prepare(X, y)
         net.matrices(data, None)
         vdata = None
@@ -298,6 +313,9 @@ class HierarchicalOptimizer:
             block_work(r.net, f, l, r.c) + (forward_share(r.c, 0, f - 1) if f > 0 else 0.0) for f, l in leaves)
         if self.score == "second_order":
             levels = max(int(math.ceil(math.log2(max(hi - lo + 1, 1)))), 0)
+            if self.min_neurons is not None:  # the neuron level's comparisons (output groups: first order)
+                width = min(((r.net.specs[i - 1].n_out if i else r.net.n_inputs) for i in r.hidden_sites), default=1)
+                levels += max(int(math.ceil(math.log2(max(width / self.min_neurons, 1)))), 0)
             cost += 2 * levels * curvature_work(r.net, lo, r.c)
         return cost
 
@@ -312,7 +330,7 @@ class HierarchicalOptimizer:
         return gs, max((float(np.max(np.abs(g))) for g in gs.values() if g.size), default=0.0)
 
     def _choose(self, r: _Run, gs: dict) -> tuple:
-        """2. Descend the tree by the score: (node, score, rule, random pick)."""
+        """2. Descend the tree by the score: (node, neurons or None, score, rule, random pick)."""
         curv_cache: dict = {}
 
         def first_order(node: tuple) -> float:
@@ -339,11 +357,33 @@ class HierarchicalOptimizer:
             return first_order(left), first_order(right), "first_order"
 
         node, score, rule, rnd, _ = descend(*r.tree, compare, self.min_block, self.p_rand, r.pick_rng)
-        return node, score, rule, rnd
+        if self.min_neurons is None or node[0] != node[1] or gs[node[0]].size <= self.min_neurons:
+            return node, None, score, rule, rnd
+        site, g = node[0], gs[node[0]]
 
-    def _train_block(self, r: _Run, node: tuple, score: float, rule: str, rnd: bool, max_g: float) -> Optional[str]:
-        """3. Train the chosen block for at most ``inner_iters`` (fewer when the budget runs out) and record the
-        outer iteration; "budget" when not even one inner iteration fits."""
+        def compare_neurons(left: tuple, right: tuple) -> tuple:
+            first = [float(np.sum(np.square(g[a:b + 1]))) for a, b in (left, right)]
+            if self.score == "first_order" or site >= r.net.n_layers:  # no exact curvature of output groups
+                return first[0], first[1], "first_order"
+            H = []
+            for a, b in (left, right):
+                H.append(float(group_curvature(r.net, r.data, None, [{site: np.arange(a, b + 1)}], method="exact",
+                                               n_threads=r.threads)[0]))
+                r.work += curvature_work(r.net, site, r.c)
+            if H[0] > 0 and H[1] > 0:
+                return (float(np.sum(g[left[0]:left[1] + 1])) ** 2 / (2 * H[0]),
+                        float(np.sum(g[right[0]:right[1] + 1])) ** 2 / (2 * H[1]), "second_order")
+            return first[0], first[1], "first_order"
+
+        neurons, score, rule, rnd_n, _ = descend(0, g.size - 1, compare_neurons, self.min_neurons, self.p_rand,
+                                                 r.pick_rng)
+        return node, neurons, score, rule, rnd or rnd_n
+
+    def _train_block(self, r: _Run, node: tuple, neurons: Optional[tuple], score: float, rule: str, rnd: bool,
+                     max_g: float) -> Optional[str]:
+        """3. Train the chosen block (only the chosen neurons' parameters at the neuron level) for at most
+        ``inner_iters`` (fewer when the budget runs out) and record the outer iteration; "budget" when not even one
+        inner iteration fits. A neuron group costs its layers' work: the engine differentiates whole layers."""
         net = r.net
         first, last = sites_to_layers(node[0], node[1], self.block, net.n_layers)
         bw = block_work(net, first, last, r.c)
@@ -353,14 +393,16 @@ class HierarchicalOptimizer:
         n_inner = min(self.inner_iters, int(math.floor((r.main_budget - r.work - cache_w) / bw + 1e-9)))
         if n_inner < 1:
             return "budget"
-        opt = self._inner_optimizer((first, last))
+        mask = None if neurons is None else neuron_mask(net, node[0], neurons[0], neurons[1], self.block)
+        opt = self._inner_optimizer((first, last) if neurons is None else (first, last, node[0], *neurons))
         if isinstance(opt, LBFGS):
             opt.max_iter = n_inner
         saved = (net.parameters.copy(), _snapshot(opt)) if self.monotone else None
         J_before = r.J
         try:
             net.fit(r.data, optimizer=opt, epochs=n_inner, batch_size=r.batch_size, shuffle=r.shuffle,
-                    seed=int(r.shuffle_rng.integers(2**31 - 1)), layers=range(first, last + 1), n_threads=r.threads)
+                    seed=int(r.shuffle_rng.integers(2**31 - 1)), layers=range(first, last + 1), n_threads=r.threads,
+                    trainable=mask)
         finally:
             r.work += cache_w + self._inner_work(opt, r, bw)
         r.J = net.objective(r.data, n_threads=r.threads)
@@ -372,7 +414,7 @@ class HierarchicalOptimizer:
         r.Js.append(r.J)
         elapsed = time.perf_counter() - r.t0
         r.res.steps.append(OuterStep(r.res.n_outer + 1, node, (first, last), score, rule, rnd, max_g, J_before, r.J,
-                                     r.work, elapsed, net.history_.status, accepted))
+                                     r.work, elapsed, net.history_.status, accepted, neurons))
         r.res.curve.append((r.work, r.J, elapsed))
         if r.bar is not None:
             r.bar.update(int(100 * min(r.work / r.budget, 1.0)), f"J {r.J:.4g} block {first}-{last}")

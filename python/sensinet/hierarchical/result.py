@@ -25,6 +25,7 @@ class OuterStep:
     seconds: float  # cumulative wall time
     inner_status: str = ""
     accepted: bool = True
+    neurons: Optional[tuple] = None  # (lo, hi) neurons of the chosen layer (neuron level), else None (all)
 
 
 @dataclass
@@ -62,10 +63,20 @@ class HierarchicalResult:
             out[s.block] = out.get(s.block, 0) + 1
         return dict(sorted(out.items()))
 
+    def neuron_counts(self) -> dict:
+        """How often each neuron group ``(site, lo, hi)`` was trained (neuron level; empty at the layer level)."""
+        out: dict = {}
+        for s in self.steps:
+            if s.neurons is not None:
+                k = (s.sites[0], *s.neurons)
+                out[k] = out.get(k, 0) + 1
+        return dict(sorted(out.items()))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         for s in d["steps"]:
             s["sites"], s["block"] = list(s["sites"]), list(s["block"])
+            s["neurons"] = None if s["neurons"] is None else list(s["neurons"])
         return d
 
     def to_frame(self):
@@ -74,6 +85,7 @@ class HierarchicalResult:
         for r in rows:
             r["first"], r["last"] = r.pop("block")
             r["site_lo"], r["site_hi"] = r.pop("sites")
+            r["neuron_lo"], r["neuron_hi"] = r.pop("neurons") or (None, None)
         return frame(rows)
 
     def plot(self, path: Optional[str] = None, ax: Any = None, title: Optional[str] = None):

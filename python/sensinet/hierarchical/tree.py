@@ -1,9 +1,11 @@
-"""The bisection tree over the sensitivity layers, and which network layers a chosen node trains."""
+"""The bisection tree over the sensitivity layers (and, below a layer, over its neurons), and which parameters a
+chosen node trains."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 def sites_to_layers(lo: int, hi: int, block: str, n_layers: int) -> tuple:
@@ -52,3 +54,17 @@ def descend(lo: int, hi: int, compare: Callable[[tuple, tuple], tuple], min_bloc
         score = (sl, sr)[pick]
         path.append((left, right, float(sl), float(sr), node, rnd))
     return node, float(score), rule, any_random, path
+
+
+def neuron_mask(net: Any, site: int, lo: int, hi: int, block: str) -> NDArray:
+    """Trainable mask (bool, laid out like ``net.parameters``) of the neurons ``lo..hi`` of sensitivity layer
+    ``site`` (Dense layers): their incoming weights and biases (``"incoming"``), the weights that read them
+    (``"outgoing"``), or both."""
+    mask = np.zeros(net.n_params, dtype=bool)
+    if block in ("incoming", "both") and site >= 1:
+        v = net.parameter_views(mask, site - 1)
+        v["W"][:, lo:hi + 1] = True
+        v["b"][lo:hi + 1] = True
+    if block in ("outgoing", "both") and site <= net.n_layers - 1:
+        net.parameter_views(mask, site)["W"][lo:hi + 1, :] = True
+    return mask
