@@ -57,7 +57,8 @@ input gradients from the output down to the lowest site (the output site of ``"i
 an exact curvature of a group counts ``C`` plus three passes from the group up (tangent forward, reverse,
 second-order reverse); a curvature shared with the output site, five forwards (a finite difference).
 Evaluations of J for the trace and the stopping rules are monitoring and are not counted (backprop's curve in
-the study is not charged either). Wall time is recorded too: on small layers the per-step overheads make a
+the study is not charged either). Wall time is recorded too, without those monitoring evaluations (their
+seconds are kept apart in ``monitor_seconds``): on small layers the per-step overheads make a
 block epoch cost more wall time than its FLOP share says (the bench measures 1.5x backprop's time for equal
 work on 8 x 32 tanh), so the study reports both.
 

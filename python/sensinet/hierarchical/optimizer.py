@@ -56,6 +56,7 @@ class _Run:
     bar: Optional[ProgressBar]
     t0: float
     work: float = 0.0
+    monitor: float = 0.0  # seconds spent evaluating J / the validation objective for the trace
     J: float = 0.0
     Js: list = field(default_factory=list)
 
@@ -247,12 +248,12 @@ class HierarchicalOptimizer:
                         status = self._train_block(r, node, neurons, score, rule, rnd, max_g) or self._stop_rule(r)
             if status == "early_stopped" and r.watch.best_weights is not None:
                 net.parameters = r.watch.best_weights
-                r.J = net.objective(r.data, n_threads=r.threads)
+                r.J = self._objective(r, r.data)
             if self.polish_iters and status not in ("early_stopped", "stopped"):
                 self._polish(r)
         except DivergenceError as exc:
-            r.J = net.objective(r.data, n_threads=r.threads)
-            r.res.curve.append((r.work, r.J, time.perf_counter() - r.t0))
+            r.J = self._objective(r, r.data)
+            r.res.curve.append((r.work, r.J, self._clock(r)))
             self._finish(r, "diverged")
             exc.result = r.res  # type: ignore[attr-defined]
             raise
@@ -292,8 +293,8 @@ class HierarchicalOptimizer:
             self.reset()
         pick_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         lo, hi = self.tree_range(net)
-        t0 = time.perf_counter()
         J0 = net.objective(data, n_threads=threads)
+        t0 = time.perf_counter()
         res = HierarchicalResult(status="running", J0=J0, J=J0, work=0.0, seconds=0.0, curve=[(0.0, J0, 0.0)],
                                  config={**self.config(), "budget": budget, "batch_size": bs, "random_state": seed})
         self.result_ = res
@@ -405,20 +406,34 @@ class HierarchicalOptimizer:
                     trainable=mask)
         finally:
             r.work += cache_w + self._inner_work(opt, r, bw)
-        r.J = net.objective(r.data, n_threads=r.threads)
+        r.J = self._objective(r, r.data)
         accepted = True
         if saved is not None and not (r.J <= J_before):
             net.parameters = saved[0]
             _restore(opt, saved[1])
             r.J, accepted = J_before, False
         r.Js.append(r.J)
-        elapsed = time.perf_counter() - r.t0
+        elapsed = self._clock(r)
         r.res.steps.append(OuterStep(r.res.n_outer + 1, node, (first, last), score, rule, rnd, max_g, J_before, r.J,
                                      r.work, elapsed, net.history_.status, accepted, neurons))
         r.res.curve.append((r.work, r.J, elapsed))
         if r.bar is not None:
             r.bar.update(int(100 * min(r.work / r.budget, 1.0)), f"J {r.J:.4g} block {first}-{last}")
         return None
+
+    @staticmethod
+    def _objective(r: _Run, data: Any) -> float:
+        """J (or the validation objective) for the trace and the rules; its time is kept apart (monitoring)."""
+        t = time.perf_counter()
+        try:
+            return r.net.objective(data, n_threads=r.threads)
+        finally:
+            r.monitor += time.perf_counter() - t
+
+    @staticmethod
+    def _clock(r: _Run) -> float:
+        """Seconds since the start of the run without the monitoring evaluations of J (as the work model)."""
+        return time.perf_counter() - r.t0 - r.monitor
 
     @staticmethod
     def _inner_work(opt: Any, r: _Run, unit: float, least_one: bool = True) -> float:
@@ -433,7 +448,7 @@ class HierarchicalOptimizer:
         """After an outer iteration: validation patience, the callback, or a stalled J."""
         stop = None
         if r.vdata is not None:
-            val = r.net.objective(r.vdata, n_threads=r.threads)
+            val = self._objective(r, r.vdata)
             r.res.val_curve.append(float(val))
             if r.watch.update(val, r.net.parameters.copy if r.keep_best else None):
                 stop = "early_stopped"
@@ -457,12 +472,13 @@ class HierarchicalOptimizer:
             pw = self._inner_work(popt, r, 1.0, least_one=False)
             r.work += pw
             r.res.polish_work = float(pw)
-        r.J = r.net.objective(r.data, n_threads=r.threads)
-        r.res.curve.append((r.work, r.J, time.perf_counter() - r.t0))
+        r.J = self._objective(r, r.data)
+        r.res.curve.append((r.work, r.J, self._clock(r)))
 
     def _finish(self, r: _Run, status: str) -> HierarchicalResult:
         res = r.res
-        res.status, res.J, res.work, res.seconds = status, float(r.J), float(r.work), time.perf_counter() - r.t0
+        res.status, res.J, res.work, res.seconds = status, float(r.J), float(r.work), self._clock(r)
+        res.monitor_seconds = r.monitor
         if r.bar is not None:
             r.bar.update(100, f"J {r.J:.4g}", force=True)
             r.bar.close()

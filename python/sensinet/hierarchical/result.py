@@ -35,6 +35,8 @@ class HierarchicalResult:
     ``status``: ``budget`` (work budget spent), ``tol`` (``max |g| < tol``), ``stall`` (J stalled), ``max_outer``,
     ``early_stopped`` (validation patience), ``stopped`` (callback), ``diverged``.
     ``curve``: ``(work, J, seconds)`` at the start, after every outer iteration and after the polish.
+    ``seconds`` (here and in the curve) leave out the evaluations of J for the trace, which take
+    ``monitor_seconds`` in all (the work model does not count them either).
     """
 
     status: str
@@ -46,6 +48,7 @@ class HierarchicalResult:
     curve: list = field(default_factory=list)
     val_curve: list = field(default_factory=list)
     polish_work: float = 0.0
+    monitor_seconds: float = 0.0
     config: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:

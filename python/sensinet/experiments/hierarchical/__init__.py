@@ -45,7 +45,9 @@ from .report import wins_ties_losses, write_outputs
 from .tasks import (DATASETS, SIMULATED, VARIANTS, Task, execute, make_tasks, read_records, resolve_devices,
                     run_task, study_config)
 
-__all__ = ["DATASETS", "SIMULATED", "VARIANTS", "Task", "execute", "make_tasks", "run", "run_task", "study_config",
+EXPERIMENTS = ("main", "depth", "variants", "scale")
+
+__all__ = ["EXPERIMENTS", "DATASETS", "SIMULATED", "VARIANTS", "Task", "execute", "make_tasks", "run", "run_task", "study_config",
            "write_outputs", "demo_section", "add_arguments", "main"]
 
 
@@ -53,7 +55,8 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         datasets: Optional[Sequence[str]] = None, budget: Optional[float] = None,
         experiments: Sequence[str] = ("main", "depth", "variants"), depth_dataset: str = "concrete",
         depth_starts: Optional[int] = None, variant_starts: Optional[int] = None, resume: bool = True,
-        progress: bool = True, figures: bool = True, devices: Any = "cpu") -> dict:
+        progress: bool = True, figures: bool = True, devices: Any = "cpu", scale_starts: Optional[int] = None,
+        scale_budget: Optional[float] = None) -> dict:
     """Run the multi-start study and write its tables and figures to ``out_dir``.
 
     Parameters
@@ -73,11 +76,15 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         Subset of :data:`DATASETS` for the main experiment.
     budget : float, optional
         Work budget of every run in full-gradient equivalents (default 100; quick: 30).
-    experiments : subset of ("main", "depth", "variants")
+    experiments : subset of ("main", "depth", "variants", "scale")
+        ``"scale"`` (not in the default) is the large-network test of :mod:`.scale`: widths 1024 and 2048,
+        depths 8 and 16, four hierarchical variants against backprop (about 1.5 hours on one core).
     depth_dataset : str
         Data set of the depth-scaling experiment.
     depth_starts, variant_starts : int, optional
         Starts of those experiments (default min(n_starts, 5) and min(n_starts, 10)).
+    scale_starts, scale_budget : optional
+        Starts (default 5) and budget (default 16) of the scale experiment.
     devices : "cpu", "auto" or device names
         Where the runs train: "auto" spreads them over every CUDA device in turn (one start per GPU; give
         ``n_jobs`` = the number of GPUs so they run at once), or the CPU when there is none.
@@ -91,14 +98,17 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs: expected an int >= 1 or -1, got {n_jobs!r}")
     for e in experiments:
-        if e not in ("main", "depth", "variants"):
-            raise ValueError(f"experiments: expected a subset of ('main', 'depth', 'variants'), got {e!r}")
+        if e not in EXPERIMENTS:
+            raise ValueError(f"experiments: expected a subset of {EXPERIMENTS}, got {e!r}")
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"budget: expected a number > 0, got {budget!r}")
-    for name, v in (("depth_starts", depth_starts), ("variant_starts", variant_starts)):
+    if scale_budget is not None and not (isinstance(scale_budget, (int, float)) and scale_budget > 0):
+        raise ValueError(f"scale_budget: expected a number > 0, got {scale_budget!r}")
+    for name, v in (("depth_starts", depth_starts), ("variant_starts", variant_starts), ("scale_starts", scale_starts)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise ValueError(f"{name}: expected an int >= 1 (or None for the default), got {v!r}")
-    cfg = study_config(quick, int(n_starts), datasets, budget, depth_dataset, depth_starts, variant_starts)
+    cfg = study_config(quick, int(n_starts), datasets, budget, depth_dataset, depth_starts, variant_starts,
+                       scale_starts, scale_budget)
     devices = resolve_devices(devices)  # checked before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,11 +186,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs there)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None, help="data sets of the main table")
     parser.add_argument("--budget", type=float, default=None, help="work budget per run (full-gradient equivalents)")
-    parser.add_argument("--experiments", nargs="+", choices=("main", "depth", "variants"),
-                        default=["main", "depth", "variants"], help="which parts to run")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=["main", "depth", "variants"],
+                        help="which parts to run (scale: the large-network test, not run by default)")
     parser.add_argument("--depth-dataset", default="concrete", choices=DATASETS)
     parser.add_argument("--depth-starts", type=int, default=None)
     parser.add_argument("--variant-starts", type=int, default=None)
+    parser.add_argument("--scale-starts", type=int, default=None, help="starts of the scale experiment (default 5)")
+    parser.add_argument("--scale-budget", type=float, default=None, help="its budget per run (default 16)")
     parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
     parser.add_argument("--devices", default="cpu",
                         help="cpu (default), auto (every CUDA device in turn) or names such as cuda:0,cuda:1")
@@ -192,7 +204,8 @@ def main(args: argparse.Namespace) -> int:
     res = run(args.out, quick=args.quick, n_starts=args.starts, n_jobs=args.jobs, scheduler=args.scheduler,
               datasets=args.datasets, budget=args.budget, experiments=args.experiments,
               depth_dataset=args.depth_dataset, depth_starts=args.depth_starts, variant_starts=args.variant_starts,
-              resume=not args.no_resume, devices=args.devices)
+              resume=not args.no_resume, devices=args.devices, scale_starts=args.scale_starts,
+              scale_budget=args.scale_budget)
     print((Path(args.out) / "summary.md").read_text())
     print(f"tables and figures in {args.out}/ ({len(res['records'])} runs)")
     return 0

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..._tables import cell, write_table
 from .figures import plot_curves, plot_depth
+from .scale import write_scale
 
 TIE_RTOL = 0.01  # |J_h - J_bp| <= 1 % of the smaller one counts as a tie
 
@@ -150,12 +151,14 @@ def _long(rows: list) -> list:
 
 def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> dict:
     """Tables (CSV + Markdown) and figures from the records."""
-    result: dict = {"records": records, "main": [], "depth": [], "variants": []}
-    md = ["# Hierarchical multi-scale optimization vs backpropagation: multi-start study", "",
-          f"Budget {cfg['budget']:g} full-gradient equivalents per run (depth: {cfg['depth_budget']:g}); Adam lr 1e-3, "
-          "batch 32 for both methods unless a variant says otherwise; same initial parameters and split per start. "
-          f"W/T/L: hierarchical final training MSE lower / within {TIE_RTOL:.0%} / higher than backprop's on the same "
-          "start. Training MSE is on standardized targets; test RMSE on the original scale (90/10 split).", ""]
+    result: dict = {"records": records, "main": [], "depth": [], "variants": [], "scale": [], "scale_pooled": []}
+    md = ["# Hierarchical multi-scale optimization vs backpropagation: multi-start study", ""]
+    if any(r["experiment"] != "scale" for r in records):
+        md += [f"Budget {cfg['budget']:g} full-gradient equivalents per run (depth: {cfg['depth_budget']:g}); Adam "
+               "lr 1e-3, batch 32 for both methods unless a variant says otherwise; same initial parameters and split "
+               f"per start. W/T/L: hierarchical final training MSE lower / within {TIE_RTOL:.0%} / higher than "
+               "backprop's on the same start. Training MSE is on standardized targets; test RMSE on the original "
+               "scale (90/10 split).", ""]
     main = summary_rows(records, "main")
     result["main"] = main
     pairs = _pairs(records)
@@ -204,5 +207,16 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
         md += [write_table(var, out / "variants.csv", out / "variants.md", cols,
                            title="Variants (each against backprop with the same inner optimizer and budget)",
                            floatfmt=".6g")]
+    scale, pooled, text = write_scale(pairs, out)
+    result["scale"], result["scale_pooled"] = scale, pooled
+    if scale:
+        md += [text]
+        if figures:
+            for arch in dict.fromkeys(r["network"] for r in scale):
+                for variant in dict.fromkeys(r["variant"] for r in scale):
+                    ps = [p for k, p in sorted(pairs.items()) if k[0] == "scale" and k[2] == arch and k[3] == variant]
+                    name = variant.split(" ")[0].replace("=", "-")
+                    plot_curves(ps, out / f"curves_scale_{arch.replace(' ', '_')}_{name}.png",
+                                f"{ps[0]['hier']['dataset']}, {arch}, {variant}")
     (out / "summary.md").write_text("\n".join(md) + "\n")
     return result

@@ -40,7 +40,7 @@ VARIANTS: dict = {
 class Task:
     """One run: a method on one start of one (data set, network) setting."""
 
-    experiment: str  # main | depth | variants
+    experiment: str  # main | depth | variants | scale
     dataset: str
     depth: int
     width: int
@@ -54,6 +54,8 @@ class Task:
     batch_size: int = 32
     n_samples: int = 1000  # simulated data only
     options: str = "{}"  # JSON of HierarchicalOptimizer options
+    dtype: str = "float64"
+    every: int = 5  # backprop: epochs between two points of its curve
     device: str = "cpu"  # where the run trains (not part of its identity: a resumed study may move)
 
     @property
@@ -93,7 +95,7 @@ def _network(task: Task, n_inputs: int):
     from ...network import Network
 
     layers = [Dense(task.width, task.activation) for _ in range(task.depth)] + [Dense(1)]
-    return Network(n_inputs, layers, seed=1000 + task.start, device=task.device)
+    return Network(n_inputs, layers, seed=1000 + task.start, device=task.device, dtype=task.dtype)
 
 
 def _thin(curve: list, n: int = 120) -> list:
@@ -111,7 +113,7 @@ def run_task(task: Task) -> dict:
 
     Xtr, ytr, Xte, y_te, ys = _prepare(task)
     net = _network(task, Xtr.shape[1])
-    rec: dict = {"key": task.key, **task.__dict__, "arch": task.arch, "status": "ok"}
+    rec: dict = {"key": task.key, **task.__dict__, "arch": task.arch, "status": "ok", "n_params": net.n_params}
     t0 = time.perf_counter()
     curve: list = []
     try:
@@ -126,7 +128,9 @@ def run_task(task: Task) -> dict:
                 rec["status"] = "diverged"
             if res is not None:
                 curve = res.curve
-                rec.update(work=res.work, n_outer=res.n_outer, stop=res.status,
+                rec.update(work=res.work, n_outer=res.n_outer, stop=res.status, monitor_seconds=res.monitor_seconds,
+                           seconds=res.seconds,
+                           neurons=[list(s.neurons) for s in res.steps if s.neurons is not None],
                            steps=[[s.work, s.J, s.block[0], s.block[1], int(s.random)] for s in res.steps],
                            blocks={f"{b[0]}-{b[1]}": n for b, n in res.block_counts().items()})
         else:
@@ -143,21 +147,29 @@ def run_task(task: Task) -> dict:
                     rec["work"] = float(getattr(net, "history_").steps)
             else:
                 opt = Adam(lr=task.lr) if task.inner == "adam" else SGD(lr=task.lr)
-                every, done = 5, 0
+                done, monitor = 0, 0.0
                 total = int(task.budget)
+                data = net.prepare(Xtr, ytr)
+                t0 = time.perf_counter()
                 try:
                     while done < total:
-                        e = min(every, total - done)
-                        net.fit(Xtr, ytr, optimizer=opt, epochs=e, batch_size=min(task.batch_size, Xtr.shape[0]),
+                        e = min(task.every, total - done)
+                        net.fit(data, optimizer=opt, epochs=e, batch_size=min(task.batch_size, Xtr.shape[0]),
                                 seed=task.start * 100003 + done, n_threads=1)
                         done += e
-                        curve.append((float(done), net.objective(Xtr, ytr, n_threads=1), time.perf_counter() - t0))
+                        tm = time.perf_counter()
+                        clock = tm - t0 - monitor  # without the curve's own evaluations of J, as the hierarchical trace
+                        J = net.objective(data, n_threads=1)
+                        monitor += time.perf_counter() - tm
+                        curve.append((float(done), J, clock))
                 finally:
                     rec["work"] = float(done)
+                    rec["monitor_seconds"] = monitor
             rec["n_outer"] = 0
     except DivergenceError:
         rec["status"] = "diverged"
-    rec["time"] = time.perf_counter() - t0
+    # the run's own clock (from its first step, monitoring evaluations of J left out), the same for both methods
+    rec["time"] = rec.pop("seconds", time.perf_counter() - t0 - rec.get("monitor_seconds", 0.0))
     J = net.objective(Xtr, ytr, n_threads=1)
     pred = ys.inverse_transform(net.predict(Xte, n_threads=1).ravel())
     rec["train_mse"] = float(J)
@@ -168,7 +180,8 @@ def run_task(task: Task) -> dict:
 
 
 def study_config(quick: bool, n_starts: int, datasets: Optional[Sequence[str]], budget: Optional[float],
-            depth_dataset: str, depth_starts: Optional[int], variant_starts: Optional[int]) -> dict:
+            depth_dataset: str, depth_starts: Optional[int], variant_starts: Optional[int],
+            scale_starts: Optional[int] = None, scale_budget: Optional[float] = None) -> dict:
     if quick:
         cfg = dict(datasets=list(datasets or ("sin3", "yacht")), archs=[(2, 10, "tanh"), (3, 16, "tanh")],
                    n_starts=min(n_starts, 3), budget=budget or 30.0, depths=[2, 4], depth_widths=[16],
@@ -188,6 +201,9 @@ def study_config(quick: bool, n_starts: int, datasets: Optional[Sequence[str]], 
     if depth_dataset not in DATASETS:
         raise ValueError(f"depth_dataset: expected one of {DATASETS}, got {depth_dataset!r}")
     cfg["depth_dataset"] = depth_dataset
+    from .scale import scale_config
+
+    cfg.update(scale_config(quick, scale_starts, scale_budget))
     return cfg
 
 
@@ -196,11 +212,11 @@ def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
     ns = cfg["n_samples"]
 
     def both(exp: str, ds: str, depth: int, width: int, act: str, k: int, budget: float, variant: str = "default",
-             options: Optional[dict] = None) -> None:
+             options: Optional[dict] = None, **setup: Any) -> None:
         options = dict(options or {})
         inner = options.pop("inner", "adam")
         common = dict(experiment=exp, dataset=ds, depth=depth, width=width, activation=act, start=k, budget=budget,
-                      inner=inner, n_samples=ns)
+                      inner=inner, n_samples=ns, **setup)
         tasks.append(Task(method="hierarchical", variant=variant, options=json.dumps(options, sort_keys=True),
                           **common))
         bp = Task(method="backprop", variant=variant, **common)
@@ -222,12 +238,20 @@ def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
             for v in cfg["variants"]:
                 for k in range(cfg["variant_starts"]):
                     both("variants", ds, depth, width, act, k, cfg["budget"], v, VARIANTS[v])
+    if "scale" in experiments:
+        from .scale import scale_options
+
+        for depth, width in cfg["scale_archs"]:
+            for k in range(cfg["scale_starts"]):
+                for v in cfg["scale_variants"]:
+                    both("scale", cfg["scale_dataset"], depth, width, "tanh", k, cfg["scale_budget"], v,
+                         scale_options(v, width), batch_size=cfg["scale_batch"], dtype="float32", every=1)
     # a backprop baseline is the same run for every variant with the same inner optimizer: keep one
     seen, out = set(), []
     for t in tasks:
         ident = t.key if t.method == "hierarchical" else ("bp", t.experiment, t.dataset, t.arch, t.start, t.inner,
                                                            t.budget)
-        if t.method == "backprop" and t.experiment == "variants":
+        if t.method == "backprop" and t.experiment in ("variants", "scale"):
             t = Task(**{**t.__dict__, "variant": f"backprop-{t.inner}"})
             ident = t.key
         if ident not in seen:

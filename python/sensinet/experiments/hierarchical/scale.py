@@ -1,0 +1,170 @@
+"""The large-scale test of the paper's efficiency claim: wide, deep networks (widths 1024-2048, depths 8-16),
+hierarchical variants against backprop from the same starts, wall-clock and work to a target loss, and paired
+tests across starts.
+
+Set-up (chosen before any run, not tuned): concrete (927 training samples of a 90/10 split per start), tanh
+layers, float32, Adam lr 1e-3 with minibatches of 128 for every method (at these widths a batch of 32 spends
+most of a step in the optimizer update of up to 63 M parameters), one engine thread, the same budget of
+full-gradient equivalents for every run. The methods: backprop, the default hierarchical optimizer (first order,
+``p_rand=0.1``), second-order scores, random blocks (``p_rand=1``), and the neuron level (``min_neurons`` =
+width / 4: two neuron levels below each layer).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._tables import write_table
+
+SCALE_ARCHS = ((8, 1024), (16, 1024), (8, 2048), (16, 2048))
+SCALE_VARIANTS = ("default", "score=second_order", "p_rand=1 (random blocks)", "neuron level")
+SCALE_TARGET = 0.2  # fixed target: training MSE 0.2 on standardized targets
+
+
+def scale_options(variant: str, width: int) -> dict:
+    """HierarchicalOptimizer options of a variant of the scale experiment."""
+    return {"default": {}, "score=second_order": {"score": "second_order"},
+            "p_rand=1 (random blocks)": {"p_rand": 1.0}, "neuron level": {"min_neurons": width // 4}}[variant]
+
+
+def scale_config(quick: bool, starts: Any = None, budget: Any = None) -> dict:
+    if quick:
+        return dict(scale_archs=[(2, 32), (3, 48)], scale_starts=starts or 2, scale_budget=budget or 8.0,
+                    scale_dataset="concrete", scale_batch=128, scale_variants=list(SCALE_VARIANTS))
+    return dict(scale_archs=[tuple(a) for a in SCALE_ARCHS], scale_starts=starts or 5, scale_budget=budget or 16.0,
+                scale_dataset="concrete", scale_batch=128, scale_variants=list(SCALE_VARIANTS))
+
+
+def _reach(curve: list, target: float) -> tuple:
+    """(work, seconds) at which a curve first reaches J <= target (nan if never)."""
+    for w, J, t in curve:
+        if J <= target:
+            return w, t
+    return math.nan, math.nan
+
+
+def _wilcoxon(a: list, b: list) -> float:
+    """Two-sided paired Wilcoxon p of a - b (1.0 when all differences are 0)."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    d = d[np.isfinite(d)]
+    return float(wilcoxon(d).pvalue) if d.size > 1 and np.any(d != 0) else 1.0
+
+
+def _ci(v: list) -> tuple:
+    """Mean and a 95 % t interval half-width over starts."""
+    from scipy.stats import t as student
+
+    x = np.asarray(v, float)
+    if x.size < 2:
+        return float(x.mean()) if x.size else math.nan, math.nan
+    return float(x.mean()), float(student.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
+    """One row per (network, variant): final and best J (mean, 95 % CI), time and work to the paired and the
+    fixed target, seconds per outer iteration and per unit of work, wins/losses and paired Wilcoxon p-values."""
+    groups: dict = {}
+    for key, p in pairs.items():
+        if key[0] == "scale" and p["bp"] is not None:
+            groups.setdefault((key[2], key[3]), []).append(p)
+    rows = []
+    for (arch, variant), ps in groups.items():
+        depth, width = (int(v) for v in arch.split()[0].split("x"))
+        hJ, bJ = [p["hier"]["train_mse"] for p in ps], [p["bp"]["train_mse"] for p in ps]
+        hb = [min(c[1] for c in p["hier"]["curve"]) for p in ps]
+        bb = [min(c[1] for c in p["bp"]["curve"]) for p in ps]
+        paired = [max(a, b) * (1 + 1e-12) for a, b in zip(hb, bb)]
+        th = [_reach(p["hier"]["curve"], t) for p, t in zip(ps, paired)]
+        tb = [_reach(p["bp"]["curve"], t) for p, t in zip(ps, paired)]
+        fh = [_reach(p["hier"]["curve"], fixed_target) for p in ps]
+        fb = [_reach(p["bp"]["curve"], fixed_target) for p in ps]
+        med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
+        mh, ch = _ci(hJ)
+        mb, cb = _ci(bJ)
+        row = {"network": arch, "depth": depth, "width": width, "variant": variant, "starts": len(ps),
+               "n_params": ps[0]["hier"].get("n_params", 0), "budget": ps[0]["hier"]["budget"],
+               "hier_mse_mean": mh, "hier_mse_ci95": ch, "bp_mse_mean": mb, "bp_mse_ci95": cb,
+               "hier_best_mse_mean": float(np.mean(hb)), "bp_best_mse_mean": float(np.mean(bb)),
+               "wins": int(sum(a < b for a, b in zip(hJ, bJ))), "losses": int(sum(a > b for a, b in zip(hJ, bJ))),
+               "p_final": _wilcoxon(hJ, bJ),
+               "hier_work_to_paired": med([a[0] for a in th]), "bp_work_to_paired": med([b[0] for b in tb]),
+               "hier_s_to_paired": med([a[1] for a in th]), "bp_s_to_paired": med([b[1] for b in tb]),
+               "p_time_to_paired": _wilcoxon([a[1] for a in th], [b[1] for b in tb]),
+               "fixed_target": fixed_target,
+               "hier_reached_fixed": int(sum(np.isfinite(a[1]) for a in fh)),
+               "bp_reached_fixed": int(sum(np.isfinite(b[1]) for b in fb)),
+               "hier_s_to_fixed": med([a[1] for a in fh]), "bp_s_to_fixed": med([b[1] for b in fb]),
+               "hier_seconds": float(np.mean([p["hier"]["time"] for p in ps])),
+               "bp_seconds": float(np.mean([p["bp"]["time"] for p in ps])),
+               "hier_outer": float(np.mean([p["hier"].get("n_outer", 0) for p in ps]))}
+        row["hier_s_per_outer"] = row["hier_seconds"] / row["hier_outer"] if row["hier_outer"] else math.nan
+        row["hier_s_per_work"] = row["hier_seconds"] / max(float(np.mean([p["hier"]["work"] for p in ps])), 1e-12)
+        row["bp_s_per_work"] = row["bp_seconds"] / max(float(np.mean([p["bp"]["work"] for p in ps])), 1e-12)
+        rows.append(row)
+    order = {v: i for i, v in enumerate(SCALE_VARIANTS)}
+    return sorted(rows, key=lambda r: (r["width"], r["depth"], order.get(r["variant"], 99)))
+
+
+def pooled_rows(pairs: dict) -> list:
+    """Per variant, over every (network, start) pair: wins/losses and the paired Wilcoxon p of the final J and
+    of the time to the paired target."""
+    out = []
+    for variant in SCALE_VARIANTS:
+        ps = [p for k, p in sorted(pairs.items()) if k[0] == "scale" and k[3] == variant and p["bp"] is not None]
+        if not ps:
+            continue
+        hJ, bJ = [p["hier"]["train_mse"] for p in ps], [p["bp"]["train_mse"] for p in ps]
+        th, tb = [], []
+        for p in ps:
+            t = max(min(c[1] for c in p["hier"]["curve"]), min(c[1] for c in p["bp"]["curve"])) * (1 + 1e-12)
+            th.append(_reach(p["hier"]["curve"], t)[1])
+            tb.append(_reach(p["bp"]["curve"], t)[1])
+        ratio = np.exp(np.mean(np.log(np.asarray(hJ) / np.asarray(bJ))))
+        r = np.asarray(th) / np.asarray(tb)
+        r = r[np.isfinite(r) & (r > 0)]
+        tratio = float(np.exp(np.mean(np.log(r)))) if r.size else math.nan
+        out.append({"variant": variant, "pairs": len(ps), "wins": int(sum(a < b for a, b in zip(hJ, bJ))),
+                    "losses": int(sum(a > b for a, b in zip(hJ, bJ))), "final_ratio_geomean": float(ratio),
+                    "p_final": _wilcoxon(hJ, bJ), "time_to_paired_ratio_geomean": float(tratio),
+                    "p_time_to_paired": _wilcoxon(th, tb)})
+    return out
+
+
+def write_scale(pairs: dict, out: Path) -> tuple:
+    """``scale.csv`` / ``.md`` and ``scale_pooled.csv`` / ``.md``; returns (rows, pooled, markdown)."""
+    rows, pooled = scale_rows(pairs), pooled_rows(pairs)
+    if not rows:
+        return rows, pooled, ""
+    cols = ["network", "variant", "starts",
+            ("hier final MSE", lambda r: f"{r['hier_mse_mean']:.4g} ± {r['hier_mse_ci95']:.2g}"),
+            ("bp final MSE", lambda r: f"{r['bp_mse_mean']:.4g} ± {r['bp_mse_ci95']:.2g}"),
+            ("W/L", lambda r: f"{r['wins']}/{r['losses']}"), ("p (final)", "p_final"),
+            ("hier work to paired target", "hier_work_to_paired"), ("bp work to it", "bp_work_to_paired"),
+            ("hier s to paired target", "hier_s_to_paired"), ("bp s to it", "bp_s_to_paired"),
+            ("p (time)", "p_time_to_paired"),
+            (f"reached J<={SCALE_TARGET:g} hier/bp", lambda r: f"{r['hier_reached_fixed']}/{r['bp_reached_fixed']}"),
+            ("hier s to it", "hier_s_to_fixed"), ("bp s to it", "bp_s_to_fixed"),
+            ("outer its", "hier_outer"), ("s per outer it", "hier_s_per_outer"),
+            ("hier s/work", "hier_s_per_work"), ("bp s/work", "bp_s_per_work")]
+    text = write_table(rows, out / "scale.csv", out / "scale.md", cols, floatfmt=".4g",
+                       title="Large networks (concrete, tanh, float32, Adam lr 1e-3, batch 128): final training MSE "
+                             "(mean ± 95 % CI over starts), medians of work and seconds to the paired target "
+                             "(the larger of the two methods' best J of a start) and to a fixed target; "
+                             "p: two-sided paired Wilcoxon over starts")
+    pcols = ["variant", "pairs", ("W/L", lambda r: f"{r['wins']}/{r['losses']}"),
+             ("final J ratio hier/bp (geo. mean)", "final_ratio_geomean"), ("p (final)", "p_final"),
+             ("time-to-paired-target ratio (geo. mean)", "time_to_paired_ratio_geomean"),
+             ("p (time)", "p_time_to_paired")]
+    text += "\n" + write_table(pooled, out / "scale_pooled.csv", out / "scale_pooled.md", pcols, floatfmt=".3g",
+                               title="Pooled over networks and starts: each hierarchical variant against backprop")
+    return rows, pooled, text
+
+
+def scale_json(rows: list, pooled: list, path: Path) -> None:
+    path.write_text(json.dumps({"rows": rows, "pooled": pooled}, indent=1) + "\n")
