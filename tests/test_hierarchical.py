@@ -514,3 +514,63 @@ def test_demo_section_prints_a_table(tmp_path, capsys):
     assert len(rows) == 2
     out = capsys.readouterr().out
     assert "wins" in out and "hier MSE" in out
+
+
+# ================================================================================================ scale experiment
+def test_scale_experiment_runs_end_to_end(tmp_path):
+    from sensinet.experiments.hierarchical import scale
+
+    res = study.run(tmp_path, quick=True, experiments=["scale"], progress=False, figures=False)
+    recs = res["records"]
+    cfg = study.study_config(True, 3, None, None, "concrete", None, None)
+    n_arch, n_starts = len(cfg["scale_archs"]), cfg["scale_starts"]
+    assert len(recs) == n_arch * n_starts * (len(scale.SCALE_VARIANTS) + 1)  # one shared backprop per start
+    assert all(r["dtype"] == "float32" and r["batch_size"] == 128 for r in recs)
+    bp = [r for r in recs if r["method"] == "backprop"]
+    assert all(r["every"] == 1 and len(r["curve"]) == int(r["budget"]) + 1 for r in bp)
+    for r in recs:
+        if r["variant"] == "neuron level":
+            assert r["neurons"] and all(hi - lo + 1 <= r["width"] // 4 for lo, hi in r["neurons"])
+        elif r["method"] == "hierarchical":
+            assert r["neurons"] == []
+    rows = res["scale"]
+    assert len(rows) == n_arch * len(scale.SCALE_VARIANTS) and all(r["starts"] == n_starts for r in rows)
+    assert [p["variant"] for p in res["scale_pooled"]] == list(scale.SCALE_VARIANTS)
+    assert (tmp_path / "scale.md").exists() and (tmp_path / "scale_pooled.csv").exists()
+    assert "Large networks" in (tmp_path / "summary.md").read_text()
+    # resumed: nothing reruns and the tables are identical
+    again = study.run(tmp_path, quick=True, experiments=["scale"], progress=False, figures=False)
+    assert again["scale"] == rows
+
+
+def test_scale_rows_pair_targets_and_tests():
+    """Paired targets, times and the Wilcoxon p-value from hand-made records."""
+    from scipy.stats import wilcoxon
+
+    from sensinet.experiments.hierarchical import report, scale
+
+    recs = []
+    for k in range(6):
+        base = dict(experiment="scale", dataset="concrete", arch="8x1024 tanh", inner="adam", start=k, budget=4.0,
+                    time=4.0, n_outer=2)
+        # hierarchical reaches J 0.5 at work 1 (second 1.0); backprop reaches 0.5 + 0.01 k only at its end
+        hc = [[0, 1.0, 0.0], [1, 0.5, 1.0], [4, 0.4 - 0.01 * k, 4.0]]
+        bc = [[0, 1.0, 0.0], [2, 0.8, 2.0], [4, 0.5 + 0.01 * k, 4.0]]
+        recs.append({**base, "method": "hierarchical", "variant": "default", "train_mse": hc[-1][1], "curve": hc,
+                     "work": 4.0})
+        recs.append({**base, "method": "backprop", "variant": "backprop-adam", "train_mse": bc[-1][1], "curve": bc,
+                     "work": 4.0})
+    rows = scale.scale_rows(report._pairs(recs), fixed_target=0.45)
+    (r,) = rows
+    hJ = [0.4 - 0.01 * k for k in range(6)]
+    bJ = [0.5 + 0.01 * k for k in range(6)]
+    assert r["wins"] == 6 and r["losses"] == 0
+    assert r["p_final"] == pytest.approx(wilcoxon(np.array(hJ) - np.array(bJ)).pvalue)
+    # paired target = the larger best J = backprop's final 0.5 + 0.01 k, which hierarchical passes at work 1
+    assert r["hier_work_to_paired"] == 1 and r["bp_work_to_paired"] == 4
+    assert r["hier_s_to_paired"] == 1.0 and r["bp_s_to_paired"] == 4.0
+    assert r["hier_reached_fixed"] == 6 and r["bp_reached_fixed"] == 0 and r["hier_s_to_fixed"] == 4.0
+    assert r["hier_mse_mean"] == pytest.approx(np.mean(hJ))
+    assert r["hier_s_per_outer"] == 2.0
+    (p,) = scale.pooled_rows(report._pairs(recs))
+    assert p["pairs"] == 6 and p["time_to_paired_ratio_geomean"] == pytest.approx(0.25)

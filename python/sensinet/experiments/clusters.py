@@ -49,6 +49,7 @@ from ..clusters import ClusterTable, ReluClusters
 from ..datasets import Standardizer, load_titanic, train_test_split
 from ..layers import Dense
 from ..network import Network
+from ._stats import wilcoxon_p
 
 SIM_FEATURES = ["x1", "x2", "x3"] + [f"noise{i}" for i in range(1, 8)]
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -343,8 +344,6 @@ FEATURE_SEEDS = tuple(range(20))
 def study_titanic_features(out: Path, quick: bool, progress: bool, files: list) -> dict:
     """The Titanic network with sensinet's features and with the authors' (load_titanic(features="paper")),
     over 20 seeds: cluster counts and test accuracy, paired by seed (Wilcoxon signed-rank)."""
-    from scipy.stats import wilcoxon
-
     epochs, seeds = (80, FEATURE_SEEDS[:3]) if quick else (200, FEATURE_SEEDS)
     rows = []
     for seed in seeds:
@@ -363,7 +362,7 @@ def study_titanic_features(out: Path, quick: bool, progress: bool, files: list) 
                            "accuracy_sd": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
     diff = np.array([r["n_clusters"] for r in rows if r["features"] == "paper"]) - \
         np.array([r["n_clusters"] for r in rows if r["features"] == "sensinet"])
-    p = float(wilcoxon(diff).pvalue) if np.any(diff != 0) and len(diff) > 1 else 1.0
+    p = wilcoxon_p(diff)
     stats["paired"] = {"seeds": len(diff), "median_difference": float(np.median(diff)), "p_wilcoxon": p}
     write_csv(out / "titanic_features.csv", rows)
     lines = ["# Titanic: sensinet's features against the authors' (`load_titanic(features=\"paper\")`)", "",

@@ -43,6 +43,7 @@ from ..layers import Dense
 from ..losses import error
 from ..network import Network
 from ..pruning import CRITERIA, prune
+from ._stats import wilcoxon_p
 
 DATASETS = ("concrete", "energy", "yacht", "power_plant", "digits")
 FRACTIONS = (0.25, 0.5, 0.75, 0.9)
@@ -126,10 +127,8 @@ def _grow_shrink(name: str, seed: int, steps: int) -> dict:
 
 def compare_grow_shrink(gs_rows: list) -> dict:
     """Grow-and-shrink against the same architecture from scratch for the same work, paired over runs."""
-    from scipy.stats import wilcoxon
-
     r = np.log([g["grow_shrink_test_loss"] / g["fixed_test_loss"] for g in gs_rows])
-    p = float(wilcoxon(r).pvalue) if np.any(r != 0) and len(r) > 1 else 1.0
+    p = wilcoxon_p(r)
     verdict = "no significant difference" if p >= 0.05 else (
         "grow-and-shrink better" if np.mean(r) < 0 else "fixed architecture better")
     return {"pairs": len(r), "wins_grow_shrink": int(np.sum(r < 0)), "geo_mean_loss_ratio": float(np.exp(np.mean(r))),
@@ -148,8 +147,6 @@ def _holm(p: list) -> list:
 
 def compare(rows: list, datasets: tuple, fractions: tuple) -> tuple:
     """(per-cell rows, primary rows): paired comparisons of criteria over seeds (see the module docstring)."""
-    from scipy.stats import wilcoxon
-
     loss = {(r["dataset"], r["seed"], r["criterion"], r["fraction"], r["setting"]): r["test_loss"] for r in rows}
     seeds = sorted({r["seed"] for r in rows})
     cells, primary = [], []
@@ -161,13 +158,13 @@ def compare(rows: list, datasets: tuple, fractions: tuple) -> tuple:
                 for f in fractions:
                     r = np.array([np.log(loss[d, s, a, f, setting] / loss[d, s, b, f, setting]) for s in seeds])
                     per_seed.append(r)
-                    p = float(wilcoxon(r).pvalue) if np.any(r != 0) and len(r) > 1 else 1.0
+                    p = wilcoxon_p(r)
                     cells.append({"setting": setting, "a": a, "b": b, "dataset": d, "fraction": f,
                                   "wins_a": int(np.sum(r < 0)), "n": len(r),
                                   "median_loss_ratio": float(np.exp(np.median(r))), "p_wilcoxon": p})
                 pooled.extend(np.mean(per_seed, axis=0))
             r = np.array(pooled)
-            p = float(wilcoxon(r).pvalue) if np.any(r != 0) and len(r) > 1 else 1.0
+            p = wilcoxon_p(r)
             primary.append({"setting": setting, "a": a, "b": b, "pairs": len(r), "wins_a": int(np.sum(r < 0)),
                             "geo_mean_loss_ratio": float(np.exp(np.mean(r))), "p_wilcoxon": p})
     for row, padj in zip(primary, _holm([r["p_wilcoxon"] for r in primary])):

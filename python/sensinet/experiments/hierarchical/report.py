@@ -9,6 +9,7 @@ import numpy as np
 
 
 from ..._tables import cell, write_table
+from .._stats import wilcoxon_p
 from .figures import plot_curves, plot_depth
 from .scale import write_scale
 
@@ -74,8 +75,26 @@ def summary_rows(records: Iterable[dict], experiment: str) -> list:
         row.update(_stats([p["hier"] for p in ps], "hier"))
         row.update(_stats([p["bp"] for p in ps], "bp"))
         row.update(wins=w, ties=t, losses=l)
+        row["p_wilcoxon"] = wilcoxon_p([p["hier"]["train_mse"] - p["bp"]["train_mse"] for p in ps])
         row["hier_outer"] = float(np.mean([p["hier"].get("n_outer", 0) for p in ps]))
         rows.append(row)
+    return rows
+
+
+def pooled_main_rows(records: Iterable[dict]) -> list:
+    """Per network of the main experiment, over every (data set, start) pair: W/T/L, the geometric mean of the
+    final-J ratio hierarchical / backprop and the paired Wilcoxon p of its logarithm."""
+    groups: dict = {}
+    for key, p in _pairs(records).items():
+        if key[0] == "main" and p["bp"] is not None:
+            groups.setdefault(key[2], []).append(p)
+    rows = []
+    for arch, ps in sorted(groups.items()):
+        r = np.log([p["hier"]["train_mse"] / p["bp"]["train_mse"] for p in ps])
+        w, t, l = wins_ties_losses(ps)
+        rows.append({"network": arch, "pairs": len(ps), "datasets": len({p["hier"]["dataset"] for p in ps}),
+                     "wins": w, "ties": t, "losses": l, "ratio_geomean": float(np.exp(r.mean())),
+                     "p_wilcoxon": wilcoxon_p(r)})
     return rows
 
 
@@ -100,7 +119,7 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
     rows = []
     for (ds, arch), ps in groups.items():
         depth, width = (int(v) for v in arch.split()[0].split("x"))
-        th, tb, wh, wb, fh, fb = [], [], [], [], [], []
+        th, tb, wh, wb, fh, fb, fj = [], [], [], [], [], [], []
         for p in ps:
             best = [min(c[1] for c in p[m]["curve"]) for m in ("hier", "bp")]
             target = max(best) * (1 + 1e-12)
@@ -108,6 +127,7 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
             wh.append(a[0]), th.append(a[1]), wb.append(b[0]), tb.append(b[1])
             fh.append(_target_time(p["hier"]["curve"], fixed_target)[1])
             fb.append(_target_time(p["bp"]["curve"], fixed_target)[1])
+            fj.append(p["hier"]["train_mse"] - p["bp"]["train_mse"])
         w, t, l = wins_ties_losses(ps)
         med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
         row = {"dataset": ds, "network": arch, "depth": depth, "width": width, "starts": len(ps),
@@ -116,7 +136,9 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
                "time_ratio_hier_over_bp": med(np.array(th) / np.array(tb)),
                "fixed_target": fixed_target,
                "hier_reached_fixed": int(np.sum(np.isfinite(fh))), "bp_reached_fixed": int(np.sum(np.isfinite(fb))),
-               "hier_time_to_fixed": med(fh), "bp_time_to_fixed": med(fb)}
+               "hier_time_to_fixed": med(fh), "bp_time_to_fixed": med(fb),
+               "p_work_to_target": wilcoxon_p(np.subtract(wh, wb)), "p_time_to_target": wilcoxon_p(np.subtract(th, tb)),
+               "p_final": wilcoxon_p(fj)}
         row.update({k: v for k, v in _stats([p["hier"] for p in ps], "hier").items()
                     if k in ("hier_mse_mean", "hier_time", "hier_work")})
         row.update({k: v for k, v in _stats([p["bp"] for p in ps], "bp").items()
@@ -138,6 +160,7 @@ _MAIN_COLS = [
     ("time s", lambda r: cell(r[f"{r['_p']}_time"])), ("work", lambda r: cell(r[f"{r['_p']}_work"])),
     ("diverged", lambda r: cell(r[f"{r['_p']}_diverged"])),
     ("hier W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}" if r["_p"] == "hier" else ""),
+    ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}" if r["_p"] == "hier" else ""),
 ]
 
 
@@ -172,6 +195,13 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
                 ps = [p for k, p in sorted(pairs.items()) if k[0] == "main" and k[1] == ds and k[2] == arch]
                 if ps:
                     plot_curves(ps, out / f"curves_{ds}_{arch.replace(' ', '_')}.png", f"{ds}, {arch}")
+    pooled = pooled_main_rows(records)
+    result["main_pooled"] = pooled
+    if pooled:
+        cols = ["network", "datasets", "pairs", ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}"),
+                ("final J ratio hier/bp (geo. mean)", "ratio_geomean"), ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}")]
+        md += [write_table(pooled, out / "main_pooled.csv", out / "main_pooled.md", cols, floatfmt=".3g",
+                           title="Main experiment pooled over data sets and starts (paired Wilcoxon of log J ratios)")]
     dep = depth_rows(records)
     result["depth"] = dep
     if dep:
@@ -185,7 +215,10 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
                 (f"bp reached J<={DEPTH_TARGET:g}", "bp_reached_fixed"),
                 ("hier s to it", "hier_time_to_fixed"), ("bp s to it", "bp_time_to_fixed"),
                 ("hier s/work", "hier_seconds_per_work"), ("bp s/work", "bp_seconds_per_work"),
-                ("hier W/T/L (final)", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}")]
+                ("hier W/T/L (final)", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}"),
+                ("p (final)", lambda r: f"{r['p_final']:.2g}"),
+                ("p (work to target)", lambda r: f"{r['p_work_to_target']:.2g}"),
+                ("p (time to target)", lambda r: f"{r['p_time_to_target']:.2g}")]
         md += [write_table(dep, out / "depth.csv", out / "depth.md", cols,
                            title=f"Depth scaling on {dep[0]['dataset']}: median time and work to a target loss "
                                  "(paired target: the larger of the two methods' best J of a start)", floatfmt=".6g")]
@@ -203,7 +236,8 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
         cols = ["dataset", "network", "variant", "inner", "starts", ("hier MSE mean", "hier_mse_mean"),
                 ("hier best", "hier_mse_best"), ("hier worst", "hier_mse_worst"), ("bp MSE mean", "bp_mse_mean"),
                 ("hier time s", "hier_time"), ("bp time s", "bp_time"), ("outer its", "hier_outer"),
-                ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}")]
+                ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}"),
+                ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}")]
         md += [write_table(var, out / "variants.csv", out / "variants.md", cols,
                            title="Variants (each against backprop with the same inner optimizer and budget)",
                            floatfmt=".6g")]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..._tables import write_table
+from .._stats import mean_ci95, wilcoxon_p
 
 SCALE_ARCHS = ((8, 1024), (16, 1024), (8, 2048), (16, 2048))
 SCALE_VARIANTS = ("default", "score=second_order", "p_rand=1 (random blocks)", "neuron level")
@@ -47,25 +48,6 @@ def _reach(curve: list, target: float) -> tuple:
     return math.nan, math.nan
 
 
-def _wilcoxon(a: list, b: list) -> float:
-    """Two-sided paired Wilcoxon p of a - b (1.0 when all differences are 0)."""
-    from scipy.stats import wilcoxon
-
-    d = np.asarray(a, float) - np.asarray(b, float)
-    d = d[np.isfinite(d)]
-    return float(wilcoxon(d).pvalue) if d.size > 1 and np.any(d != 0) else 1.0
-
-
-def _ci(v: list) -> tuple:
-    """Mean and a 95 % t interval half-width over starts."""
-    from scipy.stats import t as student
-
-    x = np.asarray(v, float)
-    if x.size < 2:
-        return float(x.mean()) if x.size else math.nan, math.nan
-    return float(x.mean()), float(student.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-
-
 def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
     """One row per (network, variant): final and best J (mean, 95 % CI), time and work to the paired and the
     fixed target, seconds per outer iteration and per unit of work, wins/losses and paired Wilcoxon p-values."""
@@ -85,17 +67,17 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
         fh = [_reach(p["hier"]["curve"], fixed_target) for p in ps]
         fb = [_reach(p["bp"]["curve"], fixed_target) for p in ps]
         med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
-        mh, ch = _ci(hJ)
-        mb, cb = _ci(bJ)
+        mh, ch = mean_ci95(hJ)
+        mb, cb = mean_ci95(bJ)
         row = {"network": arch, "depth": depth, "width": width, "variant": variant, "starts": len(ps),
                "n_params": ps[0]["hier"].get("n_params", 0), "budget": ps[0]["hier"]["budget"],
                "hier_mse_mean": mh, "hier_mse_ci95": ch, "bp_mse_mean": mb, "bp_mse_ci95": cb,
                "hier_best_mse_mean": float(np.mean(hb)), "bp_best_mse_mean": float(np.mean(bb)),
                "wins": int(sum(a < b for a, b in zip(hJ, bJ))), "losses": int(sum(a > b for a, b in zip(hJ, bJ))),
-               "p_final": _wilcoxon(hJ, bJ),
+               "p_final": wilcoxon_p(np.subtract(hJ, bJ)),
                "hier_work_to_paired": med([a[0] for a in th]), "bp_work_to_paired": med([b[0] for b in tb]),
                "hier_s_to_paired": med([a[1] for a in th]), "bp_s_to_paired": med([b[1] for b in tb]),
-               "p_time_to_paired": _wilcoxon([a[1] for a in th], [b[1] for b in tb]),
+               "p_time_to_paired": wilcoxon_p([a[1] - b[1] for a, b in zip(th, tb)]),
                "fixed_target": fixed_target,
                "hier_reached_fixed": int(sum(np.isfinite(a[1]) for a in fh)),
                "bp_reached_fixed": int(sum(np.isfinite(b[1]) for b in fb)),
@@ -131,8 +113,8 @@ def pooled_rows(pairs: dict) -> list:
         tratio = float(np.exp(np.mean(np.log(r)))) if r.size else math.nan
         out.append({"variant": variant, "pairs": len(ps), "wins": int(sum(a < b for a, b in zip(hJ, bJ))),
                     "losses": int(sum(a > b for a, b in zip(hJ, bJ))), "final_ratio_geomean": float(ratio),
-                    "p_final": _wilcoxon(hJ, bJ), "time_to_paired_ratio_geomean": float(tratio),
-                    "p_time_to_paired": _wilcoxon(th, tb)})
+                    "p_final": wilcoxon_p(np.subtract(hJ, bJ)), "time_to_paired_ratio_geomean": float(tratio),
+                    "p_time_to_paired": wilcoxon_p(np.subtract(th, tb))})
     return out
 
 
