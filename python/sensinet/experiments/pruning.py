@@ -176,7 +176,7 @@ def compare(rows: list, datasets: tuple, fractions: tuple) -> tuple:
     return cells, primary
 
 
-def _summary(rows: list, datasets: tuple, fractions: tuple, criteria: tuple) -> list:
+def summary_rows(rows: list, datasets: tuple, fractions: tuple, criteria: tuple) -> list:
     """Median and quartiles over seeds of test loss, accuracy and clusters per dataset x criterion x fraction."""
     out = []
     for d in datasets:
@@ -297,7 +297,7 @@ def run(out_dir: Any, seeds: int = 10, datasets: Optional[list] = None, quick: b
             "datasets": list(chosen), "criteria": list(CRITERIA), "quick": bool(quick),
             "seconds": time.perf_counter() - t0}
     cells, primary = compare(rows, chosen, fractions)
-    summary = _summary(rows, chosen, fractions, CRITERIA)
+    summary = summary_rows(rows, chosen, fractions, CRITERIA)
     gs = compare_grow_shrink(gs_rows)
     with open(out / "records.jsonl", "w") as f:
         f.write(json.dumps({"meta": meta}) + "\n")
