@@ -524,7 +524,9 @@ def test_scale_experiment_runs_end_to_end(tmp_path):
     recs = res["records"]
     cfg = study.study_config(True, 3, None, None, "concrete", None, None)
     n_arch, n_starts = len(cfg["scale_archs"]), cfg["scale_starts"]
-    assert len(recs) == n_arch * n_starts * (len(scale.SCALE_VARIANTS) + 1)  # one shared backprop per start
+    # one backprop per start shared by the variants, and the second baseline at a smaller learning rate
+    assert len(recs) == n_arch * n_starts * (len(scale.SCALE_VARIANTS) + 2)
+    assert sorted({r["lr"] for r in recs if r["method"] == "backprop"}) == [scale.SCALE_ALT_LR, 1e-3]
     assert all(r["dtype"] == "float32" and r["batch_size"] == 128 for r in recs)
     bp = [r for r in recs if r["method"] == "backprop"]
     assert all(r["every"] == 1 and len(r["curve"]) == int(r["budget"]) + 1 for r in bp)
@@ -536,6 +538,11 @@ def test_scale_experiment_runs_end_to_end(tmp_path):
     rows = res["scale"]
     assert len(rows) == n_arch * len(scale.SCALE_VARIANTS) and all(r["starts"] == n_starts for r in rows)
     assert [p["variant"] for p in res["scale_pooled"]] == list(scale.SCALE_VARIANTS)
+    assert all(r["alt_pairs"] == n_starts and r["alt_wins"] + r["alt_losses"] <= n_starts for r in rows)
+    by = {(r["arch"], r["start"], r["lr"]): r for r in bp}
+    for row in rows:  # the alt columns are the lr 1e-4 runs, not the lr 1e-3 ones
+        alt = [by[(row["network"], k, scale.SCALE_ALT_LR)]["train_mse"] for k in range(n_starts)]
+        assert row["alt_bp_mse_mean"] == pytest.approx(np.mean(alt))
     assert (tmp_path / "scale.md").exists() and (tmp_path / "scale_pooled.csv").exists()
     assert "Large networks" in (tmp_path / "summary.md").read_text()
     # resumed: nothing reruns and the tables are identical
@@ -547,12 +554,12 @@ def test_scale_rows_pair_targets_and_tests():
     """Paired targets, times and the Wilcoxon p-value from hand-made records."""
     from scipy.stats import wilcoxon
 
-    from sensinet.experiments.hierarchical import report, scale
+    from sensinet.experiments.hierarchical import pairs, scale
 
     recs = []
     for k in range(6):
         base = dict(experiment="scale", dataset="concrete", arch="8x1024 tanh", inner="adam", start=k, budget=4.0,
-                    time=4.0, n_outer=2)
+                    time=4.0, n_outer=2, lr=1e-3)
         # hierarchical reaches J 0.5 at work 1 (second 1.0); backprop reaches 0.5 + 0.01 k only at its end
         hc = [[0, 1.0, 0.0], [1, 0.5, 1.0], [4, 0.4 - 0.01 * k, 4.0]]
         bc = [[0, 1.0, 0.0], [2, 0.8, 2.0], [4, 0.5 + 0.01 * k, 4.0]]
@@ -560,7 +567,7 @@ def test_scale_rows_pair_targets_and_tests():
                      "work": 4.0})
         recs.append({**base, "method": "backprop", "variant": "backprop-adam", "train_mse": bc[-1][1], "curve": bc,
                      "work": 4.0})
-    rows = scale.scale_rows(report._pairs(recs), fixed_target=0.45)
+    rows = scale.scale_rows(pairs.pair_records(recs), fixed_target=0.45)
     (r,) = rows
     hJ = [0.4 - 0.01 * k for k in range(6)]
     bJ = [0.5 + 0.01 * k for k in range(6)]
@@ -572,5 +579,5 @@ def test_scale_rows_pair_targets_and_tests():
     assert r["hier_reached_fixed"] == 6 and r["bp_reached_fixed"] == 0 and r["hier_s_to_fixed"] == 4.0
     assert r["hier_mse_mean"] == pytest.approx(np.mean(hJ))
     assert r["hier_s_per_outer"] == 2.0
-    (p,) = scale.pooled_rows(report._pairs(recs))
+    (p,) = scale.pooled_rows(pairs.pair_records(recs))
     assert p["pairs"] == 6 and p["time_to_paired_ratio_geomean"] == pytest.approx(0.25)

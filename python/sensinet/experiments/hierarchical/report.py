@@ -11,25 +11,10 @@ import numpy as np
 from ..._tables import cell, write_table
 from .._stats import wilcoxon_p
 from .figures import plot_curves, plot_depth
+from .pairs import pair_records, reach
 from .scale import write_scale
 
 TIE_RTOL = 0.01  # |J_h - J_bp| <= 1 % of the smaller one counts as a tie
-
-
-def _pairs(records: Iterable[dict]) -> dict:
-    """(experiment, dataset, arch, variant, start) -> {"hier": rec, "bp": rec}."""
-    recs = list(records)
-    bps = {}
-    for r in recs:
-        if r["method"] == "backprop":
-            bps[(r["experiment"], r["dataset"], r["arch"], r["inner"], r["start"], r["budget"])] = r
-    out: dict = {}
-    for r in recs:
-        if r["method"] != "hierarchical":
-            continue
-        bp = bps.get((r["experiment"], r["dataset"], r["arch"], r["inner"], r["start"], r["budget"]))
-        out[(r["experiment"], r["dataset"], r["arch"], r["variant"], r["start"])] = {"hier": r, "bp": bp}
-    return out
 
 
 def wins_ties_losses(pairs: list) -> tuple:
@@ -60,7 +45,7 @@ def _stats(recs: list, prefix: str) -> dict:
 def summary_rows(records: Iterable[dict], experiment: str) -> list:
     """One row per (dataset, arch, variant): both methods' statistics and the wins/ties/losses."""
     groups: dict = {}
-    for key, p in _pairs(records).items():
+    for key, p in pair_records(records).items():
         if key[0] != experiment:
             continue
         groups.setdefault(key[1:4], []).append(p)
@@ -85,7 +70,7 @@ def pooled_main_rows(records: Iterable[dict]) -> list:
     """Per network of the main experiment, over every (data set, start) pair: W/T/L, the geometric mean of the
     final-J ratio hierarchical / backprop and the paired Wilcoxon p of its logarithm."""
     groups: dict = {}
-    for key, p in _pairs(records).items():
+    for key, p in pair_records(records).items():
         if key[0] == "main" and p["bp"] is not None:
             groups.setdefault(key[2], []).append(p)
     rows = []
@@ -98,13 +83,6 @@ def pooled_main_rows(records: Iterable[dict]) -> list:
     return rows
 
 
-def _target_time(curve: list, target: float) -> tuple:
-    for w, J, t in curve:
-        if J <= target:
-            return w, t
-    return math.nan, math.nan
-
-
 DEPTH_TARGET = 0.1  # fixed target of the depth experiment: training MSE 0.1 on standardized targets
 
 
@@ -113,7 +91,7 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
     two methods' *best* J along their curves, so both reach it) and a fixed target J <= ``fixed_target`` (with
     how many starts reach it; medians over those that do)."""
     groups: dict = {}
-    for key, p in _pairs(records).items():
+    for key, p in pair_records(records).items():
         if key[0] == "depth" and p["bp"] is not None:
             groups.setdefault((key[1], key[2]), []).append(p)
     rows = []
@@ -123,10 +101,10 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
         for p in ps:
             best = [min(c[1] for c in p[m]["curve"]) for m in ("hier", "bp")]
             target = max(best) * (1 + 1e-12)
-            a, b = _target_time(p["hier"]["curve"], target), _target_time(p["bp"]["curve"], target)
+            a, b = reach(p["hier"]["curve"], target), reach(p["bp"]["curve"], target)
             wh.append(a[0]), th.append(a[1]), wb.append(b[0]), tb.append(b[1])
-            fh.append(_target_time(p["hier"]["curve"], fixed_target)[1])
-            fb.append(_target_time(p["bp"]["curve"], fixed_target)[1])
+            fh.append(reach(p["hier"]["curve"], fixed_target)[1])
+            fb.append(reach(p["bp"]["curve"], fixed_target)[1])
             fj.append(p["hier"]["train_mse"] - p["bp"]["train_mse"])
         w, t, l = wins_ties_losses(ps)
         med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
@@ -184,7 +162,7 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
                "scale (90/10 split).", ""]
     main = summary_rows(records, "main")
     result["main"] = main
-    pairs = _pairs(records)
+    pairs = pair_records(records)
     for ds in dict.fromkeys(r["dataset"] for r in main):
         rows = [r for r in main if r["dataset"] == ds]
         write_table(rows, out / f"table_{ds}.csv", floatfmt=".6g")
@@ -241,7 +219,7 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
         md += [write_table(var, out / "variants.csv", out / "variants.md", cols,
                            title="Variants (each against backprop with the same inner optimizer and budget)",
                            floatfmt=".6g")]
-    scale, pooled, text = write_scale(pairs, out)
+    scale, pooled, text = write_scale(records, out)
     result["scale"], result["scale_pooled"] = scale, pooled
     if scale:
         md += [text]

@@ -8,22 +8,27 @@ most of a step in the optimizer update of up to 63 M parameters), one engine thr
 full-gradient equivalents for every run. The methods: backprop, the default hierarchical optimizer (first order,
 ``p_rand=0.1``), second-order scores, random blocks (``p_rand=1``), and the neuron level (``min_neurons`` =
 width / 4: two neuron levels below each layer).
+
+A second backprop baseline at lr 1e-4 (``SCALE_ALT_LR``) was added after the first runs showed backprop at lr
+1e-3 stalling near J = 0.9 on 16 x 1024 while the block-wise methods trained: it tells whether a hierarchical
+advantage is more than a learning rate too large for full backprop. The hierarchical runs keep lr 1e-3.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from ..._tables import write_table
 from .._stats import mean_ci95, wilcoxon_p
+from .pairs import pair_records, reach
 
 SCALE_ARCHS = ((8, 1024), (16, 1024), (8, 2048), (16, 2048))
 SCALE_VARIANTS = ("default", "score=second_order", "p_rand=1 (random blocks)", "neuron level")
 SCALE_TARGET = 0.2  # fixed target: training MSE 0.2 on standardized targets
+SCALE_ALT_LR = 1e-4  # the second backprop baseline
 
 
 def scale_options(variant: str, width: int) -> dict:
@@ -40,17 +45,11 @@ def scale_config(quick: bool, starts: Any = None, budget: Any = None) -> dict:
                 scale_dataset="concrete", scale_batch=128, scale_variants=list(SCALE_VARIANTS))
 
 
-def _reach(curve: list, target: float) -> tuple:
-    """(work, seconds) at which a curve first reaches J <= target (nan if never)."""
-    for w, J, t in curve:
-        if J <= target:
-            return w, t
-    return math.nan, math.nan
-
-
-def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
+def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET, alt: Optional[dict] = None) -> list:
     """One row per (network, variant): final and best J (mean, 95 % CI), time and work to the paired and the
-    fixed target, seconds per outer iteration and per unit of work, wins/losses and paired Wilcoxon p-values."""
+    fixed target, seconds per outer iteration and per unit of work, wins/losses and paired Wilcoxon p-values;
+    with ``alt`` (the same hierarchical runs paired with the second backprop baseline) its final J, wins/losses
+    and p as ``alt_*``."""
     groups: dict = {}
     for key, p in pairs.items():
         if key[0] == "scale" and p["bp"] is not None:
@@ -62,10 +61,10 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
         hb = [min(c[1] for c in p["hier"]["curve"]) for p in ps]
         bb = [min(c[1] for c in p["bp"]["curve"]) for p in ps]
         paired = [max(a, b) * (1 + 1e-12) for a, b in zip(hb, bb)]
-        th = [_reach(p["hier"]["curve"], t) for p, t in zip(ps, paired)]
-        tb = [_reach(p["bp"]["curve"], t) for p, t in zip(ps, paired)]
-        fh = [_reach(p["hier"]["curve"], fixed_target) for p in ps]
-        fb = [_reach(p["bp"]["curve"], fixed_target) for p in ps]
+        th = [reach(p["hier"]["curve"], t) for p, t in zip(ps, paired)]
+        tb = [reach(p["bp"]["curve"], t) for p, t in zip(ps, paired)]
+        fh = [reach(p["hier"]["curve"], fixed_target) for p in ps]
+        fb = [reach(p["bp"]["curve"], fixed_target) for p in ps]
         med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
         mh, ch = mean_ci95(hJ)
         mb, cb = mean_ci95(bJ)
@@ -86,6 +85,7 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
                "bp_seconds": float(np.mean([p["bp"]["time"] for p in ps])),
                "hier_outer": float(np.mean([p["hier"].get("n_outer", 0) for p in ps]))}
         row["hier_s_per_outer"] = row["hier_seconds"] / row["hier_outer"] if row["hier_outer"] else math.nan
+        row.update(_against(alt, ps, "alt_"))
         row["hier_s_per_work"] = row["hier_seconds"] / max(float(np.mean([p["hier"]["work"] for p in ps])), 1e-12)
         row["bp_s_per_work"] = row["bp_seconds"] / max(float(np.mean([p["bp"]["work"] for p in ps])), 1e-12)
         rows.append(row)
@@ -93,9 +93,28 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET) -> list:
     return sorted(rows, key=lambda r: (r["width"], r["depth"], order.get(r["variant"], 99)))
 
 
-def pooled_rows(pairs: dict) -> list:
+def _against(alt: Optional[dict], ps: list, prefix: str) -> dict:
+    """Final J of the second baseline for the hierarchical runs ``ps``, wins/losses against it and the p."""
+    if not alt:
+        return {}
+    bs = [alt.get(_key(p["hier"]), {}).get("bp") for p in ps]
+    got = [(p["hier"]["train_mse"], b["train_mse"]) for p, b in zip(ps, bs) if b is not None]
+    if not got:
+        return {}
+    h, b = np.array(got).T
+    m, c = mean_ci95(b)
+    return {f"{prefix}bp_mse_mean": m, f"{prefix}bp_mse_ci95": c, f"{prefix}pairs": len(got),
+            f"{prefix}wins": int(np.sum(h < b)), f"{prefix}losses": int(np.sum(h > b)),
+            f"{prefix}ratio_geomean": float(np.exp(np.mean(np.log(h / b)))), f"{prefix}p_final": wilcoxon_p(h - b)}
+
+
+def _key(rec: dict) -> tuple:
+    return (rec["experiment"], rec["dataset"], rec["arch"], rec["variant"], rec["start"])
+
+
+def pooled_rows(pairs: dict, alt: Optional[dict] = None) -> list:
     """Per variant, over every (network, start) pair: wins/losses and the paired Wilcoxon p of the final J and
-    of the time to the paired target."""
+    of the time to the paired target (and against the second baseline with ``alt``)."""
     out = []
     for variant in SCALE_VARIANTS:
         ps = [p for k, p in sorted(pairs.items()) if k[0] == "scale" and k[3] == variant and p["bp"] is not None]
@@ -105,8 +124,8 @@ def pooled_rows(pairs: dict) -> list:
         th, tb = [], []
         for p in ps:
             t = max(min(c[1] for c in p["hier"]["curve"]), min(c[1] for c in p["bp"]["curve"])) * (1 + 1e-12)
-            th.append(_reach(p["hier"]["curve"], t)[1])
-            tb.append(_reach(p["bp"]["curve"], t)[1])
+            th.append(reach(p["hier"]["curve"], t)[1])
+            tb.append(reach(p["bp"]["curve"], t)[1])
         ratio = np.exp(np.mean(np.log(np.asarray(hJ) / np.asarray(bJ))))
         r = np.asarray(th) / np.asarray(tb)
         r = r[np.isfinite(r) & (r > 0)]
@@ -114,19 +133,24 @@ def pooled_rows(pairs: dict) -> list:
         out.append({"variant": variant, "pairs": len(ps), "wins": int(sum(a < b for a, b in zip(hJ, bJ))),
                     "losses": int(sum(a > b for a, b in zip(hJ, bJ))), "final_ratio_geomean": float(ratio),
                     "p_final": wilcoxon_p(np.subtract(hJ, bJ)), "time_to_paired_ratio_geomean": float(tratio),
-                    "p_time_to_paired": wilcoxon_p(np.subtract(th, tb))})
+                    "p_time_to_paired": wilcoxon_p(np.subtract(th, tb)), **_against(alt, ps, "alt_")})
     return out
 
 
-def write_scale(pairs: dict, out: Path) -> tuple:
+def write_scale(records: list, out: Path) -> tuple:
     """``scale.csv`` / ``.md`` and ``scale_pooled.csv`` / ``.md``; returns (rows, pooled, markdown)."""
-    rows, pooled = scale_rows(pairs), pooled_rows(pairs)
+    pairs, alt = pair_records(records), pair_records(records, bp_lr=SCALE_ALT_LR)
+    rows, pooled = scale_rows(pairs, alt=alt), pooled_rows(pairs, alt=alt)
     if not rows:
         return rows, pooled, ""
+    has_alt = any("alt_wins" in r for r in rows)
+    alt_cols = [(f"bp lr {SCALE_ALT_LR:g} final MSE", lambda r: f"{r['alt_bp_mse_mean']:.4g} ± {r['alt_bp_mse_ci95']:.2g}"),
+                ("W/L vs it", lambda r: f"{r['alt_wins']}/{r['alt_losses']}"), ("p (vs it)", "alt_p_final")]
     cols = ["network", "variant", "starts",
             ("hier final MSE", lambda r: f"{r['hier_mse_mean']:.4g} ± {r['hier_mse_ci95']:.2g}"),
             ("bp final MSE", lambda r: f"{r['bp_mse_mean']:.4g} ± {r['bp_mse_ci95']:.2g}"),
             ("W/L", lambda r: f"{r['wins']}/{r['losses']}"), ("p (final)", "p_final"),
+            *(alt_cols if has_alt else []),
             ("hier work to paired target", "hier_work_to_paired"), ("bp work to it", "bp_work_to_paired"),
             ("hier s to paired target", "hier_s_to_paired"), ("bp s to it", "bp_s_to_paired"),
             ("p (time)", "p_time_to_paired"),
@@ -143,10 +167,9 @@ def write_scale(pairs: dict, out: Path) -> tuple:
              ("final J ratio hier/bp (geo. mean)", "final_ratio_geomean"), ("p (final)", "p_final"),
              ("time-to-paired-target ratio (geo. mean)", "time_to_paired_ratio_geomean"),
              ("p (time)", "p_time_to_paired")]
+    if has_alt:
+        pcols += [(f"W/L vs bp lr {SCALE_ALT_LR:g}", lambda r: f"{r['alt_wins']}/{r['alt_losses']}"),
+                  ("final J ratio vs it", "alt_ratio_geomean"), ("p (vs it)", "alt_p_final")]
     text += "\n" + write_table(pooled, out / "scale_pooled.csv", out / "scale_pooled.md", pcols, floatfmt=".3g",
                                title="Pooled over networks and starts: each hierarchical variant against backprop")
     return rows, pooled, text
-
-
-def scale_json(rows: list, pooled: list, path: Path) -> None:
-    path.write_text(json.dumps({"rows": rows, "pooled": pooled}, indent=1) + "\n")

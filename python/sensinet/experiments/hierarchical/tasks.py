@@ -239,13 +239,17 @@ def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
                 for k in range(cfg["variant_starts"]):
                     both("variants", ds, depth, width, act, k, cfg["budget"], v, VARIANTS[v])
     if "scale" in experiments:
-        from .scale import scale_options
+        from .scale import SCALE_ALT_LR, scale_options
 
         for depth, width in cfg["scale_archs"]:
             for k in range(cfg["scale_starts"]):
                 for v in cfg["scale_variants"]:
                     both("scale", cfg["scale_dataset"], depth, width, "tanh", k, cfg["scale_budget"], v,
                          scale_options(v, width), batch_size=cfg["scale_batch"], dtype="float32", every=1)
+                tasks.append(Task(experiment="scale", dataset=cfg["scale_dataset"], depth=depth, width=width,
+                                  activation="tanh", start=k, method="backprop", budget=cfg["scale_budget"],
+                                  lr=SCALE_ALT_LR, n_samples=ns, batch_size=cfg["scale_batch"], dtype="float32",
+                                  every=1))
     # a backprop baseline is the same run for every variant with the same inner optimizer: keep one
     seen, out = set(), []
     for t in tasks:
