@@ -94,18 +94,28 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET, alt: Optional[di
 
 
 def _against(alt: Optional[dict], ps: list, prefix: str) -> dict:
-    """Final J of the second baseline for the hierarchical runs ``ps``, wins/losses against it and the p."""
+    """Against the second baseline, for the hierarchical runs ``ps``: its final J, wins/losses, the final-J
+    ratio and p, and the time to the paired target (ratio of medians' geometric mean and p)."""
     if not alt:
         return {}
-    bs = [alt.get(_key(p["hier"]), {}).get("bp") for p in ps]
-    got = [(p["hier"]["train_mse"], b["train_mse"]) for p, b in zip(ps, bs) if b is not None]
+    got = [(p["hier"], b) for p in ps if (b := alt.get(_key(p["hier"]), {}).get("bp")) is not None]
     if not got:
         return {}
-    h, b = np.array(got).T
-    m, c = mean_ci95(b)
-    return {f"{prefix}bp_mse_mean": m, f"{prefix}bp_mse_ci95": c, f"{prefix}pairs": len(got),
+    h = np.array([a["train_mse"] for a, _ in got])
+    b = np.array([c["train_mse"] for _, c in got])
+    th, tb = [], []
+    for a, c in got:
+        target = max(min(x[1] for x in a["curve"]), min(x[1] for x in c["curve"])) * (1 + 1e-12)
+        th.append(reach(a["curve"], target)[1])
+        tb.append(reach(c["curve"], target)[1])
+    r = np.asarray(th) / np.asarray(tb)
+    r = r[np.isfinite(r) & (r > 0)]
+    m, ci = mean_ci95(b)
+    return {f"{prefix}bp_mse_mean": m, f"{prefix}bp_mse_ci95": ci, f"{prefix}pairs": len(got),
             f"{prefix}wins": int(np.sum(h < b)), f"{prefix}losses": int(np.sum(h > b)),
-            f"{prefix}ratio_geomean": float(np.exp(np.mean(np.log(h / b)))), f"{prefix}p_final": wilcoxon_p(h - b)}
+            f"{prefix}ratio_geomean": float(np.exp(np.mean(np.log(h / b)))), f"{prefix}p_final": wilcoxon_p(h - b),
+            f"{prefix}time_ratio_geomean": float(np.exp(np.mean(np.log(r)))) if r.size else math.nan,
+            f"{prefix}p_time": wilcoxon_p(np.subtract(th, tb))}
 
 
 def _key(rec: dict) -> tuple:
@@ -169,7 +179,8 @@ def write_scale(records: list, out: Path) -> tuple:
              ("p (time)", "p_time_to_paired")]
     if has_alt:
         pcols += [(f"W/L vs bp lr {SCALE_ALT_LR:g}", lambda r: f"{r['alt_wins']}/{r['alt_losses']}"),
-                  ("final J ratio vs it", "alt_ratio_geomean"), ("p (vs it)", "alt_p_final")]
+                  ("final J ratio vs it", "alt_ratio_geomean"), ("p (vs it)", "alt_p_final"),
+                  ("time-to-paired-target ratio vs it", "alt_time_ratio_geomean"), ("p (time, vs it)", "alt_p_time")]
     text += "\n" + write_table(pooled, out / "scale_pooled.csv", out / "scale_pooled.md", pcols, floatfmt=".3g",
                                title="Pooled over networks and starts: each hierarchical variant against backprop")
     return rows, pooled, text
