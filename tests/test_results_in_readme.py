@@ -110,3 +110,56 @@ def test_insertion_presets_table_and_paired_tests():
         assert _p(wilcoxon(ins, large).pvalue) in FLAT and large.mean() < ins.mean()
         a, b = L[("ff44", "[4,4] insert at largest score")], L[("ff44", "[4,4] insert at smallest score")]
         assert f"{np.sum(a < b)}/30 (p = {_p(wilcoxon(a, b).pvalue)})" in FLAT
+
+
+def _p(p: float) -> str:
+    """A p-value as the README writes it: two significant digits, exponent without a leading zero."""
+    return f"{float(p):.2g}".replace("e-0", "e-")
+
+
+def _rows(folder: str, name: str, key: str) -> dict:
+    return {r[key]: r for r in csv.DictReader(open(RESULTS / folder / f"{name}.csv"))}
+
+
+def test_hierarchical_main_depth_and_variants():
+    main = _rows("hierarchical", "main_pooled", "network")
+    m = main["4x64 tanh"]
+    assert (f"4×64 tanh: {m['wins']} wins, {m['ties']} ties, {m['losses']} losses over 6 data sets × 20 shared "
+            f"starts; final-J ratio {float(m['ratio_geomean']):.2f}, p = {_p(m['p_wilcoxon'])}") in FLAT
+    s = main["2x10 tanh"]
+    assert (f"2×10: {s['wins']} / {s['ties']} / {s['losses']}; backprop is better, ratio "
+            f"{float(s['ratio_geomean']):.2f}, p = {_p(s['p_wilcoxon'])}") in FLAT
+    assert float(s["ratio_geomean"]) > 1 and float(s["p_wilcoxon"]) < 0.05 and float(m["p_wilcoxon"]) >= 0.05
+    depth = _rows("hierarchical", "depth", "network")
+    for d in (4, 8, 16):
+        r = depth[f"{d}x256 tanh"]
+        less = round(100 * (1 - float(r["hier_work_to_target"]) / float(r["bp_work_to_target"])))
+        assert f"{d} layers: {less} % less, p = {_p(r['p_work_to_target'])}" in FLAT
+    assert float(depth["4x256 tanh"]["p_work_to_target"]) < 0.05
+    assert all(float(depth[f"{d}x256 tanh"]["p_work_to_target"]) >= 0.05 for d in (8, 16))
+    vs = _rows("hierarchical", "variants_vs_default", "variant")
+    so, rnd = vs["score=second_order"], vs["p_rand=1 (random blocks)"]
+    assert (f"second-order scoring is worse (ratio {float(so['ratio_geomean']):.2f}, p = {_p(so['p_wilcoxon'])})"
+            in FLAT)
+    assert f"sensitivity-chosen ones ({float(rnd['ratio_geomean']):.2f}, p = {_p(rnd['p_wilcoxon'])})" in FLAT
+    assert float(so["p_wilcoxon"]) < 0.05 <= float(rnd["p_wilcoxon"])
+
+
+def test_hierarchical_large_networks():
+    pooled = _rows("hierarchical_scale", "scale_pooled", "variant")
+    d, r = pooled["default"], pooled["p_rand=1 (random blocks)"]
+    assert (f"{d['wins']} of {d['pairs']} pairs for the default, ratio {float(d['final_ratio_geomean']):.2f}, "
+            f"p = {_p(d['p_final'])}") in FLAT
+    assert (f"The default's final-J ratio is {float(d['alt_ratio_geomean']):.2f}, p = {_p(d['alt_p_final'])}"
+            in FLAT)
+    assert all(float(v["alt_p_final"]) >= 0.05 for v in pooled.values())  # "none ends significantly lower"
+    assert (f"the default takes {float(d['alt_time_ratio_geomean']):.2f}× backprop's wall time at lr 1e-4 "
+            f"(p = {_p(d['alt_p_time'])}), random blocks {float(r['alt_time_ratio_geomean']):.2f}× "
+            f"(p = {_p(r['alt_p_time'])})") in FLAT
+    vs = _rows("hierarchical_scale", "scale_vs_default", "variant")
+    rv, nv = vs["p_rand=1 (random blocks)"], vs["neuron level"]
+    assert f"(final-J ratio {float(rv['ratio_geomean']):.2f}, p = {_p(rv['p_wilcoxon'])})" in FLAT
+    assert f"ends level with the default (ratio {float(nv['ratio_geomean']):.2f}, p = {_p(nv['p_wilcoxon'])})" in FLAT
+    assert float(rv["p_wilcoxon"]) >= 0.05 and float(nv["p_wilcoxon"]) >= 0.05
+    n = len(open(RESULTS / "hierarchical_scale" / "records.jsonl").readlines())
+    assert n == 120

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional
 
+import numpy as np
+
+from .._stats import wilcoxon_p
+
 
 def pair_records(records: Iterable[dict], bp_lr: Optional[float] = None) -> dict:
     """(experiment, dataset, arch, variant, start) -> {"hier": rec, "bp": rec}: each hierarchical run with the
@@ -30,3 +34,22 @@ def reach(curve: list, target: float) -> tuple:
         if J <= target:
             return w, t
     return math.nan, math.nan
+
+
+def versus_default(records: Iterable[dict], experiment: str) -> list:
+    """Each hierarchical variant of ``experiment`` against the default one on the same starts (and data set and
+    network): how often it ends lower, the geometric mean of the final-J ratio variant / default, and the paired
+    Wilcoxon p of its logarithm."""
+    hier = {(r["dataset"], r["arch"], r["start"], r["variant"]): r["train_mse"] for r in records
+            if r["experiment"] == experiment and r["method"] == "hierarchical"}
+    out = []
+    for variant in dict.fromkeys(k[3] for k in hier):
+        if variant == "default":
+            continue
+        ks = [k[:3] for k in hier if k[3] == variant and (*k[:3], "default") in hier]
+        if not ks:
+            continue
+        r = np.log([hier[(*k, variant)] / hier[(*k, "default")] for k in ks])
+        out.append({"variant": variant, "pairs": len(ks), "lower_than_default": int(np.sum(r < 0)),
+                    "ratio_geomean": float(np.exp(r.mean())), "p_wilcoxon": wilcoxon_p(r)})
+    return out

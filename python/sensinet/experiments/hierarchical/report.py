@@ -11,7 +11,7 @@ import numpy as np
 from ..._tables import cell, write_table
 from .._stats import wilcoxon_p
 from .figures import plot_curves, plot_depth
-from .pairs import pair_records, reach
+from .pairs import pair_records, reach, versus_default
 from .scale import write_scale
 
 TIE_RTOL = 0.01  # |J_h - J_bp| <= 1 % of the smaller one counts as a tie
@@ -178,7 +178,7 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
     if pooled:
         cols = ["network", "datasets", "pairs", ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}"),
                 ("final J ratio hier/bp (geo. mean)", "ratio_geomean"), ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}")]
-        md += [write_table(pooled, out / "main_pooled.csv", out / "main_pooled.md", cols, floatfmt=".3g",
+        md += [write_table(pooled, out / "main_pooled.csv", out / "main_pooled.md", cols,
                            title="Main experiment pooled over data sets and starts (paired Wilcoxon of log J ratios)")]
     dep = depth_rows(records)
     result["depth"] = dep
@@ -219,6 +219,16 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
         md += [write_table(var, out / "variants.csv", out / "variants.md", cols,
                            title="Variants (each against backprop with the same inner optimizer and budget)",
                            floatfmt=".6g")]
+    for exp, name in (("variants", "variants_vs_default"), ("scale", "scale_vs_default")):
+        vs = versus_default(records, exp)
+        result[name] = vs
+        if vs:
+            cols = ["variant", "pairs", ("ends lower than the default", "lower_than_default"),
+                    ("final J ratio variant/default (geo. mean)", "ratio_geomean"),
+                    ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}")]
+            md += [write_table(vs, out / f"{name}.csv", out / f"{name}.md", cols,
+                               title=f"{exp}: each hierarchical variant against the default on the same starts "
+                                     "(pooled over data sets and networks)")]
     scale, pooled, text = write_scale(records, out)
     result["scale"], result["scale_pooled"] = scale, pooled
     if scale:

@@ -108,7 +108,8 @@ def _against(alt: Optional[dict], ps: list, prefix: str) -> dict:
         target = max(min(x[1] for x in a["curve"]), min(x[1] for x in c["curve"])) * (1 + 1e-12)
         th.append(reach(a["curve"], target)[1])
         tb.append(reach(c["curve"], target)[1])
-    r = np.asarray(th) / np.asarray(tb)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a run that never reached the target: nan
+        r = np.asarray(th) / np.asarray(tb)
     r = r[np.isfinite(r) & (r > 0)]
     m, ci = mean_ci95(b)
     return {f"{prefix}bp_mse_mean": m, f"{prefix}bp_mse_ci95": ci, f"{prefix}pairs": len(got),
@@ -137,7 +138,8 @@ def pooled_rows(pairs: dict, alt: Optional[dict] = None) -> list:
             th.append(reach(p["hier"]["curve"], t)[1])
             tb.append(reach(p["bp"]["curve"], t)[1])
         ratio = np.exp(np.mean(np.log(np.asarray(hJ) / np.asarray(bJ))))
-        r = np.asarray(th) / np.asarray(tb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.asarray(th) / np.asarray(tb)
         r = r[np.isfinite(r) & (r > 0)]
         tratio = float(np.exp(np.mean(np.log(r)))) if r.size else math.nan
         out.append({"variant": variant, "pairs": len(ps), "wins": int(sum(a < b for a, b in zip(hJ, bJ))),
@@ -168,7 +170,7 @@ def write_scale(records: list, out: Path) -> tuple:
             ("hier s to it", "hier_s_to_fixed"), ("bp s to it", "bp_s_to_fixed"),
             ("outer its", "hier_outer"), ("s per outer it", "hier_s_per_outer"),
             ("hier s/work", "hier_s_per_work"), ("bp s/work", "bp_s_per_work")]
-    text = write_table(rows, out / "scale.csv", out / "scale.md", cols, floatfmt=".4g",
+    text = write_table(rows, out / "scale.csv", out / "scale.md", cols,
                        title="Large networks (concrete, tanh, float32, Adam lr 1e-3, batch 128): final training MSE "
                              "(mean ± 95 % CI over starts), medians of work and seconds to the paired target "
                              "(the larger of the two methods' best J of a start) and to a fixed target; "
@@ -181,6 +183,6 @@ def write_scale(records: list, out: Path) -> tuple:
         pcols += [(f"W/L vs bp lr {SCALE_ALT_LR:g}", lambda r: f"{r['alt_wins']}/{r['alt_losses']}"),
                   ("final J ratio vs it", "alt_ratio_geomean"), ("p (vs it)", "alt_p_final"),
                   ("time-to-paired-target ratio vs it", "alt_time_ratio_geomean"), ("p (time, vs it)", "alt_p_time")]
-    text += "\n" + write_table(pooled, out / "scale_pooled.csv", out / "scale_pooled.md", pcols, floatfmt=".3g",
+    text += "\n" + write_table(pooled, out / "scale_pooled.csv", out / "scale_pooled.md", pcols,
                                title="Pooled over networks and starts: each hierarchical variant against backprop")
     return rows, pooled, text
