@@ -83,7 +83,7 @@ def test_cluster_simulation_noise_weights(seed, noise):
 
 def _p(value: float) -> str:
     """A p-value as the README writes it (two digits, 1.9e-9 rather than 1.9e-09)."""
-    return f"{value:.2g}".replace("e-0", "e-")
+    return f"{float(value):.2g}".replace("e-0", "e-")
 
 
 def _final_losses(folder: str) -> dict:
@@ -110,11 +110,6 @@ def test_insertion_presets_table_and_paired_tests():
         assert _p(wilcoxon(ins, large).pvalue) in FLAT and large.mean() < ins.mean()
         a, b = L[("ff44", "[4,4] insert at largest score")], L[("ff44", "[4,4] insert at smallest score")]
         assert f"{np.sum(a < b)}/30 (p = {_p(wilcoxon(a, b).pvalue)})" in FLAT
-
-
-def _p(p: float) -> str:
-    """A p-value as the README writes it: two significant digits, exponent without a leading zero."""
-    return f"{float(p):.2g}".replace("e-0", "e-")
 
 
 def _rows(folder: str, name: str, key: str) -> dict:
