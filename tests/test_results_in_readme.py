@@ -61,6 +61,17 @@ def test_insertion_table():
         assert err == f"{float(r['test_error_mean']):.3f}"
         assert work == ("" if not r["work_vs_large_from_start"] or r["work_vs_large_from_start"] == "nan"
                         else f"{float(r['work_vs_large_from_start']):.2f}")
+    (when,) = [r for r in _table_rows("configuration") if r[0] == "when"]
+    epochs = sorted(int(v.rsplit(" ", 1)[1]) for c, v in rows if c == "when")
+    assert when[2] == " / ".join(f"{float(rows[('when', f'[5] insert at epoch {e}')]['train_loss_mean']):.3f}"
+                                 for e in epochs)
+    # the largest- against the smallest-score control: mean difference in standard errors of the mean
+    for config, big, small in (("ff44", "[4,4] insert at largest score", "[4,4] insert at smallest score"),
+                               ("res2", "2 blocks insert at largest score", "2 blocks insert at smallest score")):
+        d = float(rows[(config, small)]["train_loss_mean"]) - float(rows[(config, big)]["train_loss_mean"])
+        se = np.hypot(float(rows[(config, small)]["train_loss_std"]),
+                      float(rows[(config, big)]["train_loss_std"])) / np.sqrt(int(rows[(config, big)]["runs"]))
+        assert 0.6 <= round(d / se, 1) <= 0.9 and f"{d:.3f} ± {se:.3f}" in FLAT
 
 
 def test_titanic_feature_comparison():
@@ -158,3 +169,32 @@ def test_hierarchical_large_networks():
     assert float(rv["p_wilcoxon"]) >= 0.05 and float(nv["p_wilcoxon"]) >= 0.05
     n = len(open(RESULTS / "hierarchical_scale" / "records.jsonl").readlines())
     assert n == 120
+
+
+def test_cluster_study_numbers():
+    res = json.load(open(RESULTS / "clusters" / "results.json"))
+    l1 = res["simulation"]["by_variant"]["l1_activity"]
+    assert (f"{min(l1['n_clusters'])}–{max(l1['n_clusters'])} clusters per seed, and "
+            f"{l1['seeds_solved']}/{l1['seeds']} seeds solved") in FLAT
+    l2 = res["simulation"]["by_variant"]["l2"]
+    assert f"{l2['seeds_solved']}/{l2['seeds']} seeds solve the task" in FLAT
+    assert (f"this AVX-512 build gave {min(l2['n_clusters'])}–{max(l2['n_clusters'])} clusters with "
+            f"{round(100 * l2['median_rule_share_solved'])} % of the live samples in clean rule clusters") in FLAT
+    t = res["titanic"]
+    acc = [r["test_accuracy"] for r in t["runs"]]
+    dead = [r["dead_share"] for r in t["runs"]]
+    assert (f"{len(t['runs'])} seeds): {t['n_clusters_min']}–{t['n_clusters_max']} clusters per seed, test accuracy "
+            f"{min(acc):.2f}–{max(acc):.2f}") in FLAT
+    assert f"hold {round(100 * min(dead))}–{round(100 * max(dead))} % of the passengers" in FLAT
+    b = res["breast_cancer"]
+    assert (f"{b['n_clusters']} clusters among {b['n_train']} training samples ({b['n_singletons']} singletons)"
+            in FLAT)
+    fid = {(r["by"], int(r["n_clusters"])): r for r in csv.DictReader(open(RESULTS / "clusters" /
+                                                                            "breast_cancer_fidelity.csv"))}
+    ten = fid[("hamming", 10)]
+    assert (f"to 10 clusters the refit linear maps keep R² {float(ten['r2']):.3f} and agree with the network's "
+            f"class on {100 * float(ten['agreement']):.1f} % of the training samples") in FLAT
+    first_full = min(k for (by, k), r in fid.items() if by == "hamming" and float(r["agreement"]) == 1.0)
+    assert f"{first_full} clusters reach 100 %" in FLAT
+    test = [float(fid[("hamming", k)]["agreement_test"]) for k in (1, 10, b["n_clusters"])]
+    assert "agreement " + " → ".join(f"{a:.2f}" for a in test) in FLAT

@@ -9,7 +9,7 @@ import numpy as np
 
 
 from ..._tables import cell, write_table
-from .._stats import wilcoxon_p
+from .._stats import mean_ci95, wilcoxon_p
 from .figures import plot_curves, plot_depth
 from .pairs import pair_records, reach, versus_default
 from .scale import write_scale
@@ -35,7 +35,8 @@ def wins_ties_losses(pairs: list) -> tuple:
 def _stats(recs: list, prefix: str) -> dict:
     J = np.array([r["train_mse"] for r in recs])
     te = np.array([r["test_rmse"] for r in recs])
-    return {f"{prefix}_mse_mean": J.mean(), f"{prefix}_mse_best": J.min(), f"{prefix}_mse_worst": J.max(),
+    return {f"{prefix}_mse_mean": J.mean(), f"{prefix}_mse_ci95": mean_ci95(J)[1], f"{prefix}_mse_best": J.min(),
+            f"{prefix}_mse_worst": J.max(),
             f"{prefix}_test_rmse": te.mean(), f"{prefix}_test_rmse_sd": te.std(),
             f"{prefix}_time": float(np.mean([r["time"] for r in recs])),
             f"{prefix}_work": float(np.mean([r["work"] for r in recs])),
@@ -132,7 +133,8 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
 
 _MAIN_COLS = [
     ("network", "network"), ("method", lambda r: r["_m"]), ("starts", "starts"),
-    ("train MSE mean", lambda r: cell(r[f"{r['_p']}_mse_mean"])),
+    ("train MSE mean ± 95 % CI",
+     lambda r: f"{cell(r[r['_p'] + '_mse_mean'])} ± {cell(r[r['_p'] + '_mse_ci95'], '.2g')}"),
     ("best", lambda r: cell(r[f"{r['_p']}_mse_best"])), ("worst", lambda r: cell(r[f"{r['_p']}_mse_worst"])),
     ("test RMSE (orig. scale)", lambda r: f"{r[r['_p'] + '_test_rmse']:.4g} ± {r[r['_p'] + '_test_rmse_sd']:.2g}"),
     ("time s", lambda r: cell(r[f"{r['_p']}_time"])), ("work", lambda r: cell(r[f"{r['_p']}_work"])),
@@ -177,7 +179,8 @@ def write_outputs(records: list, out: Path, cfg: dict, figures: bool = True) -> 
     result["main_pooled"] = pooled
     if pooled:
         cols = ["network", "datasets", "pairs", ("W/T/L", lambda r: f"{r['wins']}/{r['ties']}/{r['losses']}"),
-                ("final J ratio hier/bp (geo. mean)", "ratio_geomean"), ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}")]
+                ("final J ratio hier/bp (geo. mean)", "ratio_geomean"),
+                ("paired p", lambda r: f"{r['p_wilcoxon']:.2g}")]
         md += [write_table(pooled, out / "main_pooled.csv", out / "main_pooled.md", cols,
                            title="Main experiment pooled over data sets and starts (paired Wilcoxon of log J ratios)")]
     dep = depth_rows(records)
