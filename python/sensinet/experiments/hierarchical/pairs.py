@@ -53,3 +53,10 @@ def versus_default(records: Iterable[dict], experiment: str) -> list:
         out.append({"variant": variant, "pairs": len(ks), "lower_than_default": int(np.sum(r < 0)),
                     "ratio_geomean": float(np.exp(r.mean())), "p_wilcoxon": wilcoxon_p(r)})
     return out
+
+
+def paired_reach(a: dict, b: dict) -> tuple:
+    """When two runs of one start reach their paired target, the larger of their best J: ((work, seconds) of
+    ``a``, (work, seconds) of ``b``). Both reach it by construction."""
+    target = max(min(c[1] for c in a["curve"]), min(c[1] for c in b["curve"])) * (1 + 1e-12)
+    return reach(a["curve"], target), reach(b["curve"], target)

@@ -11,7 +11,7 @@ import numpy as np
 from ..._tables import cell, write_table
 from .._stats import mean_ci95, wilcoxon_p
 from .figures import plot_curves, plot_depth
-from .pairs import pair_records, reach, versus_default
+from .pairs import pair_records, paired_reach, reach, versus_default
 from .scale import write_scale
 
 TIE_RTOL = 0.01  # |J_h - J_bp| <= 1 % of the smaller one counts as a tie
@@ -100,9 +100,7 @@ def depth_rows(records: Iterable[dict], fixed_target: float = DEPTH_TARGET) -> l
         depth, width = (int(v) for v in arch.split()[0].split("x"))
         th, tb, wh, wb, fh, fb, fj = [], [], [], [], [], [], []
         for p in ps:
-            best = [min(c[1] for c in p[m]["curve"]) for m in ("hier", "bp")]
-            target = max(best) * (1 + 1e-12)
-            a, b = reach(p["hier"]["curve"], target), reach(p["bp"]["curve"], target)
+            a, b = paired_reach(p["hier"], p["bp"])
             wh.append(a[0]), th.append(a[1]), wb.append(b[0]), tb.append(b[1])
             fh.append(reach(p["hier"]["curve"], fixed_target)[1])
             fb.append(reach(p["bp"]["curve"], fixed_target)[1])

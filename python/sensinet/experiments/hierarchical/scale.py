@@ -23,7 +23,7 @@ import numpy as np
 
 from ..._tables import write_table
 from .._stats import mean_ci95, wilcoxon_p
-from .pairs import pair_records, reach
+from .pairs import pair_records, paired_reach, reach
 
 SCALE_ARCHS = ((8, 1024), (16, 1024), (8, 2048), (16, 2048))
 SCALE_VARIANTS = ("default", "score=second_order", "p_rand=1 (random blocks)", "neuron level")
@@ -60,9 +60,7 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET, alt: Optional[di
         hJ, bJ = [p["hier"]["train_mse"] for p in ps], [p["bp"]["train_mse"] for p in ps]
         hb = [min(c[1] for c in p["hier"]["curve"]) for p in ps]
         bb = [min(c[1] for c in p["bp"]["curve"]) for p in ps]
-        paired = [max(a, b) * (1 + 1e-12) for a, b in zip(hb, bb)]
-        th = [reach(p["hier"]["curve"], t) for p, t in zip(ps, paired)]
-        tb = [reach(p["bp"]["curve"], t) for p, t in zip(ps, paired)]
+        th, tb = zip(*(paired_reach(p["hier"], p["bp"]) for p in ps))
         fh = [reach(p["hier"]["curve"], fixed_target) for p in ps]
         fb = [reach(p["bp"]["curve"], fixed_target) for p in ps]
         med = lambda v: float(np.nanmedian(v)) if np.any(np.isfinite(v)) else math.nan  # noqa: E731
@@ -105,9 +103,9 @@ def _against(alt: Optional[dict], ps: list, prefix: str) -> dict:
     b = np.array([c["train_mse"] for _, c in got])
     th, tb = [], []
     for a, c in got:
-        target = max(min(x[1] for x in a["curve"]), min(x[1] for x in c["curve"])) * (1 + 1e-12)
-        th.append(reach(a["curve"], target)[1])
-        tb.append(reach(c["curve"], target)[1])
+        ra, rc = paired_reach(a, c)
+        th.append(ra[1])
+        tb.append(rc[1])
     with np.errstate(divide="ignore", invalid="ignore"):  # a run that never reached the target: nan
         r = np.asarray(th) / np.asarray(tb)
     r = r[np.isfinite(r) & (r > 0)]
@@ -134,9 +132,9 @@ def pooled_rows(pairs: dict, alt: Optional[dict] = None) -> list:
         hJ, bJ = [p["hier"]["train_mse"] for p in ps], [p["bp"]["train_mse"] for p in ps]
         th, tb = [], []
         for p in ps:
-            t = max(min(c[1] for c in p["hier"]["curve"]), min(c[1] for c in p["bp"]["curve"])) * (1 + 1e-12)
-            th.append(reach(p["hier"]["curve"], t)[1])
-            tb.append(reach(p["bp"]["curve"], t)[1])
+            ra, rb = paired_reach(p["hier"], p["bp"])
+            th.append(ra[1])
+            tb.append(rb[1])
         ratio = np.exp(np.mean(np.log(np.asarray(hJ) / np.asarray(bJ))))
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.asarray(th) / np.asarray(tb)
