@@ -13,7 +13,7 @@
 #include <tuple>
 #include <vector>
 
-#include "common.hpp"  // csrc/bindings: matrix_arg, vector_arg, TrainingGuard, rethrow_pending
+#include "common.hpp"  // csrc/bindings: matrix_arg, vector_arg, cvector_arg, TrainingGuard, rethrow_pending
 #include "cuda_network.hpp"
 #include "sensinet/sensitivity.hpp"
 
@@ -50,18 +50,6 @@ struct CudaModel {
   std::atomic<std::thread::id> trainer{};  // the thread running a training loop (none: no loop runs)
   CudaModel(Architecture a, int device) : arch(a), net(std::move(a), device) {}
 };
-
-// A contiguous 1-D array of dtype T and length n (read only).
-template <class T>
-const T* cvector_arg(const py::array& a, const char* name, Index n) {
-  if (!a.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
-                         std::string(py::str(a.dtype())));
-  if (a.ndim() != 1 || a.shape(0) != n)
-    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
-  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a contiguous array");
-  return static_cast<const T*>(a.data());
-}
 
 template <class T>
 void check_block(const CudaModel<T>& m, Index first, Index& last) {

@@ -177,18 +177,23 @@ T* vector_arg(py::array& a, const char* name, Index n) {
   return static_cast<T*>(a.mutable_data());
 }
 
+// A contiguous 1-D array of dtype T and length n (read only).
+template <class T>
+const T* cvector_arg(const py::array& a, const char* name, Index n) {
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected a " + dtype_name<T>() + " array, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a contiguous array");
+  return static_cast<const T*>(a.data());
+}
+
 // Sample weights: None (nullptr) or a contiguous 1-D array of n finite weights >= 0 with a positive sum.
 template <class T>
 const T* weights_arg(const py::object& w, Index n) {
   if (w.is_none()) return nullptr;
-  py::array a = py::reinterpret_borrow<py::array>(w);
-  if (!a.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(std::string("sample_weight: expected a ") + dtype_name<T>() + " array, got dtype " +
-                         std::string(py::str(a.dtype())));
-  if (a.ndim() != 1 || a.shape(0) != n)
-    throw py::value_error("sample_weight: expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
-  if (!(a.flags() & py::array::c_style)) throw py::value_error("sample_weight: expected a contiguous array");
-  const T* p = static_cast<const T*>(a.data());
+  const T* p = cvector_arg<T>(py::reinterpret_borrow<py::array>(w), "sample_weight", n);
   T sum = 0;
   for (Index i = 0; i < n; ++i) {
     if (!(p[i] >= T(0)) || !std::isfinite(p[i]))
@@ -204,14 +209,7 @@ const T* weights_arg(const py::object& w, Index n) {
 template <class T>
 const T* mask_arg(const py::object& k, Index n) {
   if (k.is_none()) return nullptr;
-  py::array a = py::reinterpret_borrow<py::array>(k);
-  if (!a.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(std::string("trainable: expected a ") + dtype_name<T>() + " array, got dtype " +
-                         std::string(py::str(a.dtype())));
-  if (a.ndim() != 1 || a.shape(0) != n)
-    throw py::value_error("trainable: expected shape (" + std::to_string(n) + ",), got " + shape_str(a));
-  if (!(a.flags() & py::array::c_style)) throw py::value_error("trainable: expected a contiguous array");
-  const T* p = static_cast<const T*>(a.data());
+  const T* p = cvector_arg<T>(py::reinterpret_borrow<py::array>(k), "trainable", n);
   for (Index i = 0; i < n; ++i)
     if (p[i] != T(0) && p[i] != T(1))
       throw py::value_error("trainable: expected entries 0 or 1, got " + std::to_string(double(p[i])) +
