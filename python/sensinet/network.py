@@ -573,7 +573,8 @@ class Network:
                 result.steps = r["evaluations"]
             else:
                 r = self._engine.train(
-                    Xm, Ym, opt, sample_weight=weights, trainable=keep, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
+                    Xm, Ym, opt, sample_weight=weights, trainable=keep, epochs=int(epochs),
+                    batch_size=int(batch_size), shuffle=bool(shuffle),
                     seed=int(np.random.default_rng(seed).integers(2**63)) if seed is None else int(seed),
                     poll_every=int(callback_every), max_steps=-1 if max_steps is None else int(max_steps), **common)
                 result.status = r["status"]

@@ -11,12 +11,13 @@ Instead of updating every parameter at every step, each *outer iteration*
    keeps the method from cycling on the same block);
 3. optimizes only the parameters that belong to the chosen block for ``inner_iters`` iterations
    (``Network.fit(..., layers=(first, last))``: the frozen layers below the block are evaluated once, so one
-   inner iteration costs only the block and the layers above it). With ``min_neurons`` set, the tree has a neuron level: once the descent reaches a single layer it goes on
-   over that layer's neurons (halves of contiguous index ranges, scored like layers: ``||g_G||^2`` or the
-   second-order rule with the exact curvature of the group's shared factor; output groups use first order)
-   down to groups of at most ``min_neurons`` neurons, and only that group's incoming and / or outgoing
-   parameters are trained (``Network.fit(..., trainable=mask)``; the frozen parameters keep their values and
-   their Adam moments). The engine still differentiates whole layers, so a group costs its layers' work;
+   inner iteration costs only the block and the layers above it). With ``min_neurons`` set, the tree has a
+   neuron level: once the descent reaches a single layer it goes on over that layer's neurons (halves of
+   contiguous index ranges, scored like layers: ``||g_G||^2`` or the second-order rule with the exact
+   curvature of the group's shared factor; output groups use first order) down to groups of at most
+   ``min_neurons`` neurons, and only that group's incoming and / or outgoing parameters are trained
+   (``Network.fit(..., trainable=mask)``; the frozen parameters keep their values and their Adam moments).
+   The engine still differentiates whole layers, so a group costs its layers' work;
 4. stops when ``max |g| < tol``, when J stalls (relative improvement below ``stall_tol`` over
    ``stall_window`` outer iterations) or when the work budget is spent; optionally ``polish_iters``
    full-network epochs follow.

@@ -331,54 +331,57 @@ class HierarchicalOptimizer:
         return gs, max((float(np.max(np.abs(g))) for g in gs.values() if g.size), default=0.0)
 
     def _choose(self, r: _Run, gs: dict) -> tuple:
-        """2. Descend the tree by the score: (node, neurons or None, score, rule, random pick)."""
+        """2. Descend the tree by the score: (node, neurons or None, score, rule, random pick). The layer level
+        scores nodes of sensitivity layers, the neuron level (``min_neurons``) halves of one layer's neurons."""
         curv_cache: dict = {}
 
-        def first_order(node: tuple) -> float:
-            with np.errstate(over="ignore"):  # an overflowing score is reported as such, not as a warning
-                v = float(sum(np.sum(np.square(gs[i])) for i in range(node[0], node[1] + 1)))
-            return float(require_finite(np.array([v]), f"first-order score of sites {node[0]}..{node[1]}",
-                                        "HierarchicalOptimizer.run")[0])
+        def layer_curvature(node: tuple) -> float:
+            if node not in curv_cache:
+                curv_cache[node], w = self._curvature(r.net, r.data, node, r.threads, r.c)
+                r.work += w
+            return curv_cache[node]
 
-        def compare(left: tuple, right: tuple) -> tuple:
-            if self.score == "first_order":
-                return first_order(left), first_order(right), "first_order"
-            H = []
-            for node in (left, right):
-                if node not in curv_cache:
-                    curv_cache[node], w = self._curvature(r.net, r.data, node, r.threads, r.c)
-                    r.work += w
-                H.append(curv_cache[node])
-            if H[0] > 0 and H[1] > 0:
-                with np.errstate(over="ignore"):
-                    gG = np.array([sum(np.sum(gs[i]) for i in range(n[0], n[1] + 1)) for n in (left, right)])
-                    pred = np.square(gG) / (2 * np.array(H))
-                require_finite(pred, "second-order score", "HierarchicalOptimizer.run")
-                return float(pred[0]), float(pred[1]), "second_order"
-            return first_order(left), first_order(right), "first_order"
-
+        compare = self._comparer(lambda n: [gs[i] for i in range(n[0], n[1] + 1)], layer_curvature, "sites")
         node, score, rule, rnd, _ = descend(*r.tree, compare, self.min_block, self.p_rand, r.pick_rng)
         if self.min_neurons is None or node[0] != node[1] or gs[node[0]].size <= self.min_neurons:
             return node, None, score, rule, rnd
         site, g = node[0], gs[node[0]]
 
-        def compare_neurons(left: tuple, right: tuple) -> tuple:
-            first = [float(np.sum(np.square(g[a:b + 1]))) for a, b in (left, right)]
-            if self.score == "first_order" or site >= r.net.n_layers:  # no exact curvature of output groups
-                return first[0], first[1], "first_order"
-            H = []
-            for a, b in (left, right):
-                H.append(float(group_curvature(r.net, r.data, None, [{site: np.arange(a, b + 1)}], method="exact",
-                                               n_threads=r.threads)[0]))
-                r.work += curvature_work(r.net, site, r.c)
-            if H[0] > 0 and H[1] > 0:
-                return (float(np.sum(g[left[0]:left[1] + 1])) ** 2 / (2 * H[0]),
-                        float(np.sum(g[right[0]:right[1] + 1])) ** 2 / (2 * H[1]), "second_order")
-            return first[0], first[1], "first_order"
+        def group_curv(n: tuple) -> Optional[float]:
+            if site >= r.net.n_layers:  # no exact curvature of output groups: first order there
+                return None
+            r.work += curvature_work(r.net, site, r.c)
+            return float(group_curvature(r.net, r.data, None, [{site: np.arange(n[0], n[1] + 1)}], method="exact",
+                                         n_threads=r.threads)[0])
 
-        neurons, score, rule, rnd_n, _ = descend(0, g.size - 1, compare_neurons, self.min_neurons, self.p_rand,
-                                                 r.pick_rng)
+        compare = self._comparer(lambda n: [g[n[0]:n[1] + 1]], group_curv, f"neurons of site {site}:")
+        neurons, score, rule, rnd_n, _ = descend(0, g.size - 1, compare, self.min_neurons, self.p_rand, r.pick_rng)
         return node, neurons, score, rule, rnd or rnd_n
+
+    def _comparer(self, parts: Callable[[tuple], list], curvature: Callable[[tuple], Optional[float]],
+                  what: str) -> Callable:
+        """``compare(left, right)`` of :func:`descend` for nodes (``what``: their kind, for messages) whose
+        sensitivities are ``parts(node)`` (a list of g vectors) and whose shared-factor curvature is
+        ``curvature(node)`` (None: not available)."""
+        def first_order(node: tuple) -> float:
+            with np.errstate(over="ignore"):  # an overflowing score is reported as such, not as a warning
+                v = float(sum(np.sum(np.square(p)) for p in parts(node)))
+            return float(require_finite(np.array([v]), f"first-order score of {what} {node[0]}..{node[1]}",
+                                        "HierarchicalOptimizer.run")[0])
+
+        def compare(left: tuple, right: tuple) -> tuple:
+            if self.score == "first_order":
+                return first_order(left), first_order(right), "first_order"
+            H = [curvature(left), curvature(right)]
+            if H[0] is not None and H[1] is not None and H[0] > 0 and H[1] > 0:
+                with np.errstate(over="ignore"):
+                    gG = np.array([sum(np.sum(p) for p in parts(n)) for n in (left, right)])
+                    pred = np.square(gG) / (2 * np.array(H))
+                require_finite(pred, "second-order score", "HierarchicalOptimizer.run")
+                return float(pred[0]), float(pred[1]), "second_order"
+            return first_order(left), first_order(right), "first_order"
+
+        return compare
 
     def _train_block(self, r: _Run, node: tuple, neurons: Optional[tuple], score: float, rule: str, rnd: bool,
                      max_g: float) -> Optional[str]:

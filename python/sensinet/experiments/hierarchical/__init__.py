@@ -47,8 +47,8 @@ from .tasks import (DATASETS, SIMULATED, VARIANTS, Task, execute, make_tasks, re
 
 EXPERIMENTS = ("main", "depth", "variants", "scale")
 
-__all__ = ["EXPERIMENTS", "DATASETS", "SIMULATED", "VARIANTS", "Task", "execute", "make_tasks", "run", "run_task", "study_config",
-           "write_outputs", "demo_section", "add_arguments", "main"]
+__all__ = ["EXPERIMENTS", "DATASETS", "SIMULATED", "VARIANTS", "Task", "execute", "make_tasks", "run", "run_task",
+           "study_config", "write_outputs", "demo_section", "add_arguments", "main"]
 
 
 def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, scheduler: Any = None,

@@ -91,30 +91,30 @@ def scale_rows(pairs: dict, fixed_target: float = SCALE_TARGET, alt: Optional[di
     return sorted(rows, key=lambda r: (r["width"], r["depth"], order.get(r["variant"], 99)))
 
 
+def _versus(pairs: list) -> dict:
+    """(hierarchical, baseline) run pairs compared: how often each ends lower, the geometric mean of the final-J
+    ratio and its paired p, the geometric mean of the time-to-paired-target ratio and its paired p, and the
+    baseline's mean final J with its 95 % interval."""
+    h = np.array([a["train_mse"] for a, _ in pairs])
+    b = np.array([c["train_mse"] for _, c in pairs])
+    th, tb = (np.array([t[1] for t in ts]) for ts in zip(*(paired_reach(a, c) for a, c in pairs)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a run that never reached the target: nan
+        r = th / tb
+    r = r[np.isfinite(r) & (r > 0)]
+    m, ci = mean_ci95(b)
+    return {"bp_mse_mean": m, "bp_mse_ci95": ci, "pairs": len(pairs), "wins": int(np.sum(h < b)),
+            "losses": int(np.sum(h > b)), "ratio_geomean": float(np.exp(np.mean(np.log(h / b)))),
+            "p_final": wilcoxon_p(h - b),
+            "time_ratio_geomean": float(np.exp(np.mean(np.log(r)))) if r.size else math.nan,
+            "p_time": wilcoxon_p(th - tb)}
+
+
 def _against(alt: Optional[dict], ps: list, prefix: str) -> dict:
-    """Against the second baseline, for the hierarchical runs ``ps``: its final J, wins/losses, the final-J
-    ratio and p, and the time to the paired target (ratio of medians' geometric mean and p)."""
+    """:func:`_versus` of the hierarchical runs ``ps`` against the second baseline, its keys prefixed."""
     if not alt:
         return {}
     got = [(p["hier"], b) for p in ps if (b := alt.get(_key(p["hier"]), {}).get("bp")) is not None]
-    if not got:
-        return {}
-    h = np.array([a["train_mse"] for a, _ in got])
-    b = np.array([c["train_mse"] for _, c in got])
-    th, tb = [], []
-    for a, c in got:
-        ra, rc = paired_reach(a, c)
-        th.append(ra[1])
-        tb.append(rc[1])
-    with np.errstate(divide="ignore", invalid="ignore"):  # a run that never reached the target: nan
-        r = np.asarray(th) / np.asarray(tb)
-    r = r[np.isfinite(r) & (r > 0)]
-    m, ci = mean_ci95(b)
-    return {f"{prefix}bp_mse_mean": m, f"{prefix}bp_mse_ci95": ci, f"{prefix}pairs": len(got),
-            f"{prefix}wins": int(np.sum(h < b)), f"{prefix}losses": int(np.sum(h > b)),
-            f"{prefix}ratio_geomean": float(np.exp(np.mean(np.log(h / b)))), f"{prefix}p_final": wilcoxon_p(h - b),
-            f"{prefix}time_ratio_geomean": float(np.exp(np.mean(np.log(r)))) if r.size else math.nan,
-            f"{prefix}p_time": wilcoxon_p(np.subtract(th, tb))}
+    return {prefix + k: v for k, v in _versus(got).items()} if got else {}
 
 
 def _key(rec: dict) -> tuple:
@@ -129,21 +129,11 @@ def pooled_rows(pairs: dict, alt: Optional[dict] = None) -> list:
         ps = [p for k, p in sorted(pairs.items()) if k[0] == "scale" and k[3] == variant and p["bp"] is not None]
         if not ps:
             continue
-        hJ, bJ = [p["hier"]["train_mse"] for p in ps], [p["bp"]["train_mse"] for p in ps]
-        th, tb = [], []
-        for p in ps:
-            ra, rb = paired_reach(p["hier"], p["bp"])
-            th.append(ra[1])
-            tb.append(rb[1])
-        ratio = np.exp(np.mean(np.log(np.asarray(hJ) / np.asarray(bJ))))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.asarray(th) / np.asarray(tb)
-        r = r[np.isfinite(r) & (r > 0)]
-        tratio = float(np.exp(np.mean(np.log(r)))) if r.size else math.nan
-        out.append({"variant": variant, "pairs": len(ps), "wins": int(sum(a < b for a, b in zip(hJ, bJ))),
-                    "losses": int(sum(a > b for a, b in zip(hJ, bJ))), "final_ratio_geomean": float(ratio),
-                    "p_final": wilcoxon_p(np.subtract(hJ, bJ)), "time_to_paired_ratio_geomean": float(tratio),
-                    "p_time_to_paired": wilcoxon_p(np.subtract(th, tb)), **_against(alt, ps, "alt_")})
+        v = _versus([(p["hier"], p["bp"]) for p in ps])
+        out.append({"variant": variant, "pairs": v["pairs"], "wins": v["wins"], "losses": v["losses"],
+                    "final_ratio_geomean": v["ratio_geomean"], "p_final": v["p_final"],
+                    "time_to_paired_ratio_geomean": v["time_ratio_geomean"], "p_time_to_paired": v["p_time"],
+                    **_against(alt, ps, "alt_")})
     return out
 
 
@@ -154,7 +144,8 @@ def write_scale(records: list, out: Path) -> tuple:
     if not rows:
         return rows, pooled, ""
     has_alt = any("alt_wins" in r for r in rows)
-    alt_cols = [(f"bp lr {SCALE_ALT_LR:g} final MSE", lambda r: f"{r['alt_bp_mse_mean']:.4g} ± {r['alt_bp_mse_ci95']:.2g}"),
+    alt_cols = [(f"bp lr {SCALE_ALT_LR:g} final MSE",
+                 lambda r: f"{r['alt_bp_mse_mean']:.4g} ± {r['alt_bp_mse_ci95']:.2g}"),
                 ("W/L vs it", lambda r: f"{r['alt_wins']}/{r['alt_losses']}"), ("p (vs it)", "alt_p_final")]
     cols = ["network", "variant", "starts",
             ("hier final MSE", lambda r: f"{r['hier_mse_mean']:.4g} ± {r['hier_mse_ci95']:.2g}"),

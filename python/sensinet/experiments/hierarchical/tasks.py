@@ -246,10 +246,7 @@ def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
                 for v in cfg["scale_variants"]:
                     both("scale", cfg["scale_dataset"], depth, width, "tanh", k, cfg["scale_budget"], v,
                          scale_options(v, width), batch_size=cfg["scale_batch"], dtype="float32", every=1)
-                tasks.append(Task(experiment="scale", dataset=cfg["scale_dataset"], depth=depth, width=width,
-                                  activation="tanh", start=k, method="backprop", budget=cfg["scale_budget"],
-                                  lr=SCALE_ALT_LR, n_samples=ns, batch_size=cfg["scale_batch"], dtype="float32",
-                                  every=1))
+                tasks.append(replace(tasks[-1], lr=SCALE_ALT_LR))  # the second baseline: backprop at another lr
     # a backprop baseline is the same run for every variant with the same inner optimizer: keep one
     seen, out = set(), []
     for t in tasks:
