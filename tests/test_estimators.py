@@ -527,7 +527,7 @@ def test_a_fitted_estimator_goes_wherever_a_network_goes(tmp_path):
     np.testing.assert_array_equal(sn.sensitivity(clf, X).matrices[0], sn.sensitivity(net, X).matrices[0])
     assert sn.explain(clf, X).n_clusters_ == sn.explain(net, X).n_clusters_
     sn.save(clf, tmp_path / "c.npz")
-    np.testing.assert_array_equal(sn.load(tmp_path / "c.npz").parameters, net.parameters)
+    np.testing.assert_array_equal(sn.load(tmp_path / "c.npz").network_.parameters, net.parameters)  # the whole estimator
     assert sn.group_sensitivity(clf, X, T, [{1: None}]).shape == (1,)
     assert sn.prune(clf, X, amount=0.5)[0].n_params < net.n_params
     grown, _ = sn.LayerInsertion(at_epochs=[1]).fit(clf, X, T, epochs=3)

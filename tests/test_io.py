@@ -140,7 +140,7 @@ def test_header_contents(saved):
     net, path = saved
     h = _header(path)
     assert h["format"] == "sensinet-network"
-    assert h["version"] == FORMAT_VERSION == 1
+    assert h["version"] == 1 and FORMAT_VERSION == 2  # a network alone stays version 1 (older releases read it)
     assert h["sensinet_version"] == sensinet.__version__
     assert h["dtype"] == "float64"
     assert h["loss"] == "mse"
@@ -432,7 +432,7 @@ HEADER_EDITS = [
     (_set("format", "something-else"), r"header\.format"),
     (_set("format", None), r"header\.format"),
     (_del("format"), r"header\.format.*missing"),
-    (_set("version", 2), r"header\.version.*upgrade"),
+    (_set("version", 3), r"header\.version.*upgrade"),
     (_set("version", 99), r"header\.version"),
     (_set("version", 0), r"header\.version"),
     (_set("version", "1"), r"header\.version"),

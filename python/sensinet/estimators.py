@@ -168,12 +168,21 @@ class _BaseSensiNet(BaseEstimator):
         layers.append(Dense(n_outputs, "identity", l2=l2))  # linear head: values or logits
         return layers
 
+    def _builds(self, p: dict, net: Network) -> bool:
+        """Whether ``net`` has exactly the layers this estimator builds (compared as engine specs, so a network
+        read from a model file, whose layer objects spell every width out, compares equal)."""
+        width, specs = net.n_inputs, []
+        for layer in self._layers(p, net.n_outputs):
+            specs.append(tuple(layer.spec(width)))
+            width = layer.width
+        return [tuple(s) for s in net.specs] == specs
+
     def _reusable(self, p: dict, n_features: int, n_outputs: int, loss: str) -> bool:
         """warm_start applies only when the fitted network has exactly the architecture this fit would build."""
         net = getattr(self, "network_", None)
         return (p["warm_start"] and isinstance(net, Network) and net.n_inputs == n_features
                 and net.loss == loss and net.dtype == p["dtype"] and net.device == p["device"]
-                and tuple(net.layers) == tuple(self._layers(p, n_outputs)))
+                and self._builds(p, net))
 
     def _optimizer(self, p: dict, reuse: bool) -> Any:
         """The optimizer object; on a warm start the previous one is kept so SGD momentum / Adam moments go on."""
@@ -329,6 +338,13 @@ class _BaseSensiNet(BaseEstimator):
         net = self.network_
         X = validate_data(self, X, reset=False, dtype=net.dtype, order="C")
         return net.forward(X, n_threads=self.n_threads)
+
+    # ------------------------------------------------------------------------------------------ model files
+    def __sensinet_builds__(self, net: Network) -> bool:
+        """Whether this estimator's parameters (checked: a ValueError names a bad one) build ``net``'s
+        architecture; :func:`sensinet.load` asks it of a loaded estimator."""
+        p = self._check_params()
+        return net.dtype == (p["dtype"] or net.dtype) and self._builds(p, net)
 
     # ------------------------------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:

@@ -1,8 +1,9 @@
 """Save and load networks: one versioned ``.npz`` holding the flat parameter vector and a JSON header.
 
-File format (version 1)
------------------------
-A zip archive written by :func:`numpy.savez` (uncompressed, no pickle) with exactly two members:
+File format (versions 1 and 2)
+------------------------------
+A zip archive written by :func:`numpy.savez` (uncompressed, no pickle) with two members (a network), or two
+plus the estimator's arrays (a fitted estimator, version 2):
 
 ``parameters``
     The flat parameter vector, 1-D, little-endian ``float64`` or ``float32`` (the network's dtype).
@@ -15,6 +16,12 @@ A zip archive written by :func:`numpy.savez` (uncompressed, no pickle) with exac
          "layers": [{"kind": "dense" | "residual2" | "residual1", "n_in": int, "n_out": int,
                      "hidden": int, "activation": str, "alpha": float, "l2": float}, ...],
          "n_params": int, "sha256": "<hex digest of the parameter bytes>", "metadata": {...}}
+
+Version 2 adds the optional field ``"estimator"``: a fitted :class:`~sensinet.SensiNetRegressor` or
+:class:`~sensinet.SensiNetClassifier` (its parameters, fitted attributes, target scale, classes, feature
+names and optimizer state; see :mod:`sensinet._estimator_state`), whose arrays are further members
+``a0``, ``a1``, ... listed with their dtype and shape in the header. A network alone is still written as
+version 1, so older releases read it; every version-1 file loads.
 
 ``hidden`` is the inner width of a two-weight residual block and 0 for the other kinds. The digest covers
 the little-endian bytes of ``parameters``, so any corruption of the weights is detected. Floats are
@@ -35,6 +42,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import _estimator_state
 from ._validation import LOSSES
 from ._version import __version__
 from .layers import ACTIVATIONS, LayerSpec
@@ -42,13 +50,13 @@ from .convert import as_network
 from .network import Network
 
 FORMAT_NAME = "sensinet-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this release reads and writes
 KINDS = ("dense", "residual2", "residual1")
 DTYPES = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
 MEMBERS = ("header", "parameters")
 _HEADER_KEYS = ("format", "version", "sensinet_version", "dtype", "loss", "n_inputs", "layers", "n_params",
                 "sha256")
-_OPTIONAL_HEADER_KEYS = ("metadata",)
+_OPTIONAL_HEADER_KEYS = ("metadata", "estimator")
 _LAYER_KEYS = LayerSpec._fields
 
 __all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -91,12 +99,15 @@ def _where(path: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------- save
 def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
-    """Save a network to a versioned ``.npz`` file (parameters + JSON header; no pickle).
+    """Save a network or a fitted estimator to a versioned ``.npz`` file (parameters + JSON header; no pickle).
 
     Parameters
     ----------
-    net : Network
-        The network to save.
+    net : Network, SensiNetRegressor or SensiNetClassifier
+        The network to save, or a fitted estimator: then the file holds the whole estimator (parameters,
+        network, target scale, ``classes_``, ``feature_names_in_``, the other fitted attributes and the
+        optimizer state), and :func:`load` returns an estimator whose predictions are bitwise the same.
+        Other models (a scikit-learn MLP, a torch module) are converted to a Network first.
     path : str, os.PathLike or a binary file object
         Where to write. The file written is exactly ``path``: no ``.npz`` suffix is appended. A path is
         written atomically (to a temporary file in the same folder, then renamed), so a failed save never
@@ -109,7 +120,7 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     Raises
     ------
     TypeError
-        ``net`` is not a Network, or ``metadata`` is not a dict / not JSON serializable.
+        ``net`` is not a Network or estimator, or ``metadata`` is not a dict / not JSON serializable.
     ValueError
         ``metadata`` holds NaN or infinity, or a layer has a non-finite ``alpha`` / ``l2``.
 
@@ -117,6 +128,9 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     --------
     load
     """
+    record, arrays = None, {}
+    if type(net).__name__ in _estimator_state.CLASSES and type(net).__module__ == "sensinet.estimators":
+        net, record, arrays = _estimator_state.to_record(net)
     net = as_network(net)
     if metadata is None:
         metadata = getattr(net, "metadata", None) or {}
@@ -138,7 +152,7 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
                        "activation": str(act), "alpha": float(alpha), "l2": float(l2)})
     header = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": 1 if record is None else 2,
         "sensinet_version": __version__,
         "dtype": dtype_name,
         "loss": str(net.loss),
@@ -148,6 +162,8 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
         "sha256": _digest(params),
         "metadata": metadata,
     }
+    if record is not None:
+        header["estimator"] = record
     try:
         text = json.dumps(header, allow_nan=False, default=_json_default, sort_keys=False)
     except ValueError as exc:
@@ -155,9 +171,10 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     except TypeError as exc:
         raise TypeError(str(exc)) from None
     header_arr = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    members = dict(header=header_arr, parameters=params, **arrays)
 
     if hasattr(path, "write"):
-        np.savez(path, header=header_arr, parameters=params)
+        np.savez(path, **members)
         return
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str, os.PathLike or binary file object, got {type(path).__name__}")
@@ -166,7 +183,7 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "xb") as fh:
-            np.savez(fh, header=header_arr, parameters=params)
+            np.savez(fh, **members)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -206,13 +223,9 @@ def _read_members(path: Any) -> dict:
     if missing:
         raise ValueError(f"{missing[0]}: expected the archive to hold the arrays {list(MEMBERS)}, "
                          f"missing {missing}; found {sorted(keys)}{where}")
-    extra = sorted(k for k in keys if k not in MEMBERS)
-    if extra:
-        raise ValueError(f"archive: expected exactly the arrays {list(MEMBERS)}, got unexpected extra "
-                         f"member(s) {extra}{where}")
     if len(names) != len(set(keys)) or any(not n.endswith(".npy") for n in names):
-        raise ValueError(f"archive: expected the members {[m + '.npy' for m in MEMBERS]} once each, got "
-                         f"{names}{where}")
+        raise ValueError(f"archive: expected the members {[m + '.npy' for m in MEMBERS]} (and, for an "
+                         f"estimator, the arrays its header lists) once each, got {names}{where}")
     out = {}
     buf.seek(0)
     try:
@@ -220,7 +233,7 @@ def _read_members(path: Any) -> dict:
     except Exception as exc:  # noqa: BLE001 -- anything numpy raises on a damaged archive
         raise ValueError(f"file: could not open the .npz archive ({type(exc).__name__}: {exc}){where}") from None
     with npz:
-        for name in MEMBERS:
+        for name in list(MEMBERS) + sorted(k for k in keys if k not in MEMBERS):
             try:
                 out[name] = npz[name]
             except Exception as exc:  # noqa: BLE001 -- bad CRC, truncated member, pickled object array, ...
@@ -265,10 +278,11 @@ def _check_header(h: dict, where: str) -> tuple:
     for key in _HEADER_KEYS:
         if key not in h:
             raise ValueError(f"header.{key}: expected the field, it is missing{where}")
-    unknown = sorted(k for k in h if k not in _HEADER_KEYS + _OPTIONAL_HEADER_KEYS)
+    optional = _OPTIONAL_HEADER_KEYS if version >= 2 else ("metadata",)
+    unknown = sorted(k for k in h if k not in _HEADER_KEYS + optional)
     if unknown:
-        raise ValueError(f"header: expected only the fields {list(_HEADER_KEYS + _OPTIONAL_HEADER_KEYS)}, got "
-                         f"unknown field(s) {unknown}{where}")
+        raise ValueError(f"header: expected only the fields {list(_HEADER_KEYS + optional)} (format version "
+                         f"{version}), got unknown field(s) {unknown}{where}")
     if not isinstance(h["sensinet_version"], str):
         raise ValueError(f"header.sensinet_version: expected a str, got {h['sensinet_version']!r}{where}")
     if h["dtype"] not in DTYPES:
@@ -349,9 +363,11 @@ def load(path: Any) -> Any:
 
     Returns
     -------
-    Network
-        With bitwise the saved parameters, dtype, loss and layers. Its ``metadata`` attribute is the dict
-        saved with it (``{}`` when none was).
+    Network, SensiNetRegressor or SensiNetClassifier
+        A network with bitwise the saved parameters, dtype, loss and layers; its ``metadata`` attribute is
+        the dict saved with it (``{}`` when none was). A file written from a fitted estimator gives that
+        estimator back (scikit-learn must be installed), fitted, with its network as ``network_`` and the
+        metadata on ``network_.metadata``.
 
     Raises
     ------
@@ -395,4 +411,10 @@ def load(path: Any) -> Any:
                          f"{params.shape[0]}{where}")
     net.parameters = params
     net.metadata = metadata
-    return net
+    extra = {k: v for k, v in members.items() if k not in MEMBERS}
+    if "estimator" not in header:
+        if extra:
+            raise ValueError(f"archive: expected exactly the arrays {list(MEMBERS)}, got unexpected extra "
+                             f"member(s) {sorted(extra)}{where}")
+        return net
+    return _estimator_state.from_record(header["estimator"], extra, net, where)
