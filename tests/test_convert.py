@@ -285,8 +285,8 @@ def test_torch_bad_modules():
         from_torch(nn.Linear(2, 3))
     with pytest.raises(TypeError, match="Sequential"):
         from_torch([nn.Linear(2, 3)])
-    with pytest.raises(ValueError, match=r"module\[1\].*Dropout"):
-        from_torch(nn.Sequential(nn.Linear(2, 3), nn.Dropout(0.1), nn.Linear(3, 1)))
+    with pytest.raises(ValueError, match=r"module\[1\].*Dropout2d"):  # Dropout itself is an eval-mode no-op
+        from_torch(nn.Sequential(nn.Linear(2, 3), nn.Dropout2d(0.1), nn.Linear(3, 1)))
     with pytest.raises(ValueError, match=r"module\[2\].*GELU"):
         from_torch(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.GELU(), nn.Linear(3, 1)))
     with pytest.raises(ValueError, match=r"module\[0\].*Conv1d"):
@@ -295,8 +295,8 @@ def test_torch_bad_modules():
         from_torch(nn.Sequential(nn.ReLU(), nn.Linear(2, 1)))
     with pytest.raises(ValueError, match=r"module\[2\].*follows another activation"):
         from_torch(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Tanh(), nn.Linear(3, 1)))
-    with pytest.raises(ValueError, match=r"module\[2\].*follows another activation"):
-        from_torch(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Identity(), nn.Linear(3, 1)))
+    with pytest.raises(ValueError, match=r"module\[3\].*follows another activation"):  # Identity is a no-op
+        from_torch(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Identity(), nn.Tanh(), nn.Linear(3, 1)))
     with pytest.raises(ValueError, match=r"module\[2\].*in_features.*4.*expected 3"):
         from_torch(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(4, 1)))
     with pytest.raises(ValueError, match="at least one nn.Linear"):

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._chain import Act, Affine, Linear, build
 from ._validation import LOSSES, check_choice, resolve_dtype
 from .layers import Dense
 from .network import Network
@@ -133,8 +134,71 @@ def _import_torch() -> Any:
     return torch
 
 
+_TORCH_NO_OPS = ("Dropout", "AlphaDropout", "FeatureAlphaDropout", "Identity", "Flatten")
+_TORCH_NOT_YET = ("GELU", "SiLU", "ELU", "Mish", "SELU", "CELU", "Hardswish", "PReLU")
+
+
+def _torch_modules(module: Any, nn: Any, prefix: str = "module") -> list:
+    """The leaf modules of (nested) ``nn.Sequential`` containers, in order, with their index paths."""
+    out = []
+    for idx, sub in enumerate(module):
+        where = f"{prefix}[{idx}]"
+        if isinstance(sub, nn.Sequential):
+            out += _torch_modules(sub, nn, where)
+        else:
+            out.append((where, sub))
+    return out
+
+
+def _torch_op(where: str, sub: Any, nn: Any, torch: Any) -> Optional[Any]:
+    """The chain operation of one torch module (None for a module that is the identity in eval mode)."""
+    name = type(sub).__name__
+    with torch.no_grad():
+        if isinstance(sub, nn.Linear):
+            W = sub.weight.detach().cpu().double().numpy().T  # torch stores (out, in)
+            b = (sub.bias.detach().cpu().double().numpy() if sub.bias is not None
+                 else np.zeros(sub.out_features, dtype=np.float64))
+            return Linear(W, b, f"{where} (Linear)")
+        if isinstance(sub, nn.BatchNorm1d):
+            if sub.running_mean is None or sub.running_var is None:
+                raise ValueError(f"{where}: BatchNorm1d without running statistics (track_running_stats=False) "
+                                 "normalises with each batch's own statistics, which no fixed layer computes")
+            mean = sub.running_mean.detach().cpu().double().numpy()
+            var = sub.running_var.detach().cpu().double().numpy()
+            gamma = sub.weight.detach().cpu().double().numpy() if sub.affine else np.ones_like(mean)
+            beta = sub.bias.detach().cpu().double().numpy() if sub.affine else np.zeros_like(mean)
+            scale = gamma / np.sqrt(var + float(sub.eps))
+            return Affine(scale, beta - mean * scale, f"{where} (BatchNorm1d)")
+    if isinstance(sub, nn.Flatten) and (sub.start_dim not in (1, -1) or sub.end_dim != -1):
+        raise ValueError(f"{where}: Flatten(start_dim={sub.start_dim}, end_dim={sub.end_dim}) is not a no-op on "
+                         "(batch, features) input; expected start_dim=1, end_dim=-1")
+    if name in _TORCH_NO_OPS:
+        return None
+    act = f"{where} ({name})"
+    if isinstance(sub, nn.ReLU):
+        return Act("relu", act)
+    if isinstance(sub, nn.LeakyReLU):
+        slope = float(sub.negative_slope)
+        if not slope >= 0.0:
+            raise ValueError(f"{where}: LeakyReLU.negative_slope must be >= 0 for sensinet's leaky_relu, got {slope}")
+        return Act("leaky_relu", act, slope)
+    if isinstance(sub, nn.Tanh):
+        return Act("tanh", act)
+    if isinstance(sub, nn.Sigmoid):
+        return Act("sigmoid", act)
+    if isinstance(sub, nn.Softplus):
+        if float(sub.beta) != 1.0:
+            raise ValueError(f"{where}: Softplus.beta must be 1 (sensinet's softplus is log(1 + exp(z))), got "
+                             f"{sub.beta}")
+        return Act("softplus", act)
+    hint = (" (sensinet's engine does not have this activation yet)" if name in _TORCH_NOT_YET else "")
+    raise ValueError(f"{where}: unsupported module type {type(sub).__module__}.{name}{hint}; expected Linear, "
+                     "BatchNorm1d, ReLU, LeakyReLU, Tanh, Sigmoid, Softplus, or Dropout / Identity / Flatten (no-ops "
+                     "in eval mode), in nn.Sequential containers")
+
+
 def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", dtype: Any = np.float64) -> Any:
-    """A :class:`~sensinet.Network` with the weights of a PyTorch ``nn.Sequential`` MLP.
+    """A :class:`~sensinet.Network` computing what a PyTorch ``nn.Sequential`` MLP computes in eval mode.
 
     Parameters
     ----------
@@ -143,8 +207,17 @@ def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", d
         ``nn.LeakyReLU`` (``negative_slope`` becomes ``alpha``; it must be >= 0), ``nn.Tanh``,
         ``nn.Sigmoid``, ``nn.Softplus`` (``beta`` must be 1; ``threshold`` is ignored: sensinet evaluates
         ``log1p(exp(z))`` exactly everywhere, while torch returns ``z`` above the threshold, which differs
-        by at most ``log1p(exp(-threshold))``, about 2e-9 for the default 20) or ``nn.Identity``. Weights of
-        any dtype and device are copied via ``.detach().cpu().double()``; a Linear without bias gets b = 0.
+        by at most ``log1p(exp(-threshold))``, about 2e-9 for the default 20). Nested ``nn.Sequential``
+        containers are flattened. The module is read with **eval-mode semantics**, whatever its
+        ``training`` flag:
+
+        - ``nn.BatchNorm1d`` uses its running statistics and is folded exactly into the adjacent Linear:
+          into the one before it when no activation lies between (``Linear, BatchNorm1d, ReLU``), else into
+          the next one (``Linear, ReLU, BatchNorm1d, Linear``, or a BatchNorm1d on the inputs);
+        - ``nn.Dropout`` (and its alpha variants), ``nn.Identity`` and ``nn.Flatten`` are dropped.
+
+        Weights of any dtype and device are copied via ``.detach().cpu().double()``; a Linear without bias
+        gets b = 0.
     n_inputs : int, optional
         Number of input features; inferred from the first Linear's ``in_features`` (if given it must agree).
     loss : {"mse", "cross_entropy", "binary_cross_entropy"}
@@ -155,7 +228,8 @@ def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", d
     Returns
     -------
     Network
-        ``net.forward(X)`` equals ``module(X)``.
+        ``net.forward(X)`` equals ``module.eval()(X)`` (to rounding; folding a BatchNorm changes the order of
+        the arithmetic, not the function).
 
     Raises
     ------
@@ -164,9 +238,11 @@ def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", d
     TypeError
         ``module`` is not an ``nn.Sequential``.
     ValueError
-        A module sensinet does not support (the message names its index and type), an activation first or
-        two in a row, widths that do not chain, an activation after the last Linear with a classification
-        loss, a Softplus with beta != 1, a negative LeakyReLU slope, or non-finite weights.
+        A module sensinet does not support (the message names its index path and type; GELU, SiLU, ELU and
+        Mish are not in the engine yet), an activation first or two in a row, widths that do not chain, a
+        BatchNorm1d without running statistics or after the last activation, an activation after the last
+        Linear with a classification loss, a Softplus with beta != 1, a negative LeakyReLU slope, or
+        non-finite weights.
     """
     torch = _import_torch()
     nn = torch.nn
@@ -175,75 +251,23 @@ def from_torch(module: Any, n_inputs: Optional[int] = None, loss: str = "mse", d
                         f"{type(module).__module__}.{type(module).__name__}")
     check_choice(loss, "loss", LOSSES)
     dt = resolve_dtype(dtype)
-
-    linears: list = []  # (index, nn.Linear)
-    acts: list = []  # per Linear: (activation name, alpha)
-    for idx, sub in enumerate(module):
-        name = type(sub).__name__
-        if isinstance(sub, nn.Linear):
-            if linears and sub.in_features != linears[-1][1].out_features:
-                raise ValueError(f"module[{idx}]: Linear.in_features is {sub.in_features}, expected "
-                                 f"{linears[-1][1].out_features} (the out_features of module[{linears[-1][0]}])")
-            linears.append((idx, sub))
-            acts.append(("identity", 0.01))
-            continue
-        if isinstance(sub, nn.ReLU):
-            act = ("relu", 0.01)
-        elif isinstance(sub, nn.LeakyReLU):
-            slope = float(sub.negative_slope)
-            if not slope >= 0.0:
-                raise ValueError(f"module[{idx}]: LeakyReLU.negative_slope must be >= 0 for sensinet's "
-                                 f"leaky_relu, got {slope}")
-            act = ("leaky_relu", slope)
-        elif isinstance(sub, nn.Tanh):
-            act = ("tanh", 0.01)
-        elif isinstance(sub, nn.Sigmoid):
-            act = ("sigmoid", 0.01)
-        elif isinstance(sub, nn.Softplus):
-            if float(sub.beta) != 1.0:
-                raise ValueError(f"module[{idx}]: Softplus.beta must be 1 (sensinet's softplus is "
-                                 f"log(1 + exp(z))), got {sub.beta}")
-            act = ("softplus", 0.01)
-        elif isinstance(sub, nn.Identity):
-            act = ("identity", 0.01)
-        else:
-            raise ValueError(f"module[{idx}]: unsupported module type {type(sub).__module__}.{name}; expected "
-                             "Linear, ReLU, LeakyReLU, Tanh, Sigmoid, Softplus or Identity")
-        if not linears:
-            raise ValueError(f"module[{idx}]: {name} comes before any Linear layer; an activation must follow "
-                             "a Linear")
-        prev = type(module[idx - 1]).__name__
-        if not isinstance(module[idx - 1], nn.Linear):
-            raise ValueError(f"module[{idx}]: {name} follows another activation (module[{idx - 1}] is {prev}); "
-                             "each Linear takes at most one activation")
-        acts[-1] = act
+    ops = [op for where, sub in _torch_modules(module, nn) if (op := _torch_op(where, sub, nn, torch)) is not None]
+    linears = [op for op in ops if isinstance(op, Linear)]
     if not linears:
         raise ValueError("module: expected at least one nn.Linear layer, got none")
-    first_in = int(linears[0][1].in_features)
+    first_in = int(linears[0].W.shape[0])
     if n_inputs is not None:
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 1:
             raise ValueError(f"n_inputs: expected an int >= 1 or None, got {n_inputs!r}")
         if int(n_inputs) != first_in:
             raise ValueError(f"n_inputs: expected {first_in} (the first Linear's in_features), got {n_inputs}")
-    if loss != "mse" and acts[-1][0] != "identity":
-        raise ValueError(f"loss: {loss!r} needs logits, but the last Linear (module[{linears[-1][0]}]) is "
-                         f"followed by {acts[-1][0]}; drop the final activation (net.predict applies the "
+    tail = ops[ops.index(linears[-1]) + 1:]
+    acts = [op for op in tail if isinstance(op, Act)]
+    if loss != "mse" and acts:
+        raise ValueError(f"loss: {loss!r} needs logits, but the last Linear ({linears[-1].where}) is followed by "
+                         f"{acts[0].name} ({acts[0].where}); drop the final activation (net.predict applies the "
                          "link) or use loss='mse'")
-
-    weights, biases, layers = [], [], []
-    with torch.no_grad():
-        for (idx, lin), (act, alpha) in zip(linears, acts):
-            W = lin.weight.detach().cpu().double().numpy().T  # torch stores (out, in)
-            b = (lin.bias.detach().cpu().double().numpy() if lin.bias is not None
-                 else np.zeros(lin.out_features, dtype=np.float64))
-            if not (np.isfinite(W).all() and np.isfinite(b).all()):
-                raise ValueError(f"module[{idx}]: the Linear's weight or bias contains NaN or infinity")
-            weights.append(W)
-            biases.append(b)
-            layers.append(Dense(int(lin.out_features), act, alpha=alpha))
-    net = Network(first_in, layers, loss=loss, dtype=dt)
-    _set_dense_weights(net, weights, biases)
-    return net
+    return build(ops, first_in, loss, dt, source="module")
 
 
 def to_torch(net: Any, dtype: Any = None) -> Any:
