@@ -628,15 +628,31 @@ def test_masked_adam_step_equals_the_update_rule_on_the_masked_gradient(data):
 
 
 def test_masked_lbfgs_minimizes_in_the_trainable_subspace(data):
-    """L-BFGS on a mask converges to a point where the masked gradient vanishes (the full one does not)."""
+    """L-BFGS on a mask converges to a point where the masked gradient vanishes (the full one does not).
+
+    gtol sits well above this problem's rounding floor: at J = 0.056 a line search cannot resolve decreases
+    below ~eps * J, so the masked gradient stalls near 1e-8 (9e-9 with AVX-512 kernels, 2.2e-8 with AVX2).
+    1e-6 is reachable at every SIMD width and still 3,000 times below the frozen part's gradient (0.03)."""
     X, y = data
     net = _plain_net()
     mask = _neuron_mask(net, 0, [2])
-    net.fit(X, y, optimizer=sn.LBFGS(max_iter=2000, gtol=1e-8, ftol=0.0), trainable=mask)
+    net.fit(X, y, optimizer=sn.LBFGS(max_iter=2000, gtol=1e-6, ftol=0.0), trainable=mask)
     assert net.history_.status == "gtol"  # the stopping rule sees the masked (projected) gradient
     _, g = net.loss_and_grad(X, y)
-    assert np.abs(g[mask]).max() <= 1e-8
+    assert np.abs(g[mask]).max() <= 1e-6
     assert np.abs(g[~mask]).max() > 1e-3
+
+
+def test_masked_lbfgs_reports_an_unreachable_tolerance_honestly(data):
+    """Below the rounding floor (gtol=0) the run stops on the line search or ftol, never claiming gtol, and the
+    masked gradient it reached is at that floor."""
+    X, y = data
+    net = _plain_net()
+    mask = _neuron_mask(net, 0, [2])
+    net.fit(X, y, optimizer=sn.LBFGS(max_iter=2000, gtol=0.0, ftol=0.0), trainable=mask)
+    assert net.history_.status in ("line_search_failed", "ftol")
+    _, g = net.loss_and_grad(X, y)
+    assert np.abs(g[mask]).max() <= 1e-7
 
 
 def test_all_true_mask_equals_no_mask(data):
