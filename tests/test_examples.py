@@ -16,6 +16,13 @@ def test_there_is_an_example_per_capability():
             "relu_clusters", "hierarchical", "estimators", "interop"} <= names
 
 
+# What an example's output must say (beyond running quietly), where the example checks a claim.
+EXPECTED = {
+    "interop": ["same weights True", "Linear+BatchNorm1d+ReLU+Dropout+Linear -> ['dense:32', 'dense:1']",
+                "ONNX -> sensinet: same layers True", "SensiNetRegressor: predictions bitwise equal True"],
+}
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs_quietly(script, tmp_path):
     pytest.importorskip("sklearn")
@@ -27,3 +34,9 @@ def test_example_runs_quietly(script, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr == "", r.stderr[-3000:]
     assert r.stdout.strip()
+    for line in EXPECTED.get(script.stem, []):
+        if "torch" in line.lower() or "weights" in line:
+            pytest.importorskip("torch")
+        if "ONNX" in line:
+            pytest.importorskip("onnxruntime")
+        assert line in r.stdout, r.stdout

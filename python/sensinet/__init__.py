@@ -25,6 +25,10 @@ def __getattr__(name: str):  # lazy: these pull optional dependencies or heavier
         from . import convert
 
         return getattr(convert, name)
+    if name in ("from_onnx", "to_onnx"):
+        from . import onnx_io
+
+        return getattr(onnx_io, name)
     if name in ("ReluClusters", "explain"):
         from . import clusters
 
@@ -56,6 +60,6 @@ __all__ = [
     "ACTIVATIONS", "Adam", "Dataset", "GrowShrink", "HierarchicalOptimizer", "LayerInsertion", "ReluClusters", "explain", "Dense", "DivergenceError", "FitResult", "NonFiniteError", "LBFGS", "Network", "Residual", "SGD",
     "SensiNetClassifier", "SensiNetRegressor", "SensitivityResult", "cuda_available", "cuda_info",
     "group_curvature", "group_sensitivity",
-    "sensitivity", "__version__", "build_info", "from_sklearn", "from_torch",
-    "get_num_threads", "load", "prune", "pruning_curve", "save", "set_num_threads", "to_torch",
+    "sensitivity", "__version__", "build_info", "from_onnx", "from_sklearn", "from_torch",
+    "get_num_threads", "load", "prune", "pruning_curve", "save", "set_num_threads", "to_onnx", "to_torch",
 ]

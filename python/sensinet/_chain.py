@@ -146,6 +146,11 @@ def _block(run: _Run, op: Block) -> tuple:
         raise ValueError(f"{op.where}: a per-feature scale ({run.pending[2]}) before a residual block cannot be "
                          "folded (the skip connection would need it too)")
     width = run.width
+    first = next((sub for sub in op.branch if not isinstance(sub, Affine)), None)
+    if not isinstance(first, Linear):
+        what = f"with {first.where}" if first is not None else "empty"
+        raise ValueError(f"{op.where}: a residual branch must start with a linear map (sensinet's blocks are "
+                         f"x + W2 act(W1 x + b1) and x + act(W x + b)), got one {what}")
     inner = _Run(width, pending=run.pending)
     for sub in op.branch:
         _step(inner, sub)

@@ -497,6 +497,11 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         self._y_1d = one_d
         return self
 
+    def __sensinet_predict_map__(self) -> dict:
+        """How ``predict`` maps the network's outputs (for exporters such as :func:`sensinet.to_onnx`)."""
+        check_is_fitted(self, "network_")
+        return {"kind": "affine", "scale": self._y_scale, "shift": self._y_mean, "ravel": self._y_1d}
+
     def predict(self, X: Any) -> NDArray[np.float64]:
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like the ``y`` given to fit.
 
@@ -606,6 +611,11 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         self._train(p, X, T, loss, reuse, strata=labels, partial=partial, sample_weight=sample_weight)
         self.classes_ = classes
         return self
+
+    def __sensinet_predict_map__(self) -> dict:
+        """How ``predict_proba`` maps the network's outputs (for exporters such as :func:`sensinet.to_onnx`)."""
+        check_is_fitted(self, "network_")
+        return {"kind": "proba"}
 
     def predict_log_proba(self, X: Any) -> NDArray[np.float64]:
         """Log of the class probabilities, shape (n_samples, n_classes), computed stably from the logits."""
