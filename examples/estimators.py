@@ -13,7 +13,7 @@ X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, 
 clf = sn.SensiNetClassifier(hidden_layer_sizes=(16,), max_iter=20 if args.quick else 500, early_stopping=True,
                             random_state=0)
 pipe = make_pipeline(StandardScaler(), clf)
-search = GridSearchCV(pipe, {"sensinetclassifier__learning_rate": [3e-3, 1e-2]}, cv=3)
+search = GridSearchCV(pipe, {"sensinetclassifier__learning_rate_init": [3e-3, 1e-2]}, cv=3)
 search.fit(X_tr, y_tr)
 print(f"best {search.best_params_}: test accuracy {search.score(X_te, y_te):.3f}")
 best = search.best_estimator_[-1]

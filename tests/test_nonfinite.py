@@ -72,7 +72,7 @@ def test_regressor_on_targets_near_the_float64_limit():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(128, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) * 1e300
-    reg = sn.SensiNetRegressor(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X, y)
+    reg = sn.SensiNetRegressor(hidden_layer_sizes=(16,), max_iter=50, batch_size=16, random_state=0).fit(X, y)
     pred = reg.predict(X)
     assert np.isfinite(pred).all()
     assert np.corrcoef(pred / 1e300, y / 1e300)[0, 1] > 0.9  # (in units of 1e300: the product overflows)

@@ -198,3 +198,16 @@ def test_cluster_study_numbers():
     assert f"{first_full} clusters reach 100 %" in FLAT
     test = [float(fid[("hamming", k)]["agreement_test"]) for k in (1, 10, b["n_clusters"])]
     assert "agreement " + " → ".join(f"{a:.2f}" for a in test) in FLAT
+
+
+def test_estimator_defaults_table():
+    """The README's table of default scores is the bench script's comparison of the committed records."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("estimator_defaults", ROOT / "bench" / "estimator_defaults.py")
+    pytest.importorskip("scipy")
+    pytest.importorskip("sklearn")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    records = [json.loads((RESULTS / "estimator_defaults" / f"{n}.json").read_text()) for n in ("before", "after")]
+    assert bench.compare(*records) in README

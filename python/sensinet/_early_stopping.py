@@ -2,8 +2,9 @@
 
 A monitored value (a validation objective, or the training loss) is recorded after every epoch or outer
 iteration. Training stops once ``patience`` records in a row failed to improve on the best by more than
-``tol``. The best record is tracked exactly, whatever ``tol``, and so are its weights when asked: this is
-scikit-learn's MLP rule, so the estimators and the networks agree.
+``tol``. The best record is tracked exactly, whatever ``tol``, and so are its weights when asked.
+scikit-learn's MLP stops once *more than* ``n_iter_no_change`` records in a row failed, so the estimators
+pass ``patience = n_iter_no_change + 1`` and stop on the same epoch as MLP.
 """
 from __future__ import annotations
 

@@ -159,6 +159,7 @@ class CpuEngine:
             x = self._model.layer_input(x, first, input_layer, None, threads)
         return _core.lbfgs(self._model, x, _arr(Y), max_iter=opt.max_iter, history=opt.history, gtol=opt.gtol,
                            ftol=opt.ftol, first=first, last=last,
+                           max_evals=-1 if opt.max_evals is None else int(opt.max_evals),
                            callback=_bind_val(self, X_val, Y_val, callback, threads), n_threads=threads,
                            sample_weight=sample_weight, trainable=trainable)
 

@@ -28,11 +28,11 @@ import numpy as np
 CLASSES = ("SensiNetRegressor", "SensiNetClassifier")
 # Fitted attributes an estimator may carry (the network and the optimizer are stored on their own).
 FITTED = ("n_features_in_", "feature_names_in_", "n_iter_", "t_", "loss_curve_", "loss_", "validation_loss_curve_",
-          "validation_scores_", "best_validation_score_", "best_loss_", "classes_", "n_outputs_", "history_",
-          "_y_mean", "_y_scale", "_y_1d")
+          "validation_scores_", "best_validation_score_", "best_loss_", "classes_", "history_", "_y_mean",
+          "_y_scale", "_y_1d", "_multilabel")
 _ARRAY_KINDS = "fiubU"  # float, int, unsigned, bool, unicode: what numpy stores without pickle
 _OPTIMIZER_FIELDS = {"Adam": ("lr", "beta1", "beta2", "eps"), "SGD": ("lr", "momentum", "nesterov"),
-                     "LBFGS": ("max_iter", "history", "gtol", "ftol")}
+                     "LBFGS": ("max_iter", "history", "gtol", "ftol", "max_evals")}
 
 
 class _Encoder:
@@ -255,6 +255,8 @@ def from_record(record: Any, members: dict, net: Any, where: str) -> Any:
         raise dec.fail("attributes", f"unknown attribute(s) {unknown}; expected names from {list(FITTED)}")
     for key, value in attrs.items():
         setattr(est, key, dec.value(value, f"attributes.{key}"))
+    if name == "SensiNetClassifier" and "_multilabel" not in attrs:
+        est._multilabel = False  # written before multilabel y existed
     est.network_ = net
     est._solver_state = _restore_optimizer(record["optimizer"], dec)
     unused = sorted(set(dec.arrays) - dec.used)
@@ -288,7 +290,6 @@ def _check_restored(est: Any, where: str) -> None:
     k = net.n_outputs
     if name == "SensiNetRegressor":
         need(net.loss == "mse", "network", f"a regressor's network has loss 'mse', got {net.loss!r}")
-        need(getattr(est, "n_outputs_", None) == k, "n_outputs_", f"expected {k}, got {getattr(est, 'n_outputs_', None)!r}")
         for key in ("_y_mean", "_y_scale"):
             v = getattr(est, key, None)
             need(isinstance(v, np.ndarray) and v.dtype == np.float64 and v.shape == (k,), key,
@@ -300,7 +301,10 @@ def _check_restored(est: Any, where: str) -> None:
     classes = getattr(est, "classes_", None)
     need(isinstance(classes, np.ndarray) and classes.ndim == 1 and classes.shape[0] >= 2, "classes_",
          f"expected a 1-D array of at least 2 labels, got {classes!r}")
+    need(isinstance(getattr(est, "_multilabel", None), bool), "_multilabel", "expected a bool")
     n = classes.shape[0]
     loss, n_out = ("binary_cross_entropy", 1) if n == 2 else ("cross_entropy", n)
+    if est._multilabel:
+        loss, n_out = "binary_cross_entropy", n
     need(net.loss == loss and k == n_out, "network",
          f"{n} classes need a {loss!r} network with {n_out} output(s), got {net.loss!r} with {k}")

@@ -18,7 +18,6 @@ estimator relies on is::
 from __future__ import annotations
 
 import importlib
-import numbers
 import warnings
 from typing import Any, Optional
 
@@ -29,7 +28,7 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sensinet's scikit-learn estimators need scikit-learn >= 1.6 "
@@ -39,9 +38,10 @@ from ._config import resolve_threads
 from ._early_stopping import Patience
 from ._estimator_data import held_out, held_out_score, target_scale
 from ._estimator_docs import ATTRS_DOC, PARAMS_DOC
-from ._validation import check_bool, check_count, check_number, sample_weights
-from .cuda import parse_device
-from .layers import ACTIVATIONS, Dense, Layer, Residual
+from ._estimator_params import SOLVERS, batch_for, check_params, weight_decay
+from ._estimator_training import fit_scheduled, with_weight_decay
+from ._validation import sample_weights
+from .layers import Dense, Layer, Residual
 from .losses import log_sigmoid, log_softmax
 from .errors import DivergenceError, require_finite
 from .network import Network
@@ -49,7 +49,6 @@ from .optimizers import LBFGS, SGD, Adam
 
 __all__ = ["SensiNetClassifier", "SensiNetRegressor"]
 
-SOLVERS = ("adam", "sgd", "lbfgs", "hierarchical")
 _HIERARCHICAL_MODULE = "sensinet.hierarchical"
 _FLOATS = [np.float64, np.float32]  # dtype=None: float32 input stays float32, anything else becomes float64
 _SEED_BOUND = np.iinfo(np.int32).max  # seeds drawn from random_state (RandomState.randint's int32 range)
@@ -66,99 +65,55 @@ def _hierarchical_optimizer_class() -> Optional[type]:
     return getattr(module, "HierarchicalOptimizer", None)
 
 
-# ---------------------------------------------------------------------------------------------- param checks
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 class _BaseSensiNet(BaseEstimator):
     """Parameters, validation, network construction and training shared by the two estimators."""
 
-    def __init__(self, hidden_layer_sizes: Any = (64, 64), activation: str = "relu", residual: bool = False,
-                 l2: float = 0.0, solver: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
-                 batch_size: int = 32, max_iter: int = 200, tol: float = 1e-4, early_stopping: bool = False,
-                 validation_fraction: float = 0.1, n_iter_no_change: int = 10, random_state: Any = None,
-                 warm_start: bool = False, dtype: Any = None, n_threads: Optional[int] = None,
-                 verbose: bool = False, device: str = "cpu") -> None:
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 1e-4, batch_size: Any = "auto", learning_rate: Any = "constant",
+                 learning_rate_init: float = 1e-3, power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: Any = None, tol: float = 1e-4, verbose: Any = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000, residual: bool = False,
+                 l2: float = 0.0, dtype: Any = None, n_threads: Optional[int] = None, device: str = "cpu") -> None:
         # scikit-learn rule: store the parameters unchanged, validate them in fit.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.residual = residual
-        self.l2 = l2
         self.solver = solver
-        self.learning_rate = learning_rate
-        self.momentum = momentum
+        self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
         self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.warm_start = warm_start
+        self.max_fun = max_fun
+        self.residual = residual
+        self.l2 = l2
         self.dtype = dtype
         self.n_threads = n_threads
-        self.verbose = verbose
         self.device = device
 
     # ------------------------------------------------------------------------------------------ validation
     def _check_params(self) -> dict:
         """All parameters checked and normalised; errors are ValueErrors that name the parameter."""
-        sizes = self.hidden_layer_sizes
-        if _is_int(sizes):
-            sizes = (sizes,)
-        try:
-            sizes = tuple(sizes)
-        except TypeError:
-            raise ValueError(f"hidden_layer_sizes: expected a sequence of ints >= 1, got {self.hidden_layer_sizes!r}") \
-                from None
-        if not all(_is_int(s) and s >= 1 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes: expected a sequence of ints >= 1, got {self.hidden_layer_sizes!r}")
-        sizes = tuple(int(s) for s in sizes)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}")
-        residual = check_bool(self.residual, "residual")
-        if residual and len(set(sizes)) > 1:
-            raise ValueError("hidden_layer_sizes: residual=True keeps the width through the residual blocks, so "
-                             f"all hidden layers need the same width, got {self.hidden_layer_sizes!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver: expected one of {SOLVERS}, got {self.solver!r}")
-        if self.solver == "hierarchical" and _hierarchical_optimizer_class() is None:
-            raise ValueError("solver='hierarchical' is not available yet: it needs the module sensinet.hierarchical "
-                             "(with HierarchicalOptimizer), which this installation does not have. Use solver="
-                             "'adam', 'sgd' or 'lbfgs'.")
-        if self.n_threads is not None:
-            check_count(self.n_threads, "n_threads", 1)
-        if self.dtype is None:
-            dtype = None  # follow the input: float32 X trains and predicts in float32, anything else in float64
-        else:
-            try:
-                dtype = np.dtype(self.dtype)
-            except TypeError:
-                dtype = False
-            if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-                raise ValueError(f"dtype: expected None, 'float64' or 'float32', got {self.dtype!r}")
-        return dict(
-            sizes=sizes,
-            residual=residual,
-            l2=check_number(self.l2, "l2", 0.0),
-            learning_rate=check_number(self.learning_rate, "learning_rate", 0.0, open_lo=True),
-            momentum=check_number(self.momentum, "momentum", 0.0, 1.0),
-            batch_size=check_count(self.batch_size, "batch_size", 1),
-            max_iter=check_count(self.max_iter, "max_iter", 1),
-            tol=check_number(self.tol, "tol", 0.0),
-            early_stopping=check_bool(self.early_stopping, "early_stopping"),
-            validation_fraction=check_number(self.validation_fraction, "validation_fraction", 0.0, 1.0,
-                                            open_lo=True, open_hi=True),
-            n_iter_no_change=check_count(self.n_iter_no_change, "n_iter_no_change", 1),
-            warm_start=check_bool(self.warm_start, "warm_start"),
-            dtype=None if dtype is None else (np.float64 if dtype == np.float64 else np.float32),
-            device=parse_device(self.device)[0],
-        )
+        return check_params(self, _hierarchical_optimizer_class() is not None)
 
     # ------------------------------------------------------------------------------------------ building
-    def _layers(self, p: dict, n_outputs: int) -> list:
-        l2, act = p["l2"], self.activation
+    def _layers(self, p: dict, n_outputs: int, l2: float = 0.0) -> list:
+        act = p["activation"]
         layers: list[Layer] = []
         for i, width in enumerate(p["sizes"]):
             if p["residual"] and i > 0:
@@ -169,13 +124,13 @@ class _BaseSensiNet(BaseEstimator):
         return layers
 
     def _builds(self, p: dict, net: Network) -> bool:
-        """Whether ``net`` has exactly the layers this estimator builds (compared as engine specs, so a network
-        read from a model file, whose layer objects spell every width out, compares equal)."""
+        """Whether ``net`` has the layers this estimator builds, whatever their weight decay (which follows the
+        data through alpha). Compared as engine specs, so a network read from a model file compares equal."""
         width, specs = net.n_inputs, []
         for layer in self._layers(p, net.n_outputs):
-            specs.append(tuple(layer.spec(width)))
+            specs.append(tuple(layer.spec(width))[:6])
             width = layer.width
-        return [tuple(s) for s in net.specs] == specs
+        return [tuple(s)[:6] for s in net.specs] == specs
 
     def _reusable(self, p: dict, n_features: int, n_outputs: int, loss: str) -> bool:
         """warm_start applies only when the fitted network has exactly the architecture this fit would build."""
@@ -188,22 +143,36 @@ class _BaseSensiNet(BaseEstimator):
         """The optimizer object; on a warm start the previous one is kept so SGD momentum / Adam moments go on."""
         prev = getattr(self, "_solver_state", None) if reuse else None
         if self.solver == "adam":
-            if isinstance(prev, Adam):
-                prev.lr = p["learning_rate"]
-                return prev
-            return Adam(lr=p["learning_rate"])
+            if not isinstance(prev, Adam):
+                return Adam(p["learning_rate"], p["beta_1"], p["beta_2"], p["epsilon"])
+            prev.lr, prev.beta1, prev.beta2, prev.eps = p["learning_rate"], p["beta_1"], p["beta_2"], p["epsilon"]
+            return prev
         if self.solver == "sgd":
-            if isinstance(prev, SGD):
-                prev.lr, prev.momentum = p["learning_rate"], p["momentum"]
-                return prev
-            return SGD(lr=p["learning_rate"], momentum=p["momentum"])
+            nesterov = p["nesterov"] and p["momentum"] > 0
+            if not isinstance(prev, SGD):
+                return SGD(p["learning_rate"], p["momentum"], nesterov)
+            prev.lr, prev.momentum, prev.nesterov = p["learning_rate"], p["momentum"], nesterov
+            return prev
         if self.solver == "lbfgs":
-            # Like scikit-learn's MLP: tol is L-BFGS's gradient tolerance; each fit starts a fresh history.
-            return LBFGS(max_iter=p["max_iter"], gtol=p["tol"])
+            # Like scikit-learn's MLP: tol is L-BFGS's gradient tolerance, max_fun its evaluation limit; each fit
+            # starts a fresh history.
+            return LBFGS(max_iter=p["max_iter"], gtol=p["tol"], max_evals=p["max_fun"])
         cls = _hierarchical_optimizer_class()
         if prev is not None and cls is not None and isinstance(prev, cls):
             return prev
         return cls(lr=p["learning_rate"])  # type: ignore[misc]  # None excluded by _check_params
+
+    @property
+    def n_layers_(self) -> int:
+        """Number of layers as scikit-learn's MLP counts them: input, hidden layers, output."""
+        check_is_fitted(self, "network_")
+        return len(self._check_params()["sizes"]) + 2
+
+    @property
+    def n_outputs_(self) -> int:
+        """Number of outputs of the network (targets; 1 for two classes; classes or labels otherwise)."""
+        check_is_fitted(self, "network_")
+        return int(self.network_.n_outputs)
 
     # ------------------------------------------------------------------------------------------ training
     def _train(self, p: dict, X: NDArray, T: NDArray, loss: str, reuse: bool, strata: Optional[NDArray] = None,
@@ -213,7 +182,7 @@ class _BaseSensiNet(BaseEstimator):
         stopping rule (partial_fit)."""
         n = X.shape[0]
         if partial:
-            p = dict(p, max_iter=1, early_stopping=False)
+            p = dict(p, max_iter=1, early_stopping=False, schedule="constant")
         w = None
         if sample_weight is not None:
             if self.solver == "hierarchical":
@@ -223,69 +192,51 @@ class _BaseSensiNet(BaseEstimator):
         rng = check_random_state(self.random_state)
         # Always draw the same number of seeds in the same order, so results depend on random_state only.
         init_seed, shuffle_seed = (int(s) for s in rng.randint(_SEED_BOUND, size=2))
+        seen = getattr(self, "t_", 0) if reuse else 0  # estimators pickled by sensinet 0.1 have no t_
         if partial and reuse:  # each partial_fit epoch its own shuffle, still fixed by random_state
-            shuffle_seed = (shuffle_seed + self.n_iter_) % _SEED_BOUND
-        if reuse:
-            net = self.network_
-        else:
-            net = Network(X.shape[1], self._layers(p, T.shape[1]), loss=loss, dtype=p["dtype"], seed=init_seed,
-                          device=p["device"])
-        opt = self._optimizer(p, reuse)
+            shuffle_seed = (shuffle_seed + seen) % _SEED_BOUND
         threads = resolve_threads(self.n_threads)
 
-        X_fit, T_fit = X, T
-        kwargs: dict = dict(epochs=p["max_iter"], shuffle=True, seed=shuffle_seed, progress=bool(self.verbose),
-                            n_threads=threads)
-        stopper = None
-        scores: list = []
+        X_fit, T_fit, val = X, T, None
         if p["early_stopping"]:
             n_val = int(np.ceil(p["validation_fraction"] * n))
             if n < 2 or n - n_val < 1:
                 raise ValueError(f"early_stopping: needs at least 2 samples to split off a validation set "
                                  f"(validation_fraction={self.validation_fraction}), got n_samples={n}")
-            val, tr = held_out(n, n_val, rng, strata)
-            X_fit, T_fit = X[tr], T[tr]
+            v, tr = held_out(n, n_val, rng, strata)
+            X_fit, T_fit, val = X[tr], T[tr], (X[v], T[v])
             if w is not None:
                 w = w[tr] if w[tr].sum() > 0 else None
                 if w is None:
                     raise ValueError("sample_weight: every training sample left after the validation split has "
                                      "weight 0")
-            # the engine evaluates the validation objective at every epoch end (every outer iteration for
-            # the hierarchical solver); the Patience rule stops and restores the best weights
-            kwargs.update(validation_data=(X[val], T[val]), patience=p["n_iter_no_change"], tol=p["tol"])
-            X_val, T_val = X[val], T[val]
-
-            def score_epoch(info: dict) -> bool:  # scikit-learn's validation_scores_: R^2 or accuracy per epoch
-                if info.get("epoch_end"):
-                    scores.append(held_out_score(loss, net.forward(X_val, n_threads=threads), T_val))
-                return False
-
-            kwargs["callback"] = score_epoch
-        elif self.solver in ("adam", "sgd") and not partial:
-            stopper = _NoImprovement(p["tol"], p["n_iter_no_change"])
-            kwargs["callback"] = stopper
-        kwargs["batch_size"] = min(p["batch_size"], X_fit.shape[0])
+        n_fit = X_fit.shape[0]
+        l2 = weight_decay(p, loss, n_fit, self.solver)
+        if not reuse:
+            net = Network(X.shape[1], self._layers(p, T.shape[1], l2), loss=loss, dtype=p["dtype"], seed=init_seed,
+                          device=p["device"])
+        else:
+            net = with_weight_decay(self.network_, l2)
+        opt = self._optimizer(p, reuse)
+        kwargs: dict = dict(epochs=p["max_iter"], shuffle=p["shuffle"], seed=shuffle_seed,
+                            progress=bool(self.verbose), n_threads=threads, batch_size=batch_for(p, n_fit))
         if w is not None:
             kwargs["sample_weight"] = w
-
         try:
-            if self.solver == "hierarchical":
-                opt.fit(net, X_fit, T_fit, **kwargs)
+            if self.solver == "sgd" and p["schedule"] != "constant":
+                hist, scores = fit_scheduled(net, opt, X_fit, T_fit, val, p, kwargs, seen)
             else:
-                net.fit(X_fit, T_fit, optimizer=opt, **kwargs)
+                hist, scores = self._fit_engine(net, opt, X_fit, T_fit, val, p, kwargs, loss, partial)
         except DivergenceError as exc:
             raise DivergenceError(
                 f"{type(self).__name__}.fit: training diverged (non-finite loss) with solver={self.solver!r}, "
-                f"learning_rate={self.learning_rate!r}. Lower learning_rate, add l2, or standardize X. "
-                f"({exc})") from exc
+                f"learning_rate_init={p['learning_rate']!r}. Lower learning_rate_init, raise alpha, or standardize "
+                f"X. ({exc})") from exc
 
-        hist = net.history_
-        if reuse:
-            self.n_iter_ += int(hist.epochs)
-            self.loss_curve_ = self.loss_curve_ + list(hist.loss_curve)
-        else:
-            self.n_iter_ = int(hist.epochs)
-            self.loss_curve_ = list(hist.loss_curve)
+        # scikit-learn's MLP: n_iter_ is this call's epochs; t_ (samples seen) and loss_curve_ go on with warm_start
+        self.n_iter_ = int(hist.epochs)
+        self.t_ = seen + (int(hist.epochs) * n_fit if self.solver != "lbfgs" else 0)
+        self.loss_curve_ = (self.loss_curve_ if reuse else []) + list(hist.loss_curve)
         self.network_ = net
         self._solver_state = opt
         self.history_ = hist
@@ -297,11 +248,35 @@ class _BaseSensiNet(BaseEstimator):
         self.best_loss_ = None if p["early_stopping"] else (min(self.loss_curve_) if self.loss_curve_ else self.loss_)
         if partial:
             return
-
-        converged = hist.status in ("early_stopped", "gtol", "ftol") or (stopper is not None and stopper.converged)
+        converged = hist.status in ("early_stopped", "gtol", "ftol", "stopped")
         if not converged and hist.status in ("completed", "max_iter") and hist.epochs >= p["max_iter"]:
             warnings.warn(f"{type(self).__name__}: max_iter={p['max_iter']} reached before the optimization "
-                          "converged; increase max_iter or learning_rate.", ConvergenceWarning, stacklevel=3)
+                          "converged; increase max_iter or learning_rate_init.", ConvergenceWarning, stacklevel=3)
+
+    def _fit_engine(self, net: Network, opt: Any, X: NDArray, T: NDArray, val: Optional[tuple], p: dict,
+                    kwargs: dict, loss: str, partial: bool) -> tuple:
+        """One engine call for all epochs: the engine evaluates the validation objective at every epoch end (every
+        outer iteration for the hierarchical solver) and the Patience rule stops and restores the best weights;
+        without early stopping, the same rule on the training loss stops Adam / SGD."""
+        scores: list = []
+        threads = kwargs["n_threads"]
+        if val is not None:
+            kwargs.update(validation_data=val, patience=p["n_iter_no_change"] + 1, tol=p["tol"])  # MLP's count
+
+            def score_epoch(info: dict) -> bool:  # scikit-learn's validation_scores_: R^2 or accuracy per epoch
+                if info.get("epoch_end"):
+                    scores.append(held_out_score(loss, net.forward(val[0], n_threads=threads), val[1]))
+                return False
+
+            kwargs["callback"] = score_epoch
+        elif self.solver in ("adam", "sgd") and not partial:
+            stopper = Patience(p["n_iter_no_change"] + 1, p["tol"])  # MLP stops after more than n_iter_no_change
+            kwargs["callback"] = lambda info: bool(info.get("epoch_end")) and stopper.update(info["loss"])
+        if self.solver == "hierarchical":
+            opt.fit(net, X, T, **kwargs)
+        else:
+            net.fit(X, T, optimizer=opt, **kwargs)
+        return net.history_, scores
 
     @property
     def coefs_(self) -> list:
@@ -381,6 +356,8 @@ class _BaseSensiNet(BaseEstimator):
             if saved["history"] is not None:
                 net.history_ = saved["history"]
             state["network_"] = net
+        if "classes_" in state:
+            state.setdefault("_multilabel", False)  # pickled by sensinet 0.1, which had no multilabel y
         opt = state.get("_solver_state")
         for name in ("state_m", "state_v"):
             arr = getattr(opt, name, None)
@@ -389,21 +366,6 @@ class _BaseSensiNet(BaseEstimator):
                 # and the engine's binding compares dtype objects by identity, which an unpickled dtype fails.
                 setattr(opt, name, arr.astype(arr.dtype.type))
         super().__setstate__(state)
-
-
-class _NoImprovement:
-    """Epoch-end callback: the :class:`Patience` rule on the training loss (scikit-learn's MLP criterion
-    when early stopping is off)."""
-
-    def __init__(self, tol: float, patience: int) -> None:
-        self.watch = Patience(patience, tol)
-
-    @property
-    def converged(self) -> bool:
-        return self.watch.stopped
-
-    def __call__(self, info: dict) -> bool:
-        return bool(info.get("epoch_end")) and self.watch.update(info["loss"])
 
 
 class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
@@ -415,9 +377,7 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
     ``StandardScaler`` in a pipeline). Multi-output ``y`` of shape (n_samples, n_targets) is supported.
     {params}
     Attributes
-    ----------{attrs}    n_outputs_ : int
-        Number of targets.
-
+    ----------{attrs}
     Notes
     -----
     ``loss_curve_`` is in units of the standardized targets.
@@ -493,9 +453,14 @@ class SensiNetRegressor(RegressorMixin, _BaseSensiNet):
         self._train(p, X, T, "mse", reuse, partial=partial, sample_weight=sample_weight)
         # Set only after training succeeded, so a failed fit leaves a previous fit's state consistent.
         self._y_mean, self._y_scale = mean, scale
-        self.n_outputs_ = Y.shape[1]
         self._y_1d = one_d
         return self
+
+    @property
+    def out_activation_(self) -> str:
+        """The output activation as scikit-learn's MLP names it: ``"identity"``."""
+        check_is_fitted(self, "network_")
+        return "identity"
 
     def __sensinet_predict_map__(self) -> dict:
         """How ``predict`` maps the network's outputs (for exporters such as :func:`sensinet.to_onnx`)."""
@@ -538,7 +503,7 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         return tags
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SensiNetClassifier":
@@ -579,8 +544,27 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
         first = not (partial and hasattr(self, "network_"))
         if partial and first and classes is None:
             raise ValueError("classes: the first partial_fit needs every class label (classes=...)")
-        X, y = validate_data(self, X, y, dtype=p["dtype"] or _FLOATS, order="C", reset=first)
+        shape = np.asarray(y).shape  # through __array__, as validate_data reads it
+        multilabel = len(shape) == 2 and shape[1] > 1
+        X, y = validate_data(self, X, y, dtype=p["dtype"] or _FLOATS, order="C", reset=first, multi_output=multilabel)
         p["dtype"] = X.dtype.type if first else self.network_.dtype
+        if not first and multilabel != self._multilabel:
+            raise ValueError(f"y: partial_fit needs the kind of y of the first call ("
+                             f"{'a multilabel indicator matrix' if self._multilabel else 'one label per sample'})")
+        if multilabel:
+            T, labels, classes, loss = self._multilabel_targets(y, p, first)
+        else:
+            T, labels, classes, loss = self._class_targets(y, classes, p, first)
+        reuse = not first or (self._reusable(p, X.shape[1], T.shape[1], loss)
+                              and np.array_equal(getattr(self, "classes_", None), classes)
+                              and getattr(self, "_multilabel", False) == multilabel)
+        self._train(p, X, T, loss, reuse, strata=labels, partial=partial, sample_weight=sample_weight)
+        self.classes_ = classes
+        self._multilabel = multilabel
+        return self
+
+    def _class_targets(self, y: NDArray, classes: Any, p: dict, first: bool) -> tuple:
+        """Engine targets of one label per sample: (T, label indices, classes, loss)."""
         check_classification_targets(y)
         if not first:
             known = self.classes_
@@ -588,10 +572,8 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
                 raise ValueError(f"classes: expected the classes of the first call {list(known)}, got "
                                  f"{list(np.unique(classes))}")
             classes = known
-        elif classes is not None:
-            classes = np.unique(classes)
         else:
-            classes = np.unique(y)
+            classes = np.unique(y if classes is None else classes)
         unseen = np.setdiff1d(np.unique(y), classes)
         if unseen.size:
             raise ValueError(f"y: labels {list(unseen)} are not among classes {list(classes)}")
@@ -600,37 +582,57 @@ class SensiNetClassifier(ClassifierMixin, _BaseSensiNet):
             raise ValueError(f"y: {type(self).__name__} needs samples of at least 2 classes, but the data "
                              f"contains only one class: {classes[0]!r}")
         k = classes.shape[0]
-        loss, n_outputs = ("binary_cross_entropy", 1) if k == 2 else ("cross_entropy", k)
-        reuse = not first or (self._reusable(p, X.shape[1], n_outputs, loss)
-                              and np.array_equal(getattr(self, "classes_", None), classes))
         if k == 2:
-            T = labels.reshape(-1, 1).astype(p["dtype"])
-        else:
-            T = np.zeros((labels.shape[0], k), dtype=p["dtype"])
-            T[np.arange(labels.shape[0]), labels] = 1
-        self._train(p, X, T, loss, reuse, strata=labels, partial=partial, sample_weight=sample_weight)
-        self.classes_ = classes
-        return self
+            return labels.reshape(-1, 1).astype(p["dtype"]), labels, classes, "binary_cross_entropy"
+        T = np.zeros((labels.shape[0], k), dtype=p["dtype"])
+        T[np.arange(labels.shape[0]), labels] = 1
+        return T, labels, classes, "cross_entropy"
+
+    def _multilabel_targets(self, y: NDArray, p: dict, first: bool) -> tuple:
+        """Engine targets of a multilabel indicator matrix: one sigmoid output per label (as MLP)."""
+        if type_of_target(y) != "multilabel-indicator":
+            raise ValueError(f"y: a 2-D y must be a multilabel indicator matrix (0 or 1 per label), got "
+                             f"{type_of_target(y)!r} targets of shape {np.shape(y)}")
+        k = y.shape[1]
+        if not first and k != self.classes_.shape[0]:
+            raise ValueError(f"y: partial_fit needs the {self.classes_.shape[0]} labels of the first call, got {k}")
+        return np.ascontiguousarray(y, dtype=p["dtype"]), None, np.arange(k), "binary_cross_entropy"
+
+    @property
+    def out_activation_(self) -> str:
+        """The output activation as scikit-learn's MLP names it: ``"logistic"`` (two classes, or multilabel) or
+        ``"softmax"``."""
+        check_is_fitted(self, "network_")
+        return "softmax" if self.network_.loss == "cross_entropy" else "logistic"
 
     def __sensinet_predict_map__(self) -> dict:
         """How ``predict_proba`` maps the network's outputs (for exporters such as :func:`sensinet.to_onnx`)."""
         check_is_fitted(self, "network_")
         return {"kind": "proba"}
 
-    def predict_log_proba(self, X: Any) -> NDArray[np.float64]:
-        """Log of the class probabilities, shape (n_samples, n_classes), computed stably from the logits."""
-        z = self._outputs(X)
-        if z.shape[1] == 1:
-            return np.column_stack([log_sigmoid(-z[:, 0]), log_sigmoid(z[:, 0])])
-        return log_softmax(z)
-
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
-        """Class probabilities, shape (n_samples, n_classes), columns in the order of ``classes_``."""
-        return np.exp(self.predict_log_proba(X))
+        """Class probabilities, shape (n_samples, n_classes), columns in the order of ``classes_``; for
+        multilabel ``y``, the probability of each label, shape (n_samples, n_labels). Computed stably from
+        the logits (a probability below the smallest float underflows to 0)."""
+        z = self._outputs(X)
+        if self._multilabel:
+            return np.exp(log_sigmoid(z))
+        if z.shape[1] == 1:
+            return np.exp(np.column_stack([log_sigmoid(-z[:, 0]), log_sigmoid(z[:, 0])]))
+        return np.exp(log_softmax(z))
+
+    def predict_log_proba(self, X: Any) -> NDArray[np.float64]:
+        """``log(predict_proba(X))``, as scikit-learn's MLP defines it: ``-inf`` where a probability underflows
+        to 0 (the network's logits, ``network_.forward``, keep the finite values)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X: Any) -> NDArray:
-        """Most probable class label per sample."""
+        """Most probable class label per sample; for multilabel ``y``, the indicator matrix of the labels whose
+        probability exceeds 1/2."""
         proba = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is looked up
+        if self._multilabel:
+            return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]
 
 

@@ -123,7 +123,8 @@ class Adam(_Stateful):
 class LBFGS:
     """Full-batch L-BFGS with a strong-Wolfe line search.
 
-    ``max_iter`` iterations at most; stops when ``max |grad| <= gtol`` or when one iteration decreases the
+    ``max_iter`` iterations and ``max_evals`` evaluations of the objective (line-search trials included;
+    None: 20 per iteration) at most; stops when ``max |grad| <= gtol`` or when one iteration decreases the
     objective by less than ``ftol`` relative to its size.
     """
 
@@ -131,9 +132,11 @@ class LBFGS:
     history: int = 10
     gtol: float = 1e-6
     ftol: float = 1e-12
+    max_evals: Optional[int] = None
 
     def __post_init__(self) -> None:
         check_count(self.max_iter, "LBFGS.max_iter")
+        check_count(self.max_evals, "LBFGS.max_evals", 1, none_ok=True)
         check_count(self.history, "LBFGS.history", 1)
         check_positive(self.gtol, "LBFGS.gtol", allow_zero=True)
         check_positive(self.ftol, "LBFGS.ftol", allow_zero=True)
