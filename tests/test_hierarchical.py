@@ -488,7 +488,7 @@ def test_interrupted_study_resumes_and_skips_finished_runs(tmp_path, monkeypatch
     (out / "records.jsonl").write_text("\n".join(lines[:-3]) + "\n" + lines[-3][: len(lines[-3]) // 2])
     calls = []
     real = study.run_task
-    monkeypatch.setattr(study_tasks, "run_task", lambda t: calls.append(t) or real(t))
+    monkeypatch.setattr(study, "run_task", lambda t, shared=None: calls.append(t) or real(t, shared))
     again = study.run(out, figures=False, **FAST)["records"]
     assert len(calls) == 3
     assert _strip(first) == _strip(again)
@@ -496,13 +496,13 @@ def test_interrupted_study_resumes_and_skips_finished_runs(tmp_path, monkeypatch
     (out / "records.jsonl").unlink()
     n = {"k": 0}
 
-    def crash(t):
+    def crash(t, shared=None):
         n["k"] += 1
         if n["k"] == 3:
             raise KeyboardInterrupt
-        return real(t)
+        return real(t, shared)
 
-    monkeypatch.setattr(study_tasks, "run_task", crash)
+    monkeypatch.setattr(study, "run_task", crash)
     with pytest.raises(KeyboardInterrupt):
         study.run(out, figures=False, **FAST)
     assert len((out / "records.jsonl").read_text().splitlines()) == 2

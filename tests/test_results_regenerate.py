@@ -70,7 +70,7 @@ def test_insertion_tables(folder):
 @pytest.mark.parametrize("folder", ["hierarchical", "hierarchical_scale"])
 def test_hierarchical_tables(folder, tmp_path):
     from sensinet.experiments import hierarchical as study
-    from sensinet.experiments.hierarchical.tasks import read_records
+    from sensinet.experiments._executor import read_records
 
     recs = list(read_records(RESULTS / folder / "records.jsonl").values())
     cfg = study.study_config(False, 20, None, None, "concrete", 10, 10)

@@ -7,6 +7,10 @@ Real data (bundled with the package; provenance in ``data/PROVENANCE.md``)
     load_titanic
         Titanic survival, seven integer-coded features.
 
+The user's own data
+    load_table, from_arrays
+        A CSV / Parquet / .npz file or arrays, checked column by column.
+
 Synthetic data
     make_spirals
         Two-spirals binary classification.
@@ -37,9 +41,13 @@ from ._loaders import (
     train_test_split,
 )
 from ._synthetic import REGRESSION_FUNCTIONS, make_regression_function, make_spirals
+from ._tables import data_digest, from_arrays, load_table
 
 __all__ = [
     "Dataset",
+    "load_table",
+    "from_arrays",
+    "data_digest",
     "load_concrete",
     "load_energy",
     "load_yacht",

@@ -61,6 +61,9 @@ class Dataset:
         Where the data comes from and how it was encoded.
     task : {"regression", "classification"}
         Kind of supervised problem.
+    classes : tuple, optional
+        For a classification target read from a table: the original label of each code of `y` (codes are
+        positions in this tuple).
 
     Notes
     -----
@@ -75,6 +78,7 @@ class Dataset:
     target_name: str
     description: str = field(repr=False)
     task: str
+    classes: tuple = field(default=(), repr=False)  # the original labels of a classification target, by code
 
     def __post_init__(self) -> None:
         if self.task not in _TASKS:

@@ -31,7 +31,6 @@ with full-network backpropagation:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -39,10 +38,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..._progress import ProgressBar
+from ...datasets import data_digest
 
 from .figures import plot_curves
 from .report import wins_ties_losses, write_outputs
-from .tasks import (DATASETS, SIMULATED, VARIANTS, Task, execute, make_tasks, read_records, resolve_devices,
+from .._executor import run_resumable
+from .._user_data import add_data_arguments, data_from_arguments, user_datasets
+from .tasks import (DATASETS, SIMULATED, VARIANTS, Task, assign_devices, execute, make_tasks, resolve_devices,
                     run_task, study_config)
 
 EXPERIMENTS = ("main", "depth", "variants", "scale")
@@ -53,10 +55,10 @@ __all__ = ["EXPERIMENTS", "DATASETS", "SIMULATED", "VARIANTS", "Task", "execute"
 
 def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, scheduler: Any = None,
         datasets: Optional[Sequence[str]] = None, budget: Optional[float] = None,
-        experiments: Sequence[str] = ("main", "depth", "variants"), depth_dataset: str = "concrete",
+        experiments: Optional[Sequence[str]] = None, depth_dataset: str = "concrete",
         depth_starts: Optional[int] = None, variant_starts: Optional[int] = None, resume: bool = True,
         progress: bool = True, figures: bool = True, devices: Any = "cpu", scale_starts: Optional[int] = None,
-        scale_budget: Optional[float] = None) -> dict:
+        scale_budget: Optional[float] = None, data: Any = None) -> dict:
     """Run the multi-start study and write its tables and figures to ``out_dir``.
 
     Parameters
@@ -76,7 +78,8 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         Subset of :data:`DATASETS` for the main experiment.
     budget : float, optional
         Work budget of every run in full-gradient equivalents (default 100; quick: 30).
-    experiments : subset of ("main", "depth", "variants", "scale")
+    experiments : subset of ("main", "depth", "variants", "scale"), optional
+        Default: main, depth and variants; only main when ``data`` is given.
         ``"scale"`` (not in the default) is the large-network test of :mod:`.scale`: widths 1024 and 2048,
         depths 8 and 16, four hierarchical variants against backprop (about 1.5 hours on one core).
     depth_dataset : str
@@ -88,6 +91,12 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
     devices : "cpu", "auto" or device names
         Where the runs train: "auto" spreads them over every CUDA device in turn (one start per GPU; give
         ``n_jobs`` = the number of GPUs so they run at once), or the CPU when there is none.
+    data : sequence of sensinet.datasets.Dataset or (X, y), optional
+        The user's regression data sets (:func:`sensinet.datasets.load_table` reads files; ``(X, y)`` arrays
+        are named ``data0``, ``data1``, ...). The main experiment then runs on these instead of the embedded
+        sets (``datasets`` may add embedded names), with the same protocol: repeated 90/10 splits, inputs
+        and target standardized on the training part only. A run's key includes its data's digest, so a
+        resumed study never mixes runs on other data under the same name.
 
     Returns
     -------
@@ -97,6 +106,8 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
         raise ValueError(f"n_starts: expected an int >= 1, got {n_starts!r}")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs: expected an int >= 1 or -1, got {n_jobs!r}")
+    if experiments is None:
+        experiments = ("main",) if data is not None else ("main", "depth", "variants")
     for e in experiments:
         if e not in EXPERIMENTS:
             raise ValueError(f"experiments: expected a subset of {EXPERIMENTS}, got {e!r}")
@@ -107,37 +118,27 @@ def run(out_dir: Any, quick: bool = False, n_starts: int = 20, n_jobs: int = 1, 
     for name, v in (("depth_starts", depth_starts), ("variant_starts", variant_starts), ("scale_starts", scale_starts)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise ValueError(f"{name}: expected an int >= 1 (or None for the default), got {v!r}")
+    shared = user_datasets(data, "regression", "the hierarchical study compares training MSE on regression data")
+    if shared and datasets is None:
+        datasets = list(shared)
     cfg = study_config(quick, int(n_starts), datasets, budget, depth_dataset, depth_starts, variant_starts,
-                       scale_starts, scale_budget)
+                       scale_starts, scale_budget, user=tuple(shared))
     devices = resolve_devices(devices)  # checked before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = make_tasks(cfg, experiments)
-    rec_path = out / "records.jsonl"
-    known = read_records(rec_path) if resume else {}
-    if not resume and rec_path.exists():
-        rec_path.unlink()
-    todo = [t for t in tasks if t.key not in known]
+    tasks = make_tasks(cfg, experiments, {name: data_digest(d) for name, d in shared.items()})
     bar = ProgressBar(len(tasks), desc="hierarchical study") if progress else None
-    n_done = len(tasks) - len(todo)
-    if bar is not None:
-        bar.update(n_done, f"{n_done} resumed", force=True)
     t0 = time.perf_counter()
 
-    with open(rec_path, "a") as fh:
-        def on_result(rec: dict) -> None:
-            nonlocal n_done
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            known[rec["key"]] = rec
-            n_done += 1
-            if bar is not None:
-                bar.update(n_done, f"{rec['dataset']} {rec['arch']} {rec['method']} start {rec['start']}")
+    def on_result(rec: dict, n_done: int) -> None:
+        if bar is not None:
+            bar.update(n_done, f"{rec['dataset']} {rec['arch']} {rec['method']} start {rec['start']}")
 
-        execute(todo, n_jobs=n_jobs, scheduler=scheduler, on_result=on_result, devices=devices)
+    tasks = assign_devices(tasks, devices)
+    records = run_resumable(tasks, run_task, out, n_jobs=n_jobs, scheduler=scheduler, resume=resume,
+                            shared=shared or None, on_result=on_result)
     if bar is not None:
         bar.close(f"done in {time.perf_counter() - t0:.1f} s")
-    records = [known[t.key] for t in tasks]
     return write_outputs(records, out, cfg, figures=figures)
 
 
@@ -186,8 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs there)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None, help="data sets of the main table")
     parser.add_argument("--budget", type=float, default=None, help="work budget per run (full-gradient equivalents)")
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=["main", "depth", "variants"],
-                        help="which parts to run (scale: the large-network test, not run by default)")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=None,
+                        help="which parts to run (default: main depth variants; main only with --data; scale: the "
+                             "large-network test, not run by default)")
     parser.add_argument("--depth-dataset", default="concrete", choices=DATASETS)
     parser.add_argument("--depth-starts", type=int, default=None)
     parser.add_argument("--variant-starts", type=int, default=None)
@@ -196,13 +198,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
     parser.add_argument("--devices", default="cpu",
                         help="cpu (default), auto (every CUDA device in turn) or names such as cuda:0,cuda:1")
+    add_data_arguments(parser)
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``sensinet experiment hierarchical``."""
+    data = data_from_arguments(args)
     res = run(args.out, quick=args.quick, n_starts=args.starts, n_jobs=args.jobs, scheduler=args.scheduler,
-              datasets=args.datasets, budget=args.budget, experiments=args.experiments,
+              datasets=args.datasets, budget=args.budget, experiments=args.experiments, data=data,
               depth_dataset=args.depth_dataset, depth_starts=args.depth_starts, variant_starts=args.variant_starts,
               resume=not args.no_resume, devices=args.devices, scale_starts=args.scale_starts,
               scale_budget=args.scale_budget)

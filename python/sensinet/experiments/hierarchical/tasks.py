@@ -5,10 +5,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+
+from .._executor import execute as run_all
 
 
 DATASETS = ("sin3", "friedman10", "concrete", "energy", "yacht", "power_plant")
@@ -57,6 +58,7 @@ class Task:
     dtype: str = "float64"
     every: int = 5  # backprop: epochs between two points of its curve
     device: str = "cpu"  # where the run trains (not part of its identity: a resumed study may move)
+    data: str = ""  # digest of a user data set (sensinet.datasets.data_digest); "" for the embedded ones
 
     @property
     def arch(self) -> str:
@@ -64,7 +66,8 @@ class Task:
 
     @property
     def key(self) -> str:
-        body = json.dumps({k: v for k, v in self.__dict__.items() if k != "device"}, sort_keys=True)
+        body = json.dumps({k: v for k, v in self.__dict__.items() if k != "device" and (k != "data" or v)},
+                          sort_keys=True)
         return hashlib.sha1(body.encode()).hexdigest()[:16]
 
     @property
@@ -73,18 +76,20 @@ class Task:
         return (self.experiment, self.dataset, self.arch, self.variant, self.start)
 
 
-def _load_data(name: str, n_samples: int):
+def _load_data(name: str, n_samples: int, shared: Optional[dict] = None):
     from ...datasets import load_uci, make_regression_function
 
+    if shared and name in shared:  # the user's data set
+        return shared[name]
     if name in SIMULATED:
         return make_regression_function(name, n_samples=n_samples, noise=0.1, seed=0)
     return load_uci(name)
 
 
-def _prepare(task: Task):
+def _prepare(task: Task, shared: Optional[dict] = None):
     from ...datasets import Standardizer, train_test_split
 
-    data = _load_data(task.dataset, task.n_samples)
+    data = _load_data(task.dataset, task.n_samples, shared)
     X_tr, X_te, y_tr, y_te = train_test_split(data.X, data.y, test_size=0.1, seed=task.start)
     xs, ys = Standardizer().fit(X_tr), Standardizer().fit(y_tr)
     return xs.transform(X_tr), ys.transform(y_tr), xs.transform(X_te), y_te, ys
@@ -105,13 +110,13 @@ def _thin(curve: list, n: int = 120) -> list:
     return [list(map(float, curve[i])) for i in idx]
 
 
-def run_task(task: Task) -> dict:
-    """Run one task (in any process) and return its JSON-able record."""
+def run_task(task: Task, shared: Optional[dict] = None) -> dict:
+    """Run one task (in any process) and return its JSON-able record; ``shared``: {name: the user's data set}."""
     from ...hierarchical import HierarchicalOptimizer
     from ...errors import DivergenceError
     from ...optimizers import LBFGS, Adam, SGD
 
-    Xtr, ytr, Xte, y_te, ys = _prepare(task)
+    Xtr, ytr, Xte, y_te, ys = _prepare(task, shared)
     net = _network(task, Xtr.shape[1])
     rec: dict = {"key": task.key, **task.__dict__, "arch": task.arch, "status": "ok", "n_params": net.n_params}
     t0 = time.perf_counter()
@@ -181,7 +186,8 @@ def run_task(task: Task) -> dict:
 
 def study_config(quick: bool, n_starts: int, datasets: Optional[Sequence[str]], budget: Optional[float],
             depth_dataset: str, depth_starts: Optional[int], variant_starts: Optional[int],
-            scale_starts: Optional[int] = None, scale_budget: Optional[float] = None) -> dict:
+            scale_starts: Optional[int] = None, scale_budget: Optional[float] = None,
+            user: Sequence[str] = ()) -> dict:
     if quick:
         cfg = dict(datasets=list(datasets or ("sin3", "yacht")), archs=[(2, 10, "tanh"), (3, 16, "tanh")],
                    n_starts=min(n_starts, 3), budget=budget or 30.0, depths=[2, 4], depth_widths=[16],
@@ -195,11 +201,12 @@ def study_config(quick: bool, n_starts: int, datasets: Optional[Sequence[str]], 
                    depth_starts=depth_starts or min(n_starts, 5), depth_budget=budget or 100.0,
                    variant_datasets=["concrete", "sin3"], variant_arch=(8, 32, "tanh"), variants=list(VARIANTS),
                    variant_starts=variant_starts or min(n_starts, 10), n_samples=1000)
+    known = tuple(DATASETS) + tuple(user)
     for d in cfg["datasets"]:
-        if d not in DATASETS:
-            raise ValueError(f"datasets: expected names from {DATASETS}, got {d!r}")
-    if depth_dataset not in DATASETS:
-        raise ValueError(f"depth_dataset: expected one of {DATASETS}, got {depth_dataset!r}")
+        if d not in known:
+            raise ValueError(f"datasets: expected names from {known}, got {d!r}")
+    if depth_dataset not in known:
+        raise ValueError(f"depth_dataset: expected one of {known}, got {depth_dataset!r}")
     cfg["depth_dataset"] = depth_dataset
     from .scale import scale_config
 
@@ -207,16 +214,18 @@ def study_config(quick: bool, n_starts: int, datasets: Optional[Sequence[str]], 
     return cfg
 
 
-def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
+def make_tasks(cfg: dict, experiments: Sequence[str], digests: Optional[dict] = None) -> list:
+    """The study's runs; ``digests``: {user data set name: its data digest}, part of those runs' keys."""
     tasks = []
     ns = cfg["n_samples"]
+    digests = digests or {}
 
     def both(exp: str, ds: str, depth: int, width: int, act: str, k: int, budget: float, variant: str = "default",
              options: Optional[dict] = None, **setup: Any) -> None:
         options = dict(options or {})
         inner = options.pop("inner", "adam")
         common = dict(experiment=exp, dataset=ds, depth=depth, width=width, activation=act, start=k, budget=budget,
-                      inner=inner, n_samples=ns, **setup)
+                      inner=inner, n_samples=ns, data=digests.get(ds, ""), **setup)
         tasks.append(Task(method="hierarchical", variant=variant, options=json.dumps(options, sort_keys=True),
                           **common))
         bp = Task(method="backprop", variant=variant, **common)
@@ -261,22 +270,6 @@ def make_tasks(cfg: dict, experiments: Sequence[str]) -> list:
     return out
 
 
-def read_records(path: Path) -> dict:
-    out: dict = {}
-    if path.exists():
-        with open(path) as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by an interruption
-                    continue
-                out[rec["key"]] = rec
-    return out
-
-
 def resolve_devices(devices: Any) -> list:
     """Devices for the runs: "cpu", "auto" (every CUDA device, else the CPU) or a list / comma-separated
     string of device names ("cuda:0,cuda:1")."""
@@ -300,41 +293,15 @@ def resolve_devices(devices: Any) -> list:
 
 
 def execute(tasks: Sequence[Task], n_jobs: int = 1, scheduler: Any = None,
-            on_result: Optional[Callable[[dict], None]] = None, devices: Any = "cpu") -> list:
-    """Run ``tasks`` serially, through joblib (``n_jobs``) or on a Dask cluster (``scheduler``); calls
-    ``on_result`` in this process as each run finishes and returns the records in the order of ``tasks``.
-    ``devices`` (see :func:`resolve_devices`): the runs go to them in turn, one start per GPU."""
-    results: dict = {}
+            on_result: Optional[Callable[[dict], None]] = None, devices: Any = "cpu", shared: Optional[dict] = None) -> list:
+    """Run ``tasks`` through the studies' executor (serially, joblib or Dask); ``devices`` (see
+    :func:`resolve_devices`): the runs go to them in turn, one start per GPU."""
+    return run_all(assign_devices(tasks, devices), run_task, n_jobs=n_jobs, scheduler=scheduler, on_result=on_result,
+                   shared=shared)
+
+
+def assign_devices(tasks: Sequence[Task], devices: Any) -> list:
+    """The tasks spread over ``devices`` in turn (see :func:`resolve_devices`)."""
     names = resolve_devices(devices)
-    tasks = [t if len(names) == 1 and names[0] == t.device else replace(t, device=names[i % len(names)])
-             for i, t in enumerate(tasks)]
-
-    def done(rec: dict) -> None:
-        results[rec["key"]] = rec
-        if on_result is not None:
-            on_result(rec)
-
-    tasks = list(tasks)
-    if not tasks:
-        return []
-    if scheduler is not None:
-        from dask.distributed import Client, as_completed
-
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-        try:
-            futures = client.map(run_task, tasks, pure=False)
-            for fut in as_completed(futures):
-                done(fut.result())
-        finally:
-            if client is not scheduler:
-                client.close()
-    elif n_jobs is None or n_jobs == 1:
-        for t in tasks:
-            done(run_task(t))
-    else:
-        from joblib import Parallel, delayed, parallel_config
-
-        with parallel_config(backend="loky", inner_max_num_threads=1):
-            for rec in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(delayed(run_task)(t) for t in tasks):
-                done(rec)
-    return [results[t.key] for t in tasks]
+    return [t if len(names) == 1 and names[0] == t.device else replace(t, device=names[i % len(names)])
+            for i, t in enumerate(tasks)]
