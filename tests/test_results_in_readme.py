@@ -211,3 +211,22 @@ def test_estimator_defaults_table():
     spec.loader.exec_module(bench)
     records = [json.loads((RESULTS / "estimator_defaults" / f"{n}.json").read_text()) for n in ("before", "after")]
     assert bench.compare(*records) in README
+
+
+def test_hierarchical_external_data():
+    """The README's numbers of the study on data sets sensinet does not ship come from its records."""
+    rows = {r["network"]: r for r in csv.DictReader(open(RESULTS / "hierarchical_external" / "main_pooled.csv"))}
+    big, small = rows["4x64 tanh"], rows["2x10 tanh"]
+    assert (big["wins"], big["ties"], big["losses"]) == ("0", "0", "40")
+    assert f"1.55, p = {float(big['p_wilcoxon']):.2g}" in FLAT
+    assert (small["wins"], small["ties"], small["losses"]) == ("8", "7", "25")
+    assert f"(ratio {float(small['ratio_geomean']):.3f}, p = {float(small['p_wilcoxon']):.3g})" in FLAT
+    assert round(float(big["ratio_geomean"]), 2) == 1.55
+    tables = {name: list(csv.DictReader(open(RESULTS / "hierarchical_external" / f"table_{name}.csv")))
+              for name in ("diabetes", "fair")}
+    for name, quoted in (("diabetes", "70.46 against 70.74"), ("fair", "2.25 against 2.32")):
+        row = next(r for r in tables[name] if r["network"] == "4x64 tanh")
+        a, b = quoted.split(" against ")
+        digits = len(a.split(".")[1])
+        assert (f"{float(row['hier_test_rmse']):.{digits}f}", f"{float(row['bp_test_rmse']):.{digits}f}") == (a, b)
+        assert quoted in FLAT

@@ -156,3 +156,21 @@ def test_cli_runs_a_study_on_a_csv(tmp_path, diabetes_csv, capsys):
     assert main(["experiment", "hierarchical", "--quick", "--data", str(diabetes_csv), "--target", "nope",
                  "--out", str(tmp_path / "x")]) == 2
     assert "target: no column 'nope'" in capsys.readouterr().err
+
+
+def test_pruning_study_on_user_data(tmp_path):
+    from sensinet.experiments import pruning
+
+    X, y = load_diabetes(return_X_y=True)
+    reg = from_arrays(X, y, name="diabetes")
+    clf = from_arrays(X, (y > np.median(y)).astype(int), name="diabetes_high")
+    kw = dict(seeds=2, quick=True, progress=False)
+    res = pruning.run(tmp_path / "a", data=[reg, clf], **kw)
+    recs = [json.loads(line) for line in (tmp_path / "a" / "records.jsonl").read_text().splitlines()[1:]]
+    assert {r["dataset"] for r in recs} == {"diabetes", "diabetes_high"}
+    assert all("accuracy" in r for r in recs if r["dataset"] == "diabetes_high")  # classified: accuracy too
+    par = pruning.run(tmp_path / "b", data=[reg, clf], n_jobs=2, **kw)
+    assert par["primary"] == res["primary"] and par["grow_shrink"] == res["grow_shrink"]
+    runs = (tmp_path / "a" / "runs.jsonl").read_text().splitlines()
+    again = pruning.run(tmp_path / "a", data=[reg, clf], **kw)  # resumed: nothing runs again
+    assert again["primary"] == res["primary"] and (tmp_path / "a" / "runs.jsonl").read_text().splitlines() == runs

@@ -72,11 +72,11 @@ def execute(tasks: Sequence[Any], fn: Callable[[Any, Any], dict], n_jobs: Option
 
 def run_resumable(tasks: Sequence[Any], fn: Callable[[Any, Any], dict], out: Path, *, n_jobs: Optional[int] = 1,
                   scheduler: Any = None, resume: bool = True, shared: Any = None,
-                  on_result: Optional[Callable[[dict, int], None]] = None) -> list:
-    """:func:`execute` the tasks not yet in ``out/records.jsonl`` (all of them with ``resume=False``, which
-    starts the file over), appending each record as it finishes; returns every task's record in order.
+                  on_result: Optional[Callable[[dict, int], None]] = None, records: str = "records.jsonl") -> list:
+    """:func:`execute` the tasks not yet in ``out/<records>`` (all of them with ``resume=False``, which starts
+    the file over), appending each record as it finishes; returns every task's record in order.
     ``on_result(record, n_done)`` reports progress."""
-    rec_path = Path(out) / "records.jsonl"
+    rec_path = Path(out) / records
     known = read_records(rec_path) if resume else {}
     if not resume and rec_path.exists():
         rec_path.unlink()

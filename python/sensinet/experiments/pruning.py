@@ -26,8 +26,10 @@ Reported:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,13 +39,15 @@ from .._plotting import figure, have_matplotlib, save
 from .._tables import write_csv
 from .._progress import ProgressBar
 from ..clusters import ReluClusters
-from ..datasets import load_uci, train_test_split
+from ..datasets import data_digest, load_uci, train_test_split
 from ..growshrink import GrowShrink
 from ..layers import Dense
 from ..losses import error
 from ..network import Network
 from ..pruning import CRITERIA, prune
+from ._executor import run_resumable
 from ._stats import wilcoxon_p
+from ._user_data import add_data_arguments, data_from_arguments, user_datasets
 
 DATASETS = ("concrete", "energy", "yacht", "power_plant", "digits")
 FRACTIONS = (0.25, 0.5, 0.75, 0.9)
@@ -53,21 +57,55 @@ SETTINGS = ("pruned", "fine_tuned")
 WIDTH, STEPS, BATCH, LR = 64, 6000, 32, 1e-3
 
 
-def _split(name: str, seed: int) -> tuple:
-    """(X_train, X_test, y_train, y_test, loss), standardised on the training split."""
+@dataclass(frozen=True)
+class PruneTask:
+    """One (dataset, seed) of the study: the criteria ("criteria") or grow-and-shrink ("grow_shrink")."""
+
+    kind: str
+    dataset: str
+    seed: int
+    steps: int
+    fractions: tuple = ()
+    data: str = ""  # digest of a user data set; "" for the embedded ones
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_task(task: PruneTask, shared: Optional[dict] = None) -> dict:
+    """One task's record (in any process): its rows, or its grow-and-shrink row."""
+    if task.kind == "criteria":
+        rows = _one(task.dataset, task.seed, task.steps, task.fractions, CRITERIA, shared)
+        return {"key": task.key, "rows": rows}
+    return {"key": task.key, "grow_shrink": _grow_shrink(task.dataset, task.seed, task.steps, shared)}
+
+
+def _split(name: str, seed: int, shared: Optional[dict] = None) -> tuple:
+    """(X_train, X_test, y_train, y_test, loss, n_outputs), standardised on the training split (the target
+    too, for regression)."""
+    if shared and name in shared:  # the user's data set
+        d = shared[name]
+        X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, seed=seed)
+        mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
+        sd[sd == 0] = 1.0
+        if d.task == "classification":
+            return (X_tr - mu) / sd, (X_te - mu) / sd, y_tr, y_te, "cross_entropy", int(d.y.max()) + 1
+        ym, ys = y_tr.mean(), y_tr.std() or 1.0
+        return (X_tr - mu) / sd, (X_te - mu) / sd, (y_tr - ym) / ys, (y_te - ym) / ys, "mse", 1
     if name == "digits":
         from sklearn.datasets import load_digits  # ships with scikit-learn
 
         d = load_digits()
         X_tr, X_te, y_tr, y_te = train_test_split(d.data / 16.0, d.target.astype(np.int64), test_size=0.25,
                                                   seed=seed)
-        return X_tr, X_te, y_tr, y_te, "cross_entropy"
+        return X_tr, X_te, y_tr, y_te, "cross_entropy", 10
     d = load_uci(name)
     X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, seed=seed)
     mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
     sd[sd == 0] = 1.0
     ym, ys = y_tr.mean(), y_tr.std()
-    return (X_tr - mu) / sd, (X_te - mu) / sd, (y_tr - ym) / ys, (y_te - ym) / ys, "mse"
+    return (X_tr - mu) / sd, (X_te - mu) / sd, (y_tr - ym) / ys, (y_te - ym) / ys, "mse", 1
 
 
 def _epochs(n: int, steps: int) -> int:
@@ -83,10 +121,9 @@ def _measure(net: Network, X_te: Any, y_te: Any, X_tr: Any) -> dict:
     return row
 
 
-def _one(name: str, seed: int, steps: int, fractions: tuple, criteria: tuple, bar: Any) -> list:
+def _one(name: str, seed: int, steps: int, fractions: tuple, criteria: tuple, shared: Optional[dict] = None) -> list:
     """All rows of one (dataset, seed): the unpruned network, then every criterion x fraction x setting."""
-    X_tr, X_te, y_tr, y_te, loss = _split(name, seed)
-    n_out = 10 if loss == "cross_entropy" else 1
+    X_tr, X_te, y_tr, y_te, loss, n_out = _split(name, seed, shared)
     net = Network(X_tr.shape[1], [Dense(WIDTH, "relu"), Dense(WIDTH, "relu"), Dense(n_out)], loss=loss, seed=seed)
     epochs = _epochs(len(X_tr), steps)
     tune = max(1, epochs // 10)
@@ -103,15 +140,12 @@ def _one(name: str, seed: int, steps: int, fractions: tuple, criteria: tuple, ba
             rows.append(dict(key, setting="pruned", **_measure(small, X_te, y_te, X_tr)))
             small.fit(X_tr, y_tr, optimizer="adam", lr=LR, epochs=tune, batch_size=BATCH, seed=seed + 1)
             rows.append(dict(key, setting="fine_tuned", **_measure(small, X_te, y_te, X_tr)))
-            if bar is not None:
-                bar.update(bar.n + 1, f"{name} seed {seed}")
     return rows
 
 
-def _grow_shrink(name: str, seed: int, steps: int) -> dict:
+def _grow_shrink(name: str, seed: int, steps: int, shared: Optional[dict] = None) -> dict:
     """GrowShrink from [32] against its final architecture from scratch for the same work, on test loss."""
-    X_tr, X_te, y_tr, y_te, loss = _split(name, seed)
-    n_out = 10 if loss == "cross_entropy" else 1
+    X_tr, X_te, y_tr, y_te, loss, n_out = _split(name, seed, shared)
     epochs = _epochs(len(X_tr), steps)
     start = Network(X_tr.shape[1], [Dense(32, "relu"), Dense(n_out)], loss=loss, seed=seed)
     res = GrowShrink(prune_every=max(epochs // 5, 1), threshold=0.1).fit(
@@ -273,24 +307,36 @@ def _figures(out: Path, summary: list, criteria: tuple) -> None:
 
 
 def run(out_dir: Any, seeds: int = 10, datasets: Optional[list] = None, quick: bool = False,
-        progress: bool = True) -> dict:
-    """Run the study; write records, tables and figures into out_dir; return the primary comparisons."""
+        progress: bool = True, data: Any = None, n_jobs: int = 1, scheduler: Any = None, resume: bool = True) -> dict:
+    """Run the study; write records, tables and figures into out_dir; return the primary comparisons.
+
+    ``data``: the user's data sets (:class:`sensinet.datasets.Dataset` or ``(X, y)`` pairs; regression or
+    classification), which replace the embedded ones unless ``datasets`` names some of those too. ``n_jobs``
+    (joblib processes) or ``scheduler`` (a Dask client or address) run the (dataset, seed) tasks in parallel
+    with the same results; finished tasks are kept in ``runs.jsonl`` and skipped when the study is run again
+    (``resume=False`` starts over)."""
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 2:
         raise ValueError(f"seeds: expected an int >= 2 (the comparisons are paired over seeds), got {seeds!r}")
-    chosen = tuple(datasets or DATASETS)
+    shared = user_datasets(data)
+    chosen = tuple(datasets or (tuple(shared) if shared else DATASETS))
     for d in chosen:
-        if d not in DATASETS:
-            raise ValueError(f"datasets: expected names from {DATASETS}, got {d!r}")
+        if d not in DATASETS + tuple(shared):
+            raise ValueError(f"datasets: expected names from {DATASETS + tuple(shared)}, got {d!r}")
     steps = 600 if quick else STEPS
     seeds = min(seeds, 3) if quick else int(seeds)
     fractions = (0.5, 0.9) if quick else FRACTIONS
     out = Path(out_dir)  # created only once the arguments are known to be good
     out.mkdir(parents=True, exist_ok=True)
-    bar = ProgressBar(len(chosen) * seeds * len(CRITERIA) * len(fractions), desc="pruning study") \
-        if progress else None
+    digests = {name: data_digest(d) for name, d in shared.items()}
+    tasks = [PruneTask(kind, d, s, steps, fractions if kind == "criteria" else (), digests.get(d, ""))
+             for kind in ("criteria", "grow_shrink") for d in chosen for s in range(seeds)]
+    bar = ProgressBar(len(tasks), desc="pruning study") if progress else None
     t0 = time.perf_counter()
-    rows = [r for d in chosen for s in range(seeds) for r in _one(d, s, steps, fractions, CRITERIA, bar)]
-    gs_rows = [_grow_shrink(d, s, steps) for d in chosen for s in range(seeds)]
+    recs = run_resumable(tasks, run_task, out, n_jobs=n_jobs, scheduler=scheduler, resume=resume,
+                         shared=shared or None, records="runs.jsonl",
+                         on_result=None if bar is None else lambda rec, n: bar.update(n))
+    rows = [r for rec in recs if "rows" in rec for r in rec["rows"]]
+    gs_rows = [rec["grow_shrink"] for rec in recs if "grow_shrink" in rec]
     if bar is not None:
         bar.close()
     meta = {"seeds": seeds, "width": WIDTH, "steps": steps, "batch": BATCH, "lr": LR, "fractions": list(fractions),
@@ -317,14 +363,21 @@ def run(out_dir: Any, seeds: int = 10, datasets: Optional[list] = None, quick: b
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("sensinet_results/pruning"))
+    parser.add_argument("--out", type=Path, default=Path("sensinet_results/pruning"), help="output folder")
     parser.add_argument("--seeds", type=int, default=10, help="seeds per dataset (default 10)")
-    parser.add_argument("--dataset", action="append", help=f"only these datasets ({', '.join(DATASETS)})")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                        help=f"only these datasets ({', '.join(DATASETS)}, or the names of --data files)")
+    parser.add_argument("--dataset", action="append", help=argparse.SUPPRESS)  # sensinet 0.1's spelling
     parser.add_argument("--quick", action="store_true", help="3 seeds, 600 steps, 2 fractions: a smoke test")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (joblib)")
+    parser.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs there)")
+    parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
+    add_data_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    run(args.out, seeds=args.seeds, datasets=args.dataset, quick=args.quick)
+    run(args.out, seeds=args.seeds, datasets=(args.datasets or []) + (args.dataset or []) or None, quick=args.quick,
+        data=data_from_arguments(args), n_jobs=args.jobs, scheduler=args.scheduler, resume=not args.no_resume)
     return 0
 
 
