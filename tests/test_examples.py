@@ -18,6 +18,8 @@ def test_there_is_an_example_per_capability():
 
 # What an example's output must say (beyond running quietly), where the example checks a claim.
 EXPECTED = {
+    "neuron_sensitivity": ["top inputs: [('"],  # the input site's three most important features, not []
+    "train_network": ["test RMSE (standardized target)"],
     "interop": ["same weights True", "Linear+BatchNorm1d+ReLU+Dropout+Linear -> ['dense:32', 'dense:1']",
                 "ONNX -> sensinet: same layers True", "SensiNetRegressor: predictions bitwise equal True"],
 }

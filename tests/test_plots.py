@@ -63,6 +63,18 @@ def test_multi_panel_plots_draw_on_given_axes(tmp_path):
     assert [t.get_text() for t in axs[0].get_xticklabels()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="ax: expected 3 axes"):
         res.plot(ax=axs[:2])
+    # one axes of a grid is divided into the panels in its place, as scikit-learn's displays do
+    fig = Figure()
+    one, other = fig.subplots(1, 2)
+    assert res.plot(ax=one) is fig
+    drawn = [a for a in fig.axes if a not in (one, other) and a.get_label() != "<colorbar>"]
+    assert len(drawn) == 3 and all(a.images or a.has_data() for a in drawn) and not one.axison
+    assert all(a.get_position().x1 <= other.get_position().x0 + 1e-9 for a in drawn)  # inside one's place
+    assert sn.ReluClusters(net).fit(X).plot(ax=Figure().add_subplot()) is not None
+    from matplotlib.axes import Axes
+
+    with pytest.raises(ValueError, match="only when it is part of a grid"):
+        res.plot(ax=Axes(Figure(), (0, 0, 1, 1)))
     with pytest.raises(ValueError, match="feature_names: expected 3 names"):
         res.plot(ax=Figure().subplots(1, 3), feature_names=["a"])
     hist = sn.LayerInsertion(at_epochs=[2]).fit(net.copy(), X, y, epochs=4, validation_data=(X, y))[1]

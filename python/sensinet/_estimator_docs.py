@@ -92,8 +92,6 @@ ATTRS_DOC = """
         Layers as scikit-learn counts them: input, hidden layers, output.
     n_outputs_ : int
         Outputs of the network.
-    out_activation_ : str
-        ``"identity"``, ``"logistic"`` or ``"softmax"``, as scikit-learn names the output link.
     loss_curve_ : list of float
         Training objective per epoch / iteration, concatenated over warm-started fits.
     loss_ : float

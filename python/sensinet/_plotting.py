@@ -35,18 +35,30 @@ def axes(ax: Any, figsize: tuple) -> tuple:
     return figure(figsize)
 
 
-def panels(ax: Any, n: int, figsize: tuple, what: str, **kw: Any) -> tuple:
-    """(figure, list of n axes): the user's ``ax`` (a sequence of n axes, on any figures they like), or a new
-    figure with n panels in a row. ``what`` names the panels for the error when too few are given."""
+def panels(ax: Any, n: int, figsize: tuple, what: str, stack: str = "row", **kw: Any) -> tuple:
+    """(figure, list of n axes): a new figure with n panels; the user's ``ax`` as a sequence of n axes (on any
+    figures they like); or one axes of a grid, divided into n panels in its place (as scikit-learn's display
+    objects do; it stays as an invisible frame). ``stack``: "row" or "column" of panels; ``what`` names the
+    panels for the error when the number is wrong."""
     if ax is None:
-        fig, axs = figure(figsize, 1, n, squeeze=False, **kw)
-        return fig, list(axs[0])
+        rows, cols = (1, n) if stack == "row" else (n, 1)
+        fig, axs = figure(figsize, rows, cols, squeeze=False, **kw)
+        return fig, list(axs.ravel())
     try:
         axs = list(ax)
     except TypeError:
         axs = [ax]
+    if len(axs) == 1 and n > 1:
+        spec = axs[0].get_subplotspec() if hasattr(axs[0], "get_subplotspec") else None
+        if spec is None:
+            raise ValueError(f"ax: one axes can be divided into {n} panels ({what}) only when it is part of a grid "
+                             f"(made by subplots); pass {n} axes instead")
+        fig = axs[0].figure
+        axs[0].set_axis_off()
+        grid = spec.subgridspec(*((1, n) if stack == "row" else (n, 1)))
+        return fig, [fig.add_subplot(grid[i]) for i in range(n)]
     if len(axs) != n:
-        raise ValueError(f"ax: expected {n} axes ({what}), got {len(axs)}")
+        raise ValueError(f"ax: expected {n} axes ({what}) or one axes to divide, got {len(axs)}")
     return axs[0].figure, axs
 
 

@@ -207,6 +207,10 @@ class SensitivityResult:
         return sorted(rows, key=lambda r: -r[2])
 
     def top(self, n: int = 10) -> list:
+        """The ``n`` most important neurons of all sites, as :meth:`ranked` rows ``(site name, neuron, score,
+        importance)``; the site name is a str (``"0"`` is the input site, ``"2:inner"`` a residual block's)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n: expected an int >= 0 (how many neurons), got {n!r}")
         return self.ranked()[:n]
 
     def to_frame(self):
@@ -219,14 +223,16 @@ class SensitivityResult:
              feature_names: Optional[Sequence[str]] = None):
         """One heatmap per site (outputs x neurons), each with its own colour scale (the inputs' sensitivities
         are often orders of magnitude larger than the hidden sites'), and a bar chart of layer importance.
-        ``feature_names`` label the input site's columns. ``ax``: one axes per shown site plus one (default:
-        a new figure, made without pyplot: the backend is left alone). Saves to ``path``; returns the figure."""
+        ``feature_names`` label the input site's columns. ``ax``: one axes per shown site plus one, or one axes
+        of a grid to divide into those panels (default: a new figure, made without pyplot: the backend is left
+        alone). Saves to ``path``; returns the figure."""
         shown = list(range(len(self.sites)))[:max_sites]
         if ax is None:
             fig, grid = figure((9, 1.3 * len(shown) + 2.8), len(shown) + 1, 1, squeeze=False)
             axes = list(grid[:, 0])
         else:
-            fig, axes = panels(ax, len(shown) + 1, (9, 4), "one per shown site, then layer importance")
+            fig, axes = panels(ax, len(shown) + 1, (9, 4), "one per shown site, then layer importance",
+                               stack="column")
         cmap = "viridis" if self.reduce != "mean" else "coolwarm"
         what = "dJ/ds" if self.wrt == "loss" else "d output/ds"
         for a, i in zip(axes[:-1], shown):
