@@ -174,3 +174,21 @@ def test_pruning_study_on_user_data(tmp_path):
     runs = (tmp_path / "a" / "runs.jsonl").read_text().splitlines()
     again = pruning.run(tmp_path / "a", data=[reg, clf], **kw)  # resumed: nothing runs again
     assert again["primary"] == res["primary"] and (tmp_path / "a" / "runs.jsonl").read_text().splitlines() == runs
+
+
+def test_insertion_study_on_user_data(tmp_path):
+    from sensinet.experiments import insertion
+
+    X, y = load_diabetes(return_X_y=True)
+    for target, loss in ((y, "mse"), ((y > np.median(y)).astype(int), "cross_entropy")):
+        d = from_arrays(X, target, name="diabetes")
+        res = insertion.run(tmp_path / loss, quick=True, runs=2, configs=["ff5"], progress=False, data=d)
+        par = insertion.run(tmp_path / f"{loss}_jobs", quick=True, runs=2, configs=["ff5"], progress=False, data=d,
+                            n_jobs=2)
+        keep = ("variant", "train_loss_mean", "test_error_mean", "positions")
+        assert [{k: r[k] for k in keep} for r in par["rows"]] == [{k: r[k] for k in keep} for r in res["rows"]]
+        assert res["rows"][0]["positions"] == "1:2"  # an insertion happened in both runs
+        run = json.loads((tmp_path / loss / "runs.jsonl").read_text().splitlines()[0])
+        assert run["dataset"] == "diabetes" and len(run["loss"]) <= 200 and run["epochs"][-1] == 600
+    with pytest.raises(ValueError, match="one data set at a time"):
+        insertion.run(tmp_path / "two", quick=True, data=[d, d], progress=False)

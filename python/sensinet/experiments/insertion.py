@@ -12,24 +12,29 @@ Configurations (30 runs each by default; the runs differ in the initialisation s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from .._plotting import figure, have_matplotlib, save
 from .._tables import write_table
 from .._progress import ProgressBar
-from ..datasets import make_spirals, train_test_split
+from ..datasets import data_digest, make_spirals, train_test_split
 from ..insertion import LayerInsertion
 from ..layers import Dense, Residual
 from ..losses import error
 from ..network import Network
 from ..optimizers import SGD
+from ._executor import run_resumable
+from ._user_data import add_data_arguments, data_from_arguments, user_datasets
 
 EPOCHS, INSERT_AT = 1850, 450
+CURVE_POINTS = 200  # points kept of each run's curves (the figures; a run's record stays small)
 QUICK_EPOCHS = 600  # --quick: the schedule shrinks in proportion, and every label names the epochs it ran
 
 
@@ -37,19 +42,51 @@ def _test_error(net: Network, X, y) -> float:
     return error(net.loss, net.forward(X), y)
 
 
-def _data(seed: int = 0):
-    d = make_spirals(300)
-    return train_test_split(d.X, d.y, test_size=0.25, seed=seed)
+SPIRALS = (2, 2, "cross_entropy")  # the spirals' network shape: inputs, outputs, loss
 
 
-def _ff(widths: list, seed: int, init: str = "auto") -> Network:
-    return Network(2, [Dense(w, "relu") for w in widths] + [Dense(2)], loss="cross_entropy", seed=seed, init=init)
+def _data(seed: int = 0, dataset: str = "spirals", shared: Optional[dict] = None) -> tuple:
+    """(X_train, X_test, y_train, y_test), 75/25; a user data set standardized on its training part (the
+    target too, for regression)."""
+    if dataset == "spirals":
+        d = make_spirals(300)
+        return train_test_split(d.X, d.y, test_size=0.25, seed=seed)
+    d = shared[dataset]
+    X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, seed=seed)
+    mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
+    if d.task == "regression":
+        ym, ys = y_tr.mean(), y_tr.std() or 1.0
+        y_tr, y_te = (y_tr - ym) / ys, (y_te - ym) / ys
+    return (X_tr - mu) / sd, (X_te - mu) / sd, y_tr, y_te
 
 
-def _res(blocks: int, seed: int, init: str = "auto", stem: str = "identity") -> Network:
-    """Linear(2, 3) stem (the reference's has tanh after it: ``stem="tanh"``), tanh residual blocks of width 3."""
-    return Network(2, [Dense(3, stem)] + [Residual(3, "tanh", hidden=3) for _ in range(blocks)] + [Dense(2)],
-                   loss="cross_entropy", seed=seed, init=init)
+def _shape(dataset: str, shared: Optional[dict]) -> tuple:
+    """(inputs, outputs, loss) of the study's networks on a data set."""
+    if dataset == "spirals":
+        return SPIRALS
+    d = shared[dataset]
+    if d.task == "classification":
+        return d.n_features, int(d.y.max()) + 1, "cross_entropy"
+    return d.n_features, 1, "mse"
+
+
+def _ff(widths: list, seed: int, init: str = "auto", shape: tuple = SPIRALS) -> Network:
+    n_in, n_out, loss = shape
+    return Network(n_in, [Dense(w, "relu") for w in widths] + [Dense(n_out)], loss=loss, seed=seed, init=init)
+
+
+def _res(blocks: int, seed: int, init: str = "auto", stem: str = "identity", shape: tuple = SPIRALS) -> Network:
+    """Linear(n_in, 3) stem (the reference's has tanh after it: ``stem="tanh"``), tanh residual blocks of width 3."""
+    n_in, n_out, loss = shape
+    return Network(n_in, [Dense(3, stem)] + [Residual(3, "tanh", hidden=3) for _ in range(blocks)] + [Dense(n_out)],
+                   loss=loss, seed=seed, init=init)
+
+
+def _thin(values: Any, n: int = CURVE_POINTS) -> tuple:
+    """(positions, values) of at most ``n`` evenly spaced entries, the last one included."""
+    values = np.asarray(values, dtype=np.float64)
+    idx = np.unique(np.linspace(0, len(values) - 1, min(n, len(values))).round().astype(int)) if len(values) else []
+    return [int(i) for i in idx], [float(values[i]) for i in idx]
 
 
 def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[LayerInsertion]) -> dict:
@@ -72,7 +109,10 @@ def _run(net: Network, data: tuple, lr: float, epochs: int, insertion: Optional[
         final, hist = insertion.fit(net, X_tr, y_tr, epochs=epochs, optimizer=SGD(lr=lr),
                                     validation_data=(X_te, y_te), eval_every=10)
         curve, times, errs, n_params, ins = hist.loss, hist.seconds, hist.val_error, hist.n_params, hist.insertions
-    return {"loss": np.array(curve), "seconds": np.array(times), "test_error": np.array(errs),
+    at, loss = _thin(curve)
+    err_at, err = _thin(errs)
+    return {"epochs": [i + 1 for i in at], "loss": loss, "seconds": _thin(times)[1], "test_error_epochs":
+            [10 * (i + 1) for i in err_at], "test_error": err,
             "final_loss": float(final.objective(X_tr, y_tr)), "final_test_error": _test_error(final, X_te, y_te),
             "work": float(np.sum(n_params)) * len(X_tr), "insert_positions": [i.position for i in ins],
             "time": times[-1] if len(times) else 0.0}
@@ -83,19 +123,19 @@ def _epoch(e: int, quick: bool) -> int:
     return max(1, round(e * QUICK_EPOCHS / EPOCHS)) if quick else e
 
 
-def _configs(quick: bool, preset: Optional[str] = None, init: str = "auto") -> dict:
+def _configs(quick: bool, preset: Optional[str] = None, init: str = "auto", shape: tuple = SPIRALS) -> dict:
     """The configurations; with a ``preset`` the insertions use it and the residual nets get the reference's
-    tanh stem."""
+    tanh stem. ``shape``: the networks' (inputs, outputs, loss) for the data set."""
     def ins(choose: str = "largest", at: int = INSERT_AT) -> LayerInsertion:
         return LayerInsertion(at_epochs=[_epoch(at, quick)], choose=choose, preset=preset)
 
     stem = "identity" if preset is None else "tanh"
 
     def ff(widths: list, seed: int) -> Network:
-        return _ff(widths, seed, init)
+        return _ff(widths, seed, init, shape)
 
     def res(blocks: int, seed: int) -> Network:
-        return _res(blocks, seed, init, stem)
+        return _res(blocks, seed, init, stem, shape)
 
     cfg = {
         "ff5": [("[5] + insertion -> [5,5]", lambda s: ff([5], s), 0.2, ins()),
@@ -114,38 +154,73 @@ def _configs(quick: bool, preset: Optional[str] = None, init: str = "auto") -> d
     return cfg
 
 
+@dataclass(frozen=True)
+class InsertionTask:
+    """One run: variant ``variant`` (its index in the configuration) of configuration ``config``, seed ``run``."""
+
+    config: str
+    variant: int
+    run: int
+    quick: bool
+    preset: Optional[str] = None
+    init: str = "auto"
+    dataset: str = "spirals"
+    data: str = ""  # digest of a user data set
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_task(task: InsertionTask, shared: Optional[dict] = None) -> dict:
+    """One run's record (in any process): final loss and test error, work, insertions, thinned curves."""
+    cfg = _configs(task.quick, task.preset, task.init, _shape(task.dataset, shared))
+    label, make, lr, ins = cfg[task.config][task.variant]
+    out = _run(make(task.run), _data(0, task.dataset, shared), lr, QUICK_EPOCHS if task.quick else EPOCHS, ins)
+    return dict(out, key=task.key, config=task.config, label=label, run=task.run, dataset=task.dataset)
+
+
 def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = None, progress: bool = True,
-        preset: Optional[str] = None, init: str = "auto") -> dict:
+        preset: Optional[str] = None, init: str = "auto", data: Any = None, n_jobs: int = 1, scheduler: Any = None,
+        resume: bool = True) -> dict:
     """Run the study; write CSV + Markdown tables and figures into out_dir; return the summary rows.
     ``preset`` ("paper", "v2") runs the published settings of the method (and the reference's residual
-    stem); ``init`` the networks' initialisation ("torch": PyTorch's, as the reference)."""
+    stem); ``init`` the networks' initialisation ("torch": PyTorch's, as the reference). ``data``: one user
+    data set (a :class:`sensinet.datasets.Dataset` or an ``(X, y)`` pair) in place of the spirals, with the
+    same configurations (inputs and outputs from the data, cross-entropy or MSE by its task). ``n_jobs`` /
+    ``scheduler`` run the runs in parallel with the same results; finished runs are kept in ``runs.jsonl``
+    and skipped when the study runs again (``resume=False`` starts over)."""
     if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
         raise ValueError(f"runs: expected an int >= 1, got {runs!r}")
     runs = min(runs, 3) if quick else runs
-    epochs = QUICK_EPOCHS if quick else EPOCHS
-    data = _data(0)
     if init not in ("auto", "he_uniform", "glorot", "torch"):
         raise ValueError(f"init: expected one of ('auto', 'he_uniform', 'glorot', 'torch'), got {init!r}")
     if preset not in (None, "paper", "v2"):
         raise ValueError(f"preset: expected 'paper' or 'v2', got {preset!r}")
-    allcfg = _configs(quick, preset, init)
+    shared = user_datasets(data)
+    if len(shared) > 1:
+        raise ValueError(f"data: the insertion study runs on one data set at a time, got {len(shared)}")
+    dataset = next(iter(shared), "spirals")
+    allcfg = _configs(quick, preset, init, _shape(dataset, shared))
     chosen = configs or list(allcfg)
     for c in chosen:
         if c not in allcfg:
             raise ValueError(f"configs: expected names from {tuple(allcfg)}, got {c!r}")
     out = Path(out_dir)  # created only once the arguments are known to be good
     out.mkdir(parents=True, exist_ok=True)
-    total = sum(len(allcfg[c]) for c in chosen) * runs
-    bar = ProgressBar(total, desc="insertion study") if progress else None
-    rows, curves, done = [], {}, 0
+    digest = data_digest(shared[dataset]) if shared else ""
+    tasks = [InsertionTask(c, v, r, bool(quick), preset, init, dataset, digest)
+             for c in chosen for v in range(len(allcfg[c])) for r in range(runs)]
+    bar = ProgressBar(len(tasks), desc="insertion study") if progress else None
+    recs = run_resumable(tasks, run_task, out, n_jobs=n_jobs, scheduler=scheduler, resume=resume,
+                         shared=shared or None, records="runs.jsonl",
+                         on_result=None if bar is None else lambda rec, n: bar.update(n, rec["config"]))
+    if bar is not None:
+        bar.close()
+    rows, curves = [], {}
     for cname in chosen:
-        for label, make, lr, ins in allcfg[cname]:
-            res = []
-            for r in range(runs):
-                res.append(_run(make(r), data, lr, epochs, ins))
-                done += 1
-                if bar is not None:
-                    bar.update(done, cname)
+        for v, (label, *_) in enumerate(allcfg[cname]):
+            res = [rec for rec, t in zip(recs, tasks) if (t.config, t.variant) == (cname, v)]
             fl = np.array([x["final_loss"] for x in res])
             fe = np.array([x["final_test_error"] for x in res])
             tm = np.array([x["time"] for x in res])
@@ -157,8 +232,6 @@ def run(out_dir, quick: bool = False, runs: int = 30, configs: Optional[list] = 
                          "work_mean": wk.mean(),
                          "positions": ";".join(f"{p}:{pos.count(p)}" for p in sorted(set(pos)))})
             curves[(cname, label)] = res
-    if bar is not None:
-        bar.close()
     _saved_compute(rows)
     _write(out, rows)
     with open(out / "records.jsonl", "w") as fh:  # one line per run: the paired comparisons need them
@@ -230,12 +303,12 @@ def _figures(out: Path, curves: dict) -> None:
             L = np.array([r["loss"] for r in res])
             T = np.array([r["seconds"] for r in res]).mean(axis=0)
             E = np.array([r["test_error"] for r in res])
-            it = np.arange(1, L.shape[1] + 1)
+            it = np.array(res[0]["epochs"])
             q1, med, q3 = np.percentile(L, [25, 50, 75], axis=0)
             line, = axes[0].semilogy(it, med, label=label)
             axes[0].fill_between(it, q1, q3, alpha=0.2, color=line.get_color())
             axes[1].semilogy(T, med, label=label)
-            axes[2].plot(np.arange(1, E.shape[1] + 1) * 10, np.median(E, axis=0), label=label)
+            axes[2].plot(res[0]["test_error_epochs"], np.median(E, axis=0), label=label)
         axes[0].set_xlabel("iteration (full-batch epoch)")
         axes[1].set_xlabel("wall time [s] (mean over runs)")
         axes[2].set_xlabel("iteration")
@@ -279,19 +352,30 @@ def demo_section(out_dir) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("sensinet_results/insertion"))
+    parser.add_argument("--out", type=Path, default=Path("sensinet_results/insertion"), help="output folder")
     parser.add_argument("--runs", type=int, default=30, help="runs per configuration (default 30)")
-    parser.add_argument("--config", action="append", help="only these configurations (ff5, ff44, res, res2, when)")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="NAME",
+                        help="only these configurations (ff5, ff44, res, res2, when)")
+    parser.add_argument("--config", action="append", help=argparse.SUPPRESS)  # sensinet 0.1's spelling
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (joblib)")
+    parser.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs there)")
+    parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
     parser.add_argument("--quick", action="store_true", help="3 runs, 600 epochs: a smoke test")
     parser.add_argument("--preset", choices=("paper", "v2"), default=None,
                         help="the published settings of the method (default: sensinet's)")
     parser.add_argument("--init", default="auto", help="initialisation: auto, he_uniform, glorot or torch")
+    add_data_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise ValueError(f"--runs: expected >= 1, got {args.runs}")
-    run(args.out, quick=args.quick, runs=args.runs, configs=args.config, preset=args.preset, init=args.init)
+    data = data_from_arguments(args)
+    if data is not None and len(data) > 1:
+        raise ValueError(f"--data: the insertion study runs on one data set at a time, got {len(data)} files")
+    run(args.out, quick=args.quick, runs=args.runs, configs=(args.configs or []) + (args.config or []) or None,
+        preset=args.preset, init=args.init, data=data, n_jobs=args.jobs, scheduler=args.scheduler,
+        resume=not args.no_resume)
     return 0
 
 
