@@ -192,3 +192,19 @@ def test_insertion_study_on_user_data(tmp_path):
         assert run["dataset"] == "diabetes" and len(run["loss"]) <= 200 and run["epochs"][-1] == 600
     with pytest.raises(ValueError, match="one data set at a time"):
         insertion.run(tmp_path / "two", quick=True, data=[d, d], progress=False)
+
+
+def test_clusters_study_on_user_data(tmp_path):
+    from sensinet.experiments import clusters
+
+    X, y = load_diabetes(return_X_y=True)
+    d = from_arrays(X, np.digitize(y, np.percentile(y, [33, 66])), name="diabetes3", task="classification")
+    res = clusters.run(tmp_path / "a", quick=True, seeds=[0, 1], progress=False, data=[d])["user"]["diabetes3"]
+    par = clusters.run(tmp_path / "b", quick=True, seeds=[0, 1], progress=False, data=[d], n_jobs=2)["user"]
+    assert par["diabetes3"] == res and res["task"] == "classification" and res["seeds"] == [0, 1]
+    recs = [json.loads(line) for line in (tmp_path / "a" / "runs.jsonl").read_text().splitlines()]
+    for r in recs:
+        assert r["loss"] == "cross_entropy" and r["n_clusters"] == r["n_clusters_grid"][-1]
+        assert r["fidelity"]["hamming"]["r2"][-1] == pytest.approx(1.0)  # unmerged: the network itself, exactly
+        assert 0 <= r["merged"]["agreement"] <= 1
+    assert "| seed |" in (tmp_path / "a" / "clusters_diabetes3.md").read_text()

@@ -49,7 +49,9 @@ from ..clusters import ClusterTable, ReluClusters
 from ..datasets import Standardizer, load_titanic, train_test_split
 from ..layers import Dense
 from ..network import Network
+from . import clusters_user
 from ._stats import wilcoxon_p
+from ._user_data import add_data_arguments, data_from_arguments, user_datasets
 
 SIM_FEATURES = ["x1", "x2", "x3"] + [f"noise{i}" for i in range(1, 8)]
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -463,8 +465,11 @@ def study_breast_cancer(out: Path, quick: bool, seed: int, progress: bool, files
 
 
 # ============================================================================================ driver
-def run(out_dir: Any, quick: bool = False, seeds: Optional[Sequence[int]] = None, progress: bool = True) -> dict:
-    """Run the three studies, write tables and figures into ``out_dir`` and return the key numbers.
+def run(out_dir: Any, quick: bool = False, seeds: Optional[Sequence[int]] = None, progress: bool = True,
+        data: Any = None, n_jobs: int = 1, scheduler: Any = None, resume: bool = True) -> dict:
+    """Run the three studies, write tables and figures into ``out_dir`` and return the key numbers. With
+    ``data`` (the user's data sets), run the breast-cancer protocol on each of them over the seeds instead
+    (:mod:`sensinet.experiments.clusters_user`; ``n_jobs`` / ``scheduler`` / ``resume`` as in every study).
 
     Parameters
     ----------
@@ -484,8 +489,11 @@ def run(out_dir: Any, quick: bool = False, seeds: Optional[Sequence[int]] = None
         raise ValueError("seeds: expected at least one seed")
     if any(s < 0 for s in seeds):
         raise ValueError(f"seeds: expected seeds >= 0, got {list(seeds)}")
+    shared = user_datasets(data)
     out = Path(out_dir)  # created only once the arguments are known to be good
     out.mkdir(parents=True, exist_ok=True)
+    if shared:
+        return {"user": clusters_user.study(out, shared, seeds, quick, n_jobs, scheduler, resume, progress)}
     files: list = []
     t0 = time.perf_counter()
     results: dict = {"quick": bool(quick), "seeds": list(seeds)}
@@ -562,12 +570,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller studies (a smoke test, < 30 s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="network seeds (default 0..4; quick 0..2)")
     parser.add_argument("--no-progress", action="store_true", help="do not print the findings while running")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (joblib; with --data)")
+    parser.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (with --data)")
+    parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
+    add_data_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``sensinet experiment clusters`` (after :func:`add_arguments`)."""
     try:
-        run(args.out, quick=args.quick, seeds=args.seeds, progress=not args.no_progress)
+        run(args.out, quick=args.quick, seeds=args.seeds, progress=not args.no_progress,
+            data=data_from_arguments(args), n_jobs=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
+            resume=not getattr(args, "no_resume", False))
     except ValueError as exc:
         print(f"sensinet experiment clusters: {exc}", file=sys.stderr)
         return 2
