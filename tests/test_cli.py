@@ -1,4 +1,5 @@
 """The command line: version, demo sections and a study, in-process (fast) and as the console script."""
+import json
 import shutil
 import subprocess
 import sys
@@ -65,8 +66,8 @@ def test_bench_command_reports_rates_and_checks_arguments(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["experiment", "hierarchical", "--quick", "--depth-starts", "-1"], "depth_starts: expected an int >= 1"),
-    (["experiment", "hierarchical", "--quick", "--variant-starts", "0"], "variant_starts: expected an int >= 1"),
+    (["experiment", "hierarchical", "--quick", "--depth-starts", "-1"], "--depth-starts: expected an int >= 1"),
+    (["experiment", "hierarchical", "--quick", "--variant-starts", "0"], "--variant-starts: expected an int >= 1"),
     (["experiment", "insertion", "--quick", "--runs", "0"], "runs"),
     (["experiment", "insertion", "--quick", "--config", "nope"], "configs: expected names"),
     (["experiment", "clusters", "--quick", "--seeds", "-3"], "seeds: expected seeds >= 0"),
@@ -92,7 +93,7 @@ def test_python_dash_m_runs_the_same_command_line():
 
 @pytest.mark.parametrize("study, bad, msg", [
     ("insertion", ["--runs", "0"], "--runs"), ("pruning", ["--seeds", "1"], "seeds: expected an int >= 2"),
-    ("hierarchical", ["--quick", "--depth-starts", "-1"], "depth_starts"), ("clusters", ["--seeds", "-3"], "seeds"),
+    ("hierarchical", ["--quick", "--depth-starts", "-1"], "--depth-starts"), ("clusters", ["--seeds", "-3"], "seeds"),
 ])
 def test_every_study_runs_as_a_module(study, bad, msg, tmp_path):
     out = tmp_path / "never"
@@ -110,3 +111,38 @@ def test_a_study_keeps_its_build_record(tmp_path):
     assert set(rec) >= {"sensinet", "engine", "cpu", "python", "numpy", "threads", "arguments"}
     assert rec["engine"]["simd"] and rec["threads"] >= 1
     assert rec["arguments"]["quick"] == "True" and rec["arguments"]["dataset"] == "['yacht']"
+
+
+def test_study_errors_name_the_option_typed(tmp_path, capsys):
+    from sensinet.cli import main
+
+    assert main(["experiment", "hierarchical", "--quick", "--jobs", "0", "--out", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs: expected an int >= 1 or -1, got 0" in err and "n_jobs" not in err
+    assert not (tmp_path / "h").exists()  # nothing made before the arguments were known to be good
+
+
+def test_quick_run_never_overwrites_a_full_run(tmp_path, capsys):
+    from sensinet.cli import main
+
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "build.json").write_text(json.dumps({"arguments": {"quick": "False"}}))
+    (out / "summary.md").write_text("the full run's results")
+    assert main(["experiment", "pruning", "--quick", "--out", str(out)]) == 2
+    assert "holds the results of a full run" in capsys.readouterr().err
+    assert (out / "summary.md").read_text() == "the full run's results"
+
+
+def test_missing_study_dependencies_are_named_before_any_work(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from sensinet.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a))
+    out = tmp_path / "never"
+    assert main(["experiment", "insertion", "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "needs SciPy" in err and 'pip install "sensinet[experiments]"' in err
+    assert not out.exists()
