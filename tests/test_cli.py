@@ -146,3 +146,29 @@ def test_missing_study_dependencies_are_named_before_any_work(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "needs SciPy" in err and 'pip install "sensinet[experiments]"' in err
     assert not out.exists()
+
+
+def test_every_option_has_help_text(monkeypatch):
+    """Each option of every subcommand says what it does (``sensinet <cmd> --help``)."""
+    import argparse
+
+    from sensinet.cli import main
+
+    bare = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + [name])
+            elif action.option_strings and action.help is None:
+                bare.append(" ".join(path + [action.option_strings[0]]))
+
+    def capture(self, args=None, namespace=None):
+        walk(self, ["sensinet"])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        main([])
+    assert bare == []

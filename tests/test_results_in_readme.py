@@ -230,3 +230,14 @@ def test_hierarchical_external_data():
         digits = len(a.split(".")[1])
         assert (f"{float(row['hier_test_rmse']):.{digits}f}", f"{float(row['bp_test_rmse']):.{digits}f}") == (a, b)
         assert quoted in FLAT
+
+
+def test_onnx_agreement_table():
+    rec = json.loads((RESULTS / "onnx" / "agreement.json").read_text())["largest_relative_difference"]
+    rows = {r[0]: r[1:] for r in _table_rows("precision | raw outputs")}
+    for dtype in ("float64", "float32"):
+        assert rows[dtype] == [f"{rec[f'{dtype} forward']['onnxruntime_vs_sensinet']:.1e}",
+                               f"{rec[f'{dtype} predict']['onnxruntime_vs_sensinet']:.1e}"]
+    p = rec["float32 predict"]
+    assert (f"(onnxruntime {p['onnxruntime_vs_float64']:.1e}, sensinet {p['sensinet_vs_float64']:.1e})"
+            in FLAT)

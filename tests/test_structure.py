@@ -102,3 +102,35 @@ def _private_attribute_reads(path: pathlib.Path) -> list:
 def test_no_private_attribute_is_read_across_modules():
     bad = [hit for p in _modules().values() for hit in _private_attribute_reads(p)]
     assert bad == []
+
+
+def test_every_public_function_method_and_property_has_a_docstring():
+    """The API a user reads: every public function, class, method and property of the public modules says what it
+    does (private modules' helpers are left to their comments)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import sensinet
+
+    missing, seen = [], set()
+    for info in pkgutil.walk_packages(sensinet.__path__, "sensinet."):
+        parts = info.name.split(".")[1:]
+        if any(p.startswith("_") for p in parts) or parts[0] == "experiments":
+            continue
+        mod = importlib.import_module(info.name)
+        for name in getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]:
+            obj = getattr(mod, name, None)
+            home = getattr(obj, "__module__", "") or ""
+            if obj is None or inspect.ismodule(obj) or not home.startswith("sensinet.") or \
+                    any(p.startswith("_") for p in home.split(".")[1:]) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not inspect.getdoc(obj):
+                missing.append(f"{home}.{name}")
+            if inspect.isclass(obj):
+                for attr, v in vars(obj).items():
+                    f = v.fget if isinstance(v, property) else getattr(v, "__func__", v)
+                    if not attr.startswith("_") and inspect.isfunction(f) and not (f.__doc__ or "").strip():
+                        missing.append(f"{home}.{name}.{attr}")
+    assert missing == []

@@ -11,7 +11,8 @@ from .cuda import cuda_available, cuda_info  # noqa: E402  (imports the CUDA ext
 from .data import Dataset  # noqa: E402
 from .layers import ACTIVATIONS, Dense, Residual  # noqa: E402
 from .errors import DivergenceError, NonFiniteError  # noqa: E402
-from .network import FitResult, Network  # noqa: E402
+from .fit_result import FitResult  # noqa: E402
+from .network import Network  # noqa: E402
 from .optimizers import LBFGS, SGD, Adam  # noqa: E402
 from .sensitivity import SensitivityResult, group_curvature, group_sensitivity, sensitivity  # noqa: E402
 

@@ -157,7 +157,7 @@ class _Decoder:
         if tag == "dtype" and inner in ("float64", "float32"):
             return np.dtype(inner).type
         if tag == "fit_result" and isinstance(inner, dict):
-            from .network import FitResult
+            from .fit_result import FitResult
 
             names = {f.name for f in dataclasses.fields(FitResult)}
             if set(inner) != names:

@@ -10,7 +10,8 @@ from numpy.typing import NDArray
 
 from ._early_stopping import Patience
 from ._estimator_data import held_out_score
-from .network import FitResult, Network
+from .fit_result import FitResult
+from .network import Network
 
 MIN_ADAPTIVE_LR = 1e-6  # MLP's "adaptive" schedule stops once the rate is this small
 _SEED_BOUND = np.iinfo(np.int32).max

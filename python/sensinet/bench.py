@@ -63,9 +63,11 @@ class BenchResult:
 
     @property
     def steps_per_second(self) -> float:
+        """Training steps per second (1 / ``step_seconds``)."""
         return 1.0 / self.step_seconds
 
     def table(self) -> str:
+        """The timings as a plain-text table."""
         rows = [
             f"sensinet bench: {self.architecture}, batch {self.batch}, {self.dtype}"
             + ("" if self.precision == "highest" else f" ({self.precision})") + f", {self.device}, "
@@ -86,6 +88,7 @@ class BenchResult:
         return "\n".join(rows)
 
     def to_json(self) -> str:
+        """The timings and the derived step rate as JSON text."""
         return json.dumps({**asdict(self), "steps_per_second": self.steps_per_second}, indent=1)
 
 
@@ -215,15 +218,17 @@ def _torch_peer(res: BenchResult, net: Network, X: Any, y: Any, batch: int, step
 
 
 def add_arguments(p: Any) -> None:
+    """Options of ``sensinet bench``."""
     p.add_argument("--layers", default="512x4", help="hidden widths, e.g. 4096x4 or 512,256 (default 512x4)")
     p.add_argument("--inputs", type=int, default=784, help="input features (default 784)")
     p.add_argument("--outputs", type=int, default=10, help="outputs; > 1 means a softmax head (default 10)")
     p.add_argument("--batch", type=int, default=256, help="minibatch size (default 256)")
     p.add_argument("--steps", type=int, default=8, help="SGD steps per timed fit call (default 8)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--precision", default="highest", choices=("highest", "tf32"))
-    p.add_argument("--activation", default="relu", choices=ACTIVATIONS)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="precision (default float32)")
+    p.add_argument("--precision", default="highest", choices=("highest", "tf32"),
+                   help="tf32: TensorFloat-32 products for float32 on a GPU (default highest)")
+    p.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="hidden activation (default relu)")
     p.add_argument("--repeat", type=int, default=5, help="timed calls; the median is reported (default 5)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: sensinet's setting)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
@@ -231,6 +236,7 @@ def add_arguments(p: Any) -> None:
 
 
 def main(args: Any) -> int:
+    """Entry point of ``sensinet bench``: run the timings and print (and optionally save) them."""
     res = run_bench(args.layers, args.inputs, args.outputs, args.batch, args.steps, args.device, args.dtype,
                     args.precision, args.activation, args.repeat, args.threads, not args.no_torch)
     print(res.table())

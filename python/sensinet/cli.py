@@ -34,6 +34,7 @@ def _version_text() -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The ``sensinet`` command: ``demo``, ``bench``, ``experiment <study>``, ``--version``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="sensinet", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and how the engine was built")
     sub = parser.add_subparsers(dest="command")

@@ -40,6 +40,7 @@ class Matrix:
 
     @classmethod
     def of(cls, array: NDArray) -> "Matrix":
+        """A read-only C-ordered view of ``array`` (a copy only when it is not C-contiguous) with a new identity key."""
         a = np.ascontiguousarray(array)
         if a.flags.writeable:
             a = a.view()
@@ -48,6 +49,7 @@ class Matrix:
 
     @property
     def shape(self) -> tuple:
+        """(rows, columns) of the matrix."""
         return self.array.shape
 
 
@@ -109,10 +111,12 @@ class Dataset:
 
     @property
     def n_samples(self) -> int:
+        """Number of samples (rows of X)."""
         return int(self._X.shape[0])
 
     @property
     def n_features(self) -> int:
+        """Number of input features (columns of X)."""
         return int(self._X.shape[1])
 
     def __len__(self) -> int:
@@ -214,6 +218,7 @@ class DataCache:
         return data
 
     def clear(self) -> None:
+        """Forget every remembered array (their prepared forms and device copies)."""
         with self._lock:
             self._entries.clear()
 

@@ -96,18 +96,21 @@ def section_sensitivity(out: Path, network=None, X=None, dataset: str = "concret
 
 
 def section_insertion(out: Path) -> dict:
+    """The layer-insertion section of the demo (one run on the spirals)."""
     from .experiments.insertion import demo_section
 
     return demo_section(out)
 
 
 def section_hierarchical(out: Path) -> dict:
+    """The hierarchical-optimization section of the demo (a few starts against backprop)."""
     from .experiments.hierarchical import demo_section
 
     return {"rows": demo_section(out)}
 
 
 def section_clusters(out: Path) -> dict:
+    """The ReLU-cluster section of the demo (the Titanic table and figure)."""
     from .experiments.clusters import demo_section
 
     return demo_section(out)
@@ -119,6 +122,7 @@ SECTIONS: dict = {"training": section_training, "sensitivity": section_sensitivi
 
 
 def run_demo(out: Path, sections: list | None = None, quick: bool = False) -> None:
+    """Run the demo's sections (all, or those named) and write figures and models into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     chosen = sections or list(SECTIONS)
     for name in chosen:

@@ -51,6 +51,7 @@ class GrowShrinkResult:
         return float(np.sum(self.n_params)) * self.n_samples
 
     def to_frame(self) -> Any:
+        """The events (insertions and pruning steps) as a pandas DataFrame."""
         return frame(self.events)
 
     def compare_fixed(self, X: Any, y: Any, seeds: Sequence[int] = (0, 1, 2),

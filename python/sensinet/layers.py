@@ -81,9 +81,11 @@ class Dense:
 
     @property
     def width(self) -> int:
+        """Neurons of the layer (its outputs)."""
         return int(self.units)
 
     def spec(self, n_in: int) -> LayerSpec:
+        """The engine's :class:`LayerSpec` of this layer on ``n_in`` inputs."""
         return LayerSpec("dense", int(n_in), int(self.units), 0, self.activation, float(self.alpha), float(self.l2))
 
 
@@ -127,9 +129,11 @@ class Residual:
 
     @property
     def inner(self) -> int:
+        """Inner width of the block (``hidden``, or ``width`` when not given)."""
         return int(self.hidden if self.hidden is not None else self.width)
 
     def spec(self, n_in: int) -> LayerSpec:
+        """The engine's :class:`LayerSpec` of this block on ``n_in`` inputs (``n_in`` must equal ``width``)."""
         if int(n_in) != int(self.width):
             raise ValueError(f"Residual.width: a residual block keeps its width; its input has {n_in} features, "
                              f"width is {self.width}")

@@ -28,6 +28,7 @@ def log_sigmoid(z: NDArray) -> NDArray:
 
 
 def sigmoid(z: NDArray) -> NDArray:
+    """The logistic function, evaluated without overflow for large ``|z|``."""
     return np.exp(log_sigmoid(z))
 
 

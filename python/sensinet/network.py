@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -19,6 +18,7 @@ from ._tables import brief
 from ._validation import (LOSSES, check_bool, check_choice, check_count, check_number, check_size, resolve_dtype,
                           sample_weights, trainable_mask)
 from .data import DataCache, Dataset, Matrix, as_dataset
+from .fit_result import FitResult
 from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_params
 from .optimizers import LBFGS, Optimizer, make_optimizer
 
@@ -26,8 +26,6 @@ BlockSpec = Union[None, int, Sequence[int], range]
 
 
 PRECISIONS = ("highest", "tf32")
-
-
 INITS = ("auto", "he_uniform", "glorot", "torch")
 
 
@@ -36,27 +34,6 @@ def _check_precision(precision: Any, dtype: Any) -> str:
     if precision == "tf32" and np.dtype(dtype) != np.float32:
         raise ValueError("precision: 'tf32' applies to float32 networks; this one is float64 (use dtype=np.float32)")
     return precision
-
-
-@dataclass
-class FitResult:
-    """What one ``fit`` call did."""
-
-    status: str  # completed | stopped | early_stopped | diverged | gtol | ftol | max_iter | line_search_failed
-    optimizer: str
-    epochs: int
-    steps: int
-    loss_curve: list = field(default_factory=list)  # mean training objective per epoch (per iteration: L-BFGS)
-    val_curve: list = field(default_factory=list)
-    best_epoch: Optional[int] = None
-    seconds: float = 0.0
-    block: tuple = (0, 0)
-
-    def __repr__(self) -> str:
-        return brief("FitResult", status=self.status, optimizer=self.optimizer, epochs=self.epochs, steps=self.steps,
-                     final_loss=self.loss_curve[-1] if self.loss_curve else None, best_epoch=self.best_epoch,
-                     seconds=self.seconds)
-
 
 
 class Network:
@@ -254,6 +231,7 @@ class Network:
         return self._engine.transfer_stats()
 
     def reset_transfer_stats(self) -> None:
+        """Zero the counters of :attr:`transfer_stats` (bytes and calls across the bus)."""
         self._engine.reset_transfer_stats()
 
     def clear_cache(self) -> "Network":
@@ -284,18 +262,22 @@ class Network:
 
     @property
     def n_params(self) -> int:
+        """Number of parameters (the length of :attr:`parameters`)."""
         return self._engine.n_params
 
     @property
     def n_layers(self) -> int:
+        """Number of layers (Dense layers and residual blocks)."""
         return len(self._specs)
 
     @property
     def n_inputs(self) -> int:
+        """Number of input features."""
         return int(self._specs[0].n_in)
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs (values, or logits of a classification head)."""
         return int(self._specs[-1].n_out)
 
     @property

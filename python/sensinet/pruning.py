@@ -89,13 +89,16 @@ class PruneResult:
 
     @property
     def n_removed(self) -> int:
+        """Number of neurons removed, over all pruned groups."""
         return int(sum(len(v) for v in self.removed.values()))
 
     def rows(self) -> list:
+        """One dict per pruned group: its neurons before and after, and how many were removed."""
         return [{"group": g, "before": len(self.kept[g]) + len(self.removed[g]), "after": len(self.kept[g]),
                  "removed": len(self.removed[g])} for g in self.groups]
 
     def to_frame(self) -> Any:
+        """The per-layer rows as a pandas DataFrame."""
         return frame(self.rows())
 
     def __repr__(self) -> str:
@@ -330,6 +333,7 @@ class PruningCurve:
                      fractions=sorted({r["fraction"] for r in self.rows}))
 
     def to_frame(self) -> Any:
+        """The curve's rows as a pandas DataFrame."""
         return frame(self.rows)
 
     def plot(self, path: Optional[str] = None, ax: Any = None, metric: str = "loss") -> Any:

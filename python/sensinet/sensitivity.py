@@ -46,6 +46,8 @@ class Site:
 
     @property
     def name(self) -> str:
+        """The site's name: ``"0"`` for the inputs, ``"i"`` for layer i's neurons, ``"i:inner"`` /
+        ``"i:output"`` in a residual block."""
         return f"{self.layer}" if self.part in ("input", "hidden") else f"{self.layer}:{self.part}"
 
     @property

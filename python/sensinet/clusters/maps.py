@@ -55,6 +55,8 @@ class MapLayer:
 
 
 def plan(net: Network, pattern_layers: Sequence[int]) -> list:
+    """The layers of ``net`` as the cluster maps use them: float64 weights and, for the layers in
+    ``pattern_layers``, where their bits sit in an activation pattern."""
     plan, offset = [], 0
     for l, (kind, n_in, n_out, hidden, act, alpha, _l2) in enumerate(net.specs):
         p = {k: np.array(v, dtype=np.float64) for k, v in net.layer_parameters(l).items()}

@@ -60,6 +60,7 @@ class MergedClusters(ClusterModel):
 
     @property
     def n_patterns_(self) -> NDArray:
+        """Number of activation patterns of each merged cluster."""
         return np.array([m.size for m in self.members])
 
     def _extra_columns(self) -> tuple:

@@ -37,10 +37,12 @@ class ClusterModel:
     # ---------------------------------------------------------------- basics
     @property
     def n_clusters_(self) -> int:
+        """Number of clusters."""
         return int(self.counts_.shape[0])
 
     @property
     def shares_(self) -> NDArray:
+        """Share of the samples in each cluster (``counts_ / counts_.sum()``)."""
         return self.counts_ / float(self.counts_.sum())
 
     @property
@@ -50,6 +52,7 @@ class ClusterModel:
 
     @property
     def is_classifier(self) -> bool:
+        """Whether the network has a classification head (its explanations are of logits)."""
         return self.net.loss in CLASSIFICATION_LOSSES
 
     @property
@@ -270,10 +273,12 @@ class ClusterModel:
         return fig
 
     def explain(self, x: Any) -> Explanation:  # pragma: no cover -- overridden
+        """Per-feature contributions ``x_j * w_eff[j]`` of one sample inside its cluster; with ``b_eff`` they sum to the output."""
         raise NotImplementedError
 
 
 def scalar(v: Any) -> Any:
+    """A numpy scalar as a Python bool, int or float; any other value unchanged."""
     if isinstance(v, np.bool_):
         return bool(v)
     if isinstance(v, np.integer):

@@ -92,6 +92,7 @@ class ClusterTable:
         return len(self.rows)
 
     def column(self, name: str) -> NDArray:
+        """One column of the table as an array."""
         if name not in self.columns:
             raise KeyError(f"column: expected one of {self.columns}, got {name!r}")
         j = self.columns.index(name)
@@ -109,10 +110,12 @@ class ClusterTable:
         return cols, [dict(zip(self.columns, r)) for r in self.rows]
 
     def to_markdown(self, columns: Optional[Sequence[str]] = None, floatfmt: str = ".3g") -> str:
+        """The table as Markdown, with the chosen columns (default: all)."""
         cols, rows = self._dicts(columns)
         return markdown(rows, cols, floatfmt=floatfmt).rstrip("\n")
 
     def to_text(self, columns: Optional[Sequence[str]] = None, floatfmt: str = ".3g") -> str:
+        """The table as aligned plain text."""
         cols, rows = self._dicts(columns)
         cells = [[cell(r[c], floatfmt) for c in cols] for r in rows]
         widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(cols)]
@@ -121,6 +124,7 @@ class ClusterTable:
         return "\n".join(out)
 
     def to_csv(self, path: Any) -> None:
+        """Write the table to a CSV file."""
         write_csv(path, self._dicts(None)[1], self.columns)
 
     def __str__(self) -> str:
@@ -190,6 +194,8 @@ class FidelityCurve:
         return brief("FidelityCurve", by=self.by, n_clusters=list(map(int, self.n_clusters)), n_fine=self.n_fine)
 
     def rows(self) -> tuple:
+        """(columns, rows): n_clusters, r2, max_abs_error, then agreement, r2_test, agreement_test where measured; one
+        row per number of clusters."""
         cols = ["n_clusters", "r2", "max_abs_error"]
         data = [self.n_clusters, self.r2, self.max_abs_error]
         for name in ("agreement", "r2_test", "agreement_test"):
@@ -200,10 +206,12 @@ class FidelityCurve:
         return cols, [[d[i] for d in data] for i in range(len(self.n_clusters))]
 
     def to_table(self) -> ClusterTable:
+        """The curve as a :class:`ClusterTable`."""
         cols, rows = self.rows()
         return ClusterTable(cols, [[int(r[0])] + [float(v) for v in r[1:]] for r in rows])
 
     def to_csv(self, path: Any) -> None:
+        """Write the curve to a CSV file."""
         self.to_table().to_csv(path)
 
     def plot(self, ax=None, path: Optional[str] = None):
@@ -227,6 +235,7 @@ class FidelityCurve:
 
 
 def contribution_bars(ax, e: Explanation, output: int) -> None:
+    """Draw an explanation's contributions as horizontal bars on ``ax``."""
     c = e.contributions[:, output]
     order = np.argsort(np.abs(c), kind="stable")
     ax.barh([e.feature_names[j] for j in order], c[order], color=["tab:red" if v < 0 else "tab:blue"
@@ -241,6 +250,7 @@ def contribution_bars(ax, e: Explanation, output: int) -> None:
 
 
 def r2_score(pred: NDArray, out: NDArray) -> float:
+    """Coefficient of determination of ``pred`` against ``target`` (averaged over outputs)."""
     res = float(np.sum((pred - out) ** 2))
     tot = float(np.sum((out - out.mean(axis=0)) ** 2))
     if tot <= 0.0:
@@ -249,6 +259,7 @@ def r2_score(pred: NDArray, out: NDArray) -> float:
 
 
 def fidelity(pred: NDArray, out: NDArray, loss: str) -> Fidelity:
+    """The fidelity of ``pred`` to the network's outputs ``out``: R^2, class agreement (classifiers), largest error."""
     agree = None
     if loss in CLASSIFICATION_LOSSES:
         agree = float(np.mean(predicted_class(loss, pred) == predicted_class(loss, out)))
@@ -258,6 +269,7 @@ def fidelity(pred: NDArray, out: NDArray, loss: str) -> Fidelity:
 
 def make_explanation(x: NDArray, c: int, W: NDArray, b: NDArray, net_out: NDArray, names: list,
                       exact: bool) -> Explanation:
+    """The per-feature contributions of one sample inside its cluster."""
     contrib = x[:, None] * W
     return Explanation(x=x, cluster=c, W_eff=np.array(W), b_eff=np.array(b), contributions=contrib,
                        output=contrib.sum(axis=0) + b, network_output=np.asarray(net_out, dtype=np.float64),

@@ -17,7 +17,8 @@ from .._validation import check_bool, check_choice, check_count, check_number
 from ..convert import as_network
 from ..data import Dataset
 from ..errors import DivergenceError, require_finite
-from ..network import FitResult, Network
+from ..fit_result import FitResult
+from ..network import Network
 from ..optimizers import LBFGS, SGD, Adam
 from ..sensitivity import group_curvature, output_group_curvature, output_sensitivity, sensitivity
 from .result import HierarchicalResult, OuterStep

@@ -57,6 +57,7 @@ class HierarchicalResult:
 
     @property
     def n_outer(self) -> int:
+        """Number of outer iterations (block choices) the run made."""
         return len(self.steps)
 
     def block_counts(self) -> dict:
@@ -76,6 +77,7 @@ class HierarchicalResult:
         return dict(sorted(out.items()))
 
     def to_dict(self) -> dict:
+        """The result as a dict of plain Python values, ready for ``json.dumps``."""
         d = asdict(self)
         for s in d["steps"]:
             s["sites"], s["block"] = list(s["sites"]), list(s["block"])

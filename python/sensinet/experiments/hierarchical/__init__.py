@@ -190,9 +190,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=None,
                         help="which parts to run (default: main depth variants; main only with --data; scale: the "
                              "large-network test, not run by default)")
-    parser.add_argument("--depth-dataset", default="concrete", choices=DATASETS)
-    parser.add_argument("--depth-starts", type=int, default=None)
-    parser.add_argument("--variant-starts", type=int, default=None)
+    parser.add_argument("--depth-dataset", default="concrete", choices=DATASETS,
+                        help="data set of the depth experiment (default concrete)")
+    parser.add_argument("--depth-starts", type=int, default=None, help="starts of the depth experiment (default 5)")
+    parser.add_argument("--variant-starts", type=int, default=None,
+                        help="starts of the variants experiment (default 10)")
     parser.add_argument("--scale-starts", type=int, default=None, help="starts of the scale experiment (default 5)")
     parser.add_argument("--scale-budget", type=float, default=None, help="its budget per run (default 16)")
     parser.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished runs")
