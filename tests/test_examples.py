@@ -13,13 +13,21 @@ EXAMPLES = sorted(p for p in (pathlib.Path(__file__).resolve().parents[1] / "exa
 def test_there_is_an_example_per_capability():
     names = {p.stem for p in EXAMPLES}
     assert {"train_network", "neuron_sensitivity", "layer_insertion", "pruning", "grow_and_shrink",
-            "relu_clusters", "hierarchical", "estimators", "interop"} <= names
+            "relu_clusters", "hierarchical", "estimators", "interop", "your_data"} <= names
+    assert names <= set(EXPECTED)  # every example's output is checked
 
 
 # What an example's output must say (beyond running quietly), where the example checks a claim.
 EXPECTED = {
     "neuron_sensitivity": ["top inputs: [('"],  # the input site's three most important features, not []
     "train_network": ["test RMSE (standardized target)"],
+    "estimators": ["activation patterns on the training set"],
+    "grow_and_shrink": ["the same network from scratch for the same work"],
+    "hierarchical": ["full-gradient equivalents", "neuron level: J"],
+    "layer_insertion": ["inserted at 1"],
+    "pruning": ["magnitude"],
+    "relu_clusters": ["merged into 10 clusters: R^2"],
+    "your_data": ["read diabetes.csv: 442 samples", "task regression", "the best criterion on diabetes is"],
     "interop": ["same weights True", "Linear+BatchNorm1d+ReLU+Dropout+Linear -> ['dense:32', 'dense:1']",
                 "ONNX -> sensinet: same layers True", "SensiNetRegressor: predictions bitwise equal True"],
 }
