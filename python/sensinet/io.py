@@ -37,6 +37,7 @@ import io as _io
 import json
 import math
 import os
+import stat
 import zipfile
 from typing import Any, Optional
 
@@ -110,8 +111,10 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
         Other models (a scikit-learn MLP, a torch module) are converted to a Network first.
     path : str, os.PathLike or a binary file object
         Where to write. The file written is exactly ``path``: no ``.npz`` suffix is appended. A path is
-        written atomically (to a temporary file in the same folder, then renamed), so a failed save never
-        leaves a half-written file in place of an existing one.
+        written atomically (to a temporary file in the same folder, synced, then renamed, and the folder
+        synced), so a failed save never leaves a half-written file in place of an existing one. An existing
+        file keeps its permission bits; a symlink is followed and its target written (the link stays); a
+        folder, device, FIFO or socket at the path is refused.
     metadata : dict, optional
         JSON-serializable information stored in the header (training settings, scores, ...). numpy scalars
         and arrays are stored as plain numbers and lists. Defaults to ``net.metadata`` when the network
@@ -122,7 +125,8 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     TypeError
         ``net`` is not a Network or estimator, or ``metadata`` is not a dict / not JSON serializable.
     ValueError
-        ``metadata`` holds NaN or infinity, or a layer has a non-finite ``alpha`` / ``l2``.
+        ``metadata`` holds NaN or infinity, a layer has a non-finite ``alpha`` / ``l2``, or ``path`` names a
+        folder, device, FIFO or socket (or holds a NUL character).
 
     See Also
     --------
@@ -174,16 +178,20 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     members = dict(header=header_arr, parameters=params, **arrays)
 
     if hasattr(path, "write"):
+        if isinstance(path, _io.TextIOBase):
+            raise TypeError("path: expected a binary file object (opened with 'wb'), got a text-mode file")
         np.savez(path, **members)
         return
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a str, os.PathLike or binary file object, got {type(path).__name__}")
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
+    target, mode = _writable_target(path)
+    folder = os.path.dirname(target)
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "xb") as fh:
             np.savez(fh, **members)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)  # the replaced file keeps its permissions (a 0600 model stays 0600)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -191,6 +199,56 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
         except OSError:
             pass
         raise
+    _fsync_folder(folder)
+
+
+_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def _file_name(path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str, os.PathLike or binary file object, got {type(path).__name__}")
+    name = os.fspath(path)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    if "\0" in name:
+        raise ValueError(f"path: expected a file name without NUL characters, got {name!r}")
+    return name
+
+
+def _writable_target(path: Any) -> tuple:
+    """(the file to replace, its permission bits or None for a new file). A symlink is followed, so its target
+    is written and the link stays; anything but a regular file or a new path is refused, so a device, a FIFO
+    or a folder is never replaced."""
+    name = _file_name(path)
+    real = os.path.realpath(name)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real, None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"path: {name!r} is a {_kind(st.st_mode)}, not a regular file; sensinet.save writes "
+                         "only to a regular file or a new path")
+    return real, stat.S_IMODE(st.st_mode)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename durable (POSIX; elsewhere folders cannot be opened and there is nothing to do)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------- load
@@ -200,7 +258,15 @@ def _read_members(path: Any) -> dict:
     if hasattr(path, "read"):
         data = path.read()
     elif isinstance(path, (str, os.PathLike)):
-        with open(os.fspath(path), "rb") as fh:  # FileNotFoundError / IsADirectoryError pass through
+        name = _file_name(path)
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"path: no such file {name!r}") from None
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):  # a FIFO would block; a device never ends
+            raise ValueError(f"path: {name!r} is a {_kind(st.st_mode)}, not a regular file; sensinet.load reads "
+                             "model files only")
+        with open(name, "rb") as fh:  # IsADirectoryError passes through
             data = fh.read()
     else:
         raise TypeError(f"path: expected a str, os.PathLike or binary file object, got {type(path).__name__}")
