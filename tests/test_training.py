@@ -688,3 +688,25 @@ def test_bad_trainable_masks(data, bad, exc, msg):
     with pytest.raises(exc, match=msg):
         net.fit(X, y, epochs=1, trainable=bad(net.n_params))
     np.testing.assert_array_equal(net.parameters, p0)
+
+
+@pytest.mark.filterwarnings("error")  # numpy's overflow warning must not leak either
+@pytest.mark.parametrize("dtype, big", [(np.float64, 1e307), (np.float32, 1e37)])
+def test_sample_weights_whose_sum_overflows_train_like_their_ratios(data, dtype, big):
+    """Each weight finite, their sum beyond the dtype: only the ratios matter, so the fit equals the fit with the
+    weights divided by ``big`` (to rounding), with finite losses and a real status."""
+    X, y = data
+    w = np.linspace(1.0, 2.0, len(y))
+    a, b = _plain_net(dtype=dtype), _plain_net(dtype=dtype)
+    a.fit(X.astype(dtype), y.astype(dtype), epochs=3, batch_size=8, seed=1, sample_weight=w * big)
+    b.fit(X.astype(dtype), y.astype(dtype), epochs=3, batch_size=8, seed=1, sample_weight=w)
+    assert np.all(np.isfinite(a.history_.loss_curve)) and a.history_.status == "completed"
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=tol, atol=tol)
+    # full batches, where the sum of the weights itself overflows: the same as unit weights
+    for opt, kw in (("lbfgs", {}), ("adam", dict(epochs=3, batch_size=len(y)))):
+        c, d = _plain_net(dtype=dtype), _plain_net(dtype=dtype)
+        c.fit(X.astype(dtype), y.astype(dtype), optimizer=opt, sample_weight=np.full(len(y), big * 10), **kw)
+        d.fit(X.astype(dtype), y.astype(dtype), optimizer=opt, **kw)
+        # (the weighted mean rounds differently from the plain one; L-BFGS's later iterations amplify that)
+        np.testing.assert_allclose(c.history_.loss_curve[:10], d.history_.loss_curve[:10], rtol=tol)

@@ -1,6 +1,7 @@
 """Argument checks shared by the public API: clear errors naming the argument, conversion done once."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional
 
@@ -181,13 +182,17 @@ def sample_weights(w: Any, n: int, dtype: Any) -> NDArray:
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         bad = int(np.flatnonzero(~np.isfinite(a) | (a < 0))[0])
         raise ValueError(f"sample_weight: expected finite weights >= 0, got {a[bad]!r} at index {bad}")
-    if not a.sum() > 0:
+    a = np.asarray(a, dtype=np.float64)
+    top = float(np.max(a)) if a.size else 0.0
+    if not top > 0:
         raise ValueError("sample_weight: expected a positive sum of weights, got all zeros")
-    with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(a, dtype=dtype)
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"sample_weight: values up to {float(np.max(a)):.3g} overflow {np.dtype(dtype).name}")
-    return out
+    # Only ratios of weights matter (each loss is their weighted mean), so weights whose sums could overflow the
+    # network's dtype are scaled by a power of two, which is exact: every sum the engine forms stays finite.
+    limit = math.floor(math.log2(float(np.finfo(dtype).max))) - 2
+    excess = math.ceil(math.log2(n) + math.log2(top)) - limit
+    if excess > 0:
+        a = np.ldexp(a, -excess)
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def trainable_mask(mask: Any, n_params: int, block: slice, dtype: Any) -> NDArray:
