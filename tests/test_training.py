@@ -710,3 +710,19 @@ def test_sample_weights_whose_sum_overflows_train_like_their_ratios(data, dtype,
         d.fit(X.astype(dtype), y.astype(dtype), optimizer=opt, **kw)
         # (the weighted mean rounds differently from the plain one; L-BFGS's later iterations amplify that)
         np.testing.assert_allclose(c.history_.loss_curve[:10], d.history_.loss_curve[:10], rtol=tol)
+
+
+def test_lbfgs_callback_writing_nan_raises_and_keeps_finite_weights(data):
+    """The rule of SGD and Adam for L-BFGS too: DivergenceError, and the last finite weights kept."""
+    X, y = data
+    net = _plain_net()
+
+    def vandal(info):
+        if info["epoch"] >= 3:
+            net.parameters[:] = np.nan  # in place, through the view (the setter itself refuses NaN)
+        return False
+
+    with pytest.raises(sn.DivergenceError, match="callback left non-finite weights"):
+        net.fit(X, y, optimizer=sn.LBFGS(max_iter=50), callback=vandal)
+    assert np.isfinite(net.parameters).all() and net.history_.status == "diverged"
+    assert np.isfinite(net.objective(X, y))

@@ -524,6 +524,7 @@ class Network:
         bar = ProgressBar(epochs if not isinstance(opt, LBFGS) else opt.max_iter, desc="fit") if progress else None
         watch = Patience(patience, tol)
         best_epochs: list = []  # the epoch of every validation record
+        broken: list = []  # the iteration at which a callback left non-finite weights (L-BFGS)
 
         def poll(info: dict) -> bool:
             stop = False
@@ -536,8 +537,14 @@ class Network:
                 if bar is not None:
                     extra = f" val {info['val_loss']:.4g}" if "val_loss" in info else ""
                     bar.update(info["epoch"] + 1, f"loss {info['loss']:.4g}{extra}")
-            if callback is not None and callback(info):
-                stop = True
+            if callback is not None:
+                # L-BFGS cannot step back from weights a callback made non-finite: keep the last finite ones
+                before = self._engine.read_parameters().copy() if isinstance(opt, LBFGS) else None
+                stop = bool(callback(info)) or stop
+                if before is not None and not np.isfinite(self._engine.read_parameters()).all():
+                    self._engine.set_parameters(before)
+                    broken.append(info.get("epoch", 0))
+                    stop = True
             return stop
 
         # Without a consumer the engine needs no Python at epoch ends (and no weight sync for it).
@@ -573,6 +580,10 @@ class Network:
         if watch.best_weights is not None:
             self._engine.set_parameters(watch.best_weights)
         result.best_epoch = None if watch.best_index is None else best_epochs[watch.best_index]
+        if broken:
+            result.status = "diverged"
+            raise DivergenceError(f"fit: the callback left non-finite weights at L-BFGS iteration {broken[0]}; the "
+                                  "network keeps the last finite weights (those before that call)")
         if result.status == "diverged":
             raise DivergenceError(self._divergence_message(result, Xm, Ym))
         return self
