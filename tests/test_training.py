@@ -726,3 +726,22 @@ def test_lbfgs_callback_writing_nan_raises_and_keeps_finite_weights(data):
         net.fit(X, y, optimizer=sn.LBFGS(max_iter=50), callback=vandal)
     assert np.isfinite(net.parameters).all() and net.history_.status == "diverged"
     assert np.isfinite(net.objective(X, y))
+
+
+def test_dataset_checks_and_pickles(data):
+    """sn.Dataset refuses 0 features and a non-bool copy, and pickles (to joblib / Dask workers) as its arrays:
+    the unpickled one trains to the same weights and keeps its arrays read-only."""
+    import pickle
+
+    X, y = data
+    with pytest.raises(ValueError, match=r"X: expected at least one feature \(column\), got shape \(40, 0\)"):
+        sn.Dataset(np.empty((40, 0)), y)
+    with pytest.raises(TypeError, match="copy"):
+        sn.Dataset(X, y, copy="no")
+    d = sn.Dataset(X, y)
+    a, b = _plain_net(), _plain_net()
+    a.fit(d, epochs=2, seed=0)  # prepared once on the original: the caches must not travel
+    back = pickle.loads(pickle.dumps(d))
+    b.fit(back, epochs=2, seed=0)
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+    assert not back.X.flags.writeable and back.n_samples == 40

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_matrix, check_samples, numeric_array, targets
+from ._validation import as_matrix, check_bool, check_samples, numeric_array, targets
 
 _keys = itertools.count(1)
 
@@ -78,8 +78,11 @@ class Dataset:
     """
 
     def __init__(self, X: Any, y: Any = None, *, copy: bool = True, n_features: Optional[int] = None) -> None:
+        copy = check_bool(copy, "copy")
         x = numeric_array(X, "X")
         check_samples(x, "X", n_features)
+        if x.shape[1] == 0:
+            raise ValueError(f"X: expected at least one feature (column), got shape {x.shape}")
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError("X: contains NaN or infinity")
         self._X = np.array(x, copy=True) if copy else x
@@ -96,7 +99,21 @@ class Dataset:
         for a in (self._X, self._y):
             if a is not None and copy:
                 a.flags.writeable = False
+        self._copy = copy
         self._prepared: dict = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        """The arrays only: the prepared forms and device copies are remade where the data set is unpickled
+        (joblib and Dask workers get it so)."""
+        return {"X": self._X, "y": self._y, "copy": self._copy}
+
+    def __setstate__(self, state: dict) -> None:
+        self._X, self._y, self._copy = state["X"], state["y"], state["copy"]
+        for a in (self._X, self._y):
+            if a is not None and self._copy:
+                a.flags.writeable = False
+        self._prepared = {}
         self._lock = threading.Lock()
 
     @property
