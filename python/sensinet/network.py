@@ -283,7 +283,15 @@ class Network:
     @property
     def offsets(self) -> list:
         """offsets[l]: index of layer l's first parameter in the flat vector; offsets[-1] == n_params."""
-        return self._engine.offsets
+        return list(self._layer_offsets())
+
+    def _layer_offsets(self) -> tuple:
+        # the architecture never changes, so the engine is asked once (per layer it would make building and
+        # viewing a deep network quadratic in its depth)
+        cached = self.__dict__.get("_offsets")
+        if cached is None:
+            cached = self.__dict__["_offsets"] = tuple(self._engine.offsets)
+        return cached
 
     @property
     def specs(self) -> list:
@@ -300,7 +308,7 @@ class Network:
         """Views of one layer's part of any flat vector ``p`` laid out like :attr:`parameters` (a gradient,
         a copy of the parameters): W, b or W1, b1, W2."""
         kind, n_in, n_out, hidden, *_ = self._specs[layer]
-        o = self.offsets[layer]
+        o = self._layer_offsets()[layer]
         if kind == "residual2":
             W1 = p[o:o + n_in * hidden].reshape(n_in, hidden)
             o += n_in * hidden
