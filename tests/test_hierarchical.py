@@ -581,3 +581,17 @@ def test_scale_rows_pair_targets_and_tests():
     assert r["hier_s_per_outer"] == 2.0
     (p,) = scale.pooled_rows(pairs.pair_records(recs))
     assert p["pairs"] == 6 and p["time_to_paired_ratio_geomean"] == pytest.approx(0.25)
+
+
+def test_divergence_inside_run_raises_divergence_error_with_the_last_finite_weights():
+    """An inner step size that blows the weights up (lr 1e8, ReLU, SGD) is a divergence: DivergenceError with the
+    partial result, the network at the last weights with a finite objective, no advice to use float64."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = np.sin(X[:, 0]) * 1e3
+    net = sn.Network(3, [sn.Dense(8, "relu"), sn.Dense(8, "relu"), sn.Dense(1)], seed=0)
+    with pytest.raises(sn.DivergenceError, match="made the objective non-finite; the network keeps the weights before") as info:
+        sn.HierarchicalOptimizer(lr=1e8, inner="sgd", random_state=0).run(net, X, y, budget=10)
+    assert "float64" not in str(info.value)
+    assert info.value.result.status == "diverged" and np.isfinite(info.value.result.curve[-1][1])
+    assert np.isfinite(net.objective(X, y)) and np.isfinite(net.parameters).all()

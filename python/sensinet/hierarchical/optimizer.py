@@ -16,7 +16,7 @@ from .._progress import ProgressBar
 from .._validation import check_bool, check_choice, check_count, check_number
 from ..convert import as_network
 from ..data import Dataset
-from ..errors import DivergenceError, require_finite
+from ..errors import DivergenceError, NonFiniteError, require_finite
 from ..fit_result import FitResult
 from ..network import Network
 from ..optimizers import LBFGS, SGD, Adam
@@ -226,8 +226,9 @@ class HierarchicalOptimizer:
         Raises
         ------
         DivergenceError
-            When an inner optimization produced a non-finite loss. The network keeps the last finite weights;
-            the partial trace (status ``"diverged"``) is attached as ``exc.result`` and ``self.result_``.
+            When an inner optimization made a minibatch loss or the objective non-finite. The network keeps
+            the weights of the last outer iteration whose objective was finite; the partial trace (status
+            ``"diverged"``) is attached as ``exc.result`` and ``self.result_``.
         """
         net = as_network(net, in_place=True)
         r = self._start(net, X, y, budget, batch_size, random_state, shuffle, validation_data, patience, val_tol,
@@ -402,17 +403,25 @@ class HierarchicalOptimizer:
         opt = self._inner_optimizer((first, last) if neurons is None else (first, last, node[0], *neurons))
         if isinstance(opt, LBFGS):
             opt.max_iter = n_inner
-        saved = (net.parameters.copy(), _snapshot(opt)) if self.monotone else None
+        saved = (net.parameters.copy(), _snapshot(opt))  # the last weights with a finite J (and the state)
         J_before = r.J
         try:
             net.fit(r.data, optimizer=opt, epochs=n_inner, batch_size=r.batch_size, shuffle=r.shuffle,
                     seed=int(r.shuffle_rng.integers(2**31 - 1)), layers=range(first, last + 1), n_threads=r.threads,
                     trainable=mask)
+            r.J = self._objective(r, r.data)
+        except (DivergenceError, NonFiniteError):
+            # a minibatch loss, or J of the weights the inner steps left, is not finite: back to the last weights
+            # whose J was (the inner fit's "last finite minibatch" may still overflow J on all the data)
+            net.parameters = saved[0]
+            _restore(opt, saved[1])
+            raise DivergenceError(f"HierarchicalOptimizer.run: training block {first}-{last} (outer iteration "
+                                  f"{r.res.n_outer + 1}) made the objective non-finite; the network keeps the weights "
+                                  f"before it (J = {J_before:.4g}). Lower lr.") from None
         finally:
             r.work += cache_w + self._inner_work(opt, r, bw)
-        r.J = self._objective(r, r.data)
         accepted = True
-        if saved is not None and not (r.J <= J_before):
+        if self.monotone and not (r.J <= J_before):
             net.parameters = saved[0]
             _restore(opt, saved[1])
             r.J, accepted = J_before, False
