@@ -91,3 +91,22 @@ def test_float32_overflow_beyond_the_first_rows_of_the_last_minibatch_is_diverge
     with pytest.raises(sn.DivergenceError, match="after 1 steps"):
         net.fit(X, y, optimizer=sn.SGD(1e-20), epochs=1, batch_size=64, shuffle=False)
     np.testing.assert_array_equal(net.parameters, before)  # the weights whose loss was finite
+
+
+def test_non_finite_messages_say_what_is_true():
+    """A NaN weight is named as such (not "the inputs and weights are finite"); huge targets are measured, not
+    blamed on the inputs; float64 is suggested only to float32 networks."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    net = sn.Network(3, [sn.Dense(4, "relu"), sn.Dense(1)], seed=0)
+    net.parameters[0] = np.nan
+    with pytest.raises(sn.NonFiniteError, match=r"because the weights contain 1 NaN or infinite value\(s\)") as e:
+        net.objective(X, y)
+    assert "are finite" not in str(e.value)
+    net = sn.Network(3, [sn.Dense(4, "relu"), sn.Dense(1)], seed=0)
+    with pytest.raises(sn.NonFiniteError, match=r"largest \|target\| [0-9.]+e\+300") as e:
+        net.objective(X, y * 1e300)
+    assert "float64" not in str(e.value).split(" in float64")[1]  # no advice to use what it already uses
+    small = sn.Network(3, [sn.Dense(4, "relu"), sn.Dense(1)], seed=0, dtype=np.float32)
+    with pytest.raises(sn.NonFiniteError, match=r"in float32 \(.*\).*or use float64"):
+        small.objective(X.astype(np.float32), (y * 1e30).astype(np.float32))

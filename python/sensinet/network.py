@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from . import cuda as _cuda_backend
 from ._config import resolve_threads
 from ._early_stopping import Patience
-from .errors import DivergenceError, require_finite
+from .errors import DivergenceError, divergence_message, require_finite
 from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
 from ._tables import brief
@@ -23,7 +23,6 @@ from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_para
 from .optimizers import LBFGS, Optimizer, make_optimizer
 
 BlockSpec = Union[None, int, Sequence[int], range]
-
 
 PRECISIONS = ("highest", "tf32")
 INITS = ("auto", "he_uniform", "glorot", "torch")
@@ -396,16 +395,16 @@ class Network:
 
         Raises NonFiniteError when the outputs overflow."""
         Xm = self.input_matrix(X)
-        return require_finite(self._engine.forward(Xm, False, 0, resolve_threads(n_threads)), "network output",
-                              "forward", Xm)
+        return self._finite(self._engine.forward(Xm, False, 0, resolve_threads(n_threads)), "network output",
+                            "forward", Xm)
 
     def predict(self, X: Any, n_threads: Optional[int] = None) -> NDArray:
         """Outputs through the head's link: values (mse), softmax or sigmoid probabilities (classification).
 
         Raises NonFiniteError when the outputs overflow."""
         Xm = self.input_matrix(X)
-        return require_finite(self._engine.forward(Xm, True, 0, resolve_threads(n_threads)), "network output",
-                              "predict", Xm)
+        return self._finite(self._engine.forward(Xm, True, 0, resolve_threads(n_threads)), "network output",
+                            "predict", Xm)
 
     __call__ = forward
 
@@ -413,8 +412,8 @@ class Network:
         """Input of ``layer`` (the output of layer-1); ``layer == n_layers`` gives the network output."""
         layer = self.layer_index(layer, "layer", allow_end=True)
         Xm = self.input_matrix(X)
-        return require_finite(self._engine.layer_input(Xm, layer, 0, None, resolve_threads(n_threads)),
-                              f"input of layer {layer}", "layer_input", Xm)
+        return self._finite(self._engine.layer_input(Xm, layer, 0, None, resolve_threads(n_threads)),
+                            f"input of layer {layer}", "layer_input", Xm)
 
     def loss_and_grad(self, X: Any, y: Any = None, theta: Optional[Any] = None, layers: BlockSpec = None,
                       n_threads: Optional[int] = None) -> tuple:
@@ -436,8 +435,8 @@ class Network:
         Xm, Ym = self.matrices(X, y)
         th = None if theta is None else self._theta(theta)
         loss, grad = self._engine.loss_and_grad(Xm, Ym, first, last, True, th, 0, resolve_threads(n_threads))
-        require_finite(loss, "objective", "loss_and_grad", Xm)
-        return loss, require_finite(grad, "gradient", "loss_and_grad", Xm)
+        self._finite(loss, "objective", "loss_and_grad", Xm, Ym)
+        return loss, self._finite(grad, "gradient", "loss_and_grad", Xm, Ym)
 
     def _theta(self, theta: Any) -> NDArray:
         t = np.asarray(theta)
@@ -454,7 +453,11 @@ class Network:
         """Full-batch objective J (mean loss + L2) without the gradient."""
         Xm, Ym = self.matrices(X, y)
         loss = self._engine.loss_and_grad(Xm, Ym, 0, -1, False, None, None, resolve_threads(n_threads))[0]
-        return require_finite(loss, "objective", "objective", Xm)
+        return self._finite(loss, "objective", "objective", Xm, Ym)
+
+    def _finite(self, values: Any, what: str, where: str, Xm: Matrix, Ym: Optional[Matrix] = None) -> Any:
+        return require_finite(values, what, where, Xm, targets=Ym, weights=self._engine.read_parameters,
+                              dtype=self.dtype)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, y: Any = None, *, optimizer: Union[str, Optimizer] = "adam", lr: Optional[float] = None,
@@ -593,20 +596,8 @@ class Network:
             raise DivergenceError(f"fit: the callback left non-finite weights at L-BFGS iteration {broken[0]}; the "
                                   "network keeps the last finite weights (those before that call)")
         if result.status == "diverged":
-            raise DivergenceError(self._divergence_message(result, Xm, Ym))
+            raise DivergenceError(divergence_message(result, self.loss, self.dtype, Xm.array, Ym.array))
         return self
-
-    def _divergence_message(self, result: FitResult, Xm: Matrix, Ym: Matrix) -> str:
-        """What DivergenceError says: whether a finite step ever existed, and the data's range."""
-        never = (result.steps == 0 if result.optimizer != "lbfgs" else
-                 not any(np.isfinite(result.loss_curve)))
-        if never:
-            return (f"fit: the loss is not finite at the starting weights, so no step was taken and the weights are "
-                    f"unchanged. The data overflow the {self.loss} loss in {np.dtype(self.dtype).name} (largest |X| "
-                    f"{float(np.max(np.abs(Xm.array))):.3g}, largest |y| {float(np.max(np.abs(Ym.array))):.3g}): "
-                    "standardize the inputs and targets.")
-        return (f"fit: the loss became non-finite after {result.steps} steps; the network keeps the last weights "
-                "with a finite loss. Lower the learning rate or standardize the inputs and targets.")
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
