@@ -236,3 +236,58 @@ def test_malformed_arguments_raise_naming_the_argument(name, call, values):
             except Exception as exc:  # noqa: BLE001 - reported as a failure
                 pytest.fail(f"{name}={v!r}: {type(exc).__name__} instead of ValueError/TypeError: {exc}")
             pytest.fail(f"{name}={v!r} was accepted")
+
+
+def _crafted_pair(words):
+    """Words 0 and 8 (64 bytes apart, the same lane) changed so that the *unkeyed* fingerprint of sensinet 0.2
+    is kept: flip a bit of word 0, then invert the lane's step to pick word 8 (multiplication by an odd
+    constant and the xor-shift are both invertible)."""
+    M, K = 2 ** 64, 0x9E3779B97F4A7C15
+
+    def step(lane, v):
+        lane = ((lane ^ v) * K) % M
+        return lane ^ (lane >> 29)
+
+    def unshift(y):
+        return y ^ (y >> 29) ^ (y >> 58)
+
+    lane0 = 0x243F6A8885A308D3  # the public start of lane 0
+    target = step(step(lane0, int(words[0])), int(words[8]))
+    new0 = int(words[0]) ^ (1 << 52)
+    after = step(lane0, new0)
+    return new0, ((unshift(target) * pow(K, -1, M)) % M) ^ after
+
+
+def _unkeyed(a):
+    """sensinet 0.2's fingerprint, in Python (the reference the attack is built against)."""
+    M, K = 2 ** 64, 0x9E3779B97F4A7C15
+    w = [int(x) for x in np.frombuffer(a.tobytes(), dtype=np.uint64)]
+    lanes = [(0x243F6A8885A308D3 + i * 0x13198A2E03707344) % M for i in range(8)]
+    for b in range(0, len(w) - len(w) % 8, 8):
+        for i in range(8):
+            v = ((lanes[i] ^ w[b + i]) * K) % M
+            lanes[i] = v ^ (v >> 29)
+    return lanes
+
+
+def test_array_cache_cannot_be_fooled_by_a_crafted_change():
+    """A change crafted to keep the unkeyed fingerprint (two words 64 bytes apart) changes the keyed one, so a
+    network's array cache never serves the old array's prepared form for it."""
+    from sensinet._engine import fingerprint
+
+    X = np.random.default_rng(0).normal(size=(32, 4))
+    words = X.view(np.uint64).ravel()
+    new0, new8 = _crafted_pair(words)
+    Y = X.copy()
+    Y.view(np.uint64).ravel()[[0, 8]] = [new0, new8]
+    assert _unkeyed(Y) == _unkeyed(X) and not np.array_equal(X.view(np.uint64), Y.view(np.uint64))  # the attack
+    assert fingerprint(Y) != fingerprint(X)
+    net = sn.Network(4, [sn.Dense(3, "tanh"), sn.Dense(1)], seed=0)
+    first = net.predict(X)
+    X[...] = Y  # in place: the same array object, crafted bytes
+    try:
+        again = net.predict(X)
+    except ValueError:  # the crafted words decode to NaN: caught, so the array was prepared again
+        return
+    np.testing.assert_array_equal(again, sn.Network(4, [sn.Dense(3, "tanh"), sn.Dense(1)], seed=0).predict(Y.copy()))
+    assert not np.array_equal(again, first)

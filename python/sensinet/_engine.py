@@ -20,6 +20,7 @@ The CUDA handle also owns the host mirror of the parameters:
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -42,9 +43,14 @@ def build_info() -> dict:
     return {"eigen": _core.eigen_version, "simd": _core.simd, "openmp": bool(_core.openmp)}
 
 
+# The fingerprint's secret key, drawn once per process: a change to an array cannot be crafted to keep its
+# fingerprint without it (fingerprint.hpp).
+_FINGERPRINT_KEY = int.from_bytes(os.urandom(8), "little")
+
+
 def fingerprint(a: NDArray) -> int:
-    """Position-sensitive 64-bit fingerprint of a C-contiguous array's bytes (see fingerprint.hpp)."""
-    return int(_core.fingerprint(a))
+    """Position-sensitive 64-bit fingerprint of a C-contiguous array's bytes, keyed per process (fingerprint.hpp)."""
+    return int(_core.fingerprint(a, _FINGERPRINT_KEY))
 
 
 def activation(name: str, z: NDArray, alpha: float = 0.01, derivative: bool = False) -> NDArray:
