@@ -655,3 +655,18 @@ def test_random_architectures_round_trip(tmp_path):
         assert back.metadata == {"seed": seed}
 
     check()
+
+
+def test_init_survives_save_load_and_astype(tmp_path):
+    """A network's init scheme travels with it, so reinitialize() draws the same weights as the original's."""
+    net = Network(3, [Dense(5, "relu"), Dense(2)], seed=0, init="torch")
+    sn_path = tmp_path / "torch_init.npz"
+    sensinet.save(net, sn_path)
+    back = sensinet.load(sn_path)
+    assert back.init == "torch" and _header(sn_path)["version"] == 2
+    for other in (back, net.astype(np.float32).astype(np.float64)):
+        assert other.init == "torch"
+        np.testing.assert_array_equal(other.reinitialize(3).parameters, net.copy().reinitialize(3).parameters)
+    plain = Network(3, [Dense(5, "relu"), Dense(2)], seed=0)
+    sensinet.save(plain, tmp_path / "auto.npz")
+    assert _header(tmp_path / "auto.npz")["version"] == 1 and "init" not in _header(tmp_path / "auto.npz")

@@ -17,11 +17,12 @@ plus the estimator's arrays (a fitted estimator, version 2):
                      "hidden": int, "activation": str, "alpha": float, "l2": float}, ...],
          "n_params": int, "sha256": "<hex digest of the parameter bytes>", "metadata": {...}}
 
-Version 2 adds the optional field ``"estimator"``: a fitted :class:`~sensinet.SensiNetRegressor` or
+Version 2 adds the optional fields ``"init"`` (the network's initialisation scheme when it is not
+``"auto"``, so ``reinitialize`` draws as the saved network would) and ``"estimator"``: a fitted :class:`~sensinet.SensiNetRegressor` or
 :class:`~sensinet.SensiNetClassifier` (its parameters, fitted attributes, target scale, classes, feature
 names and optimizer state; see :mod:`sensinet._estimator_state`), whose arrays are further members
 ``a0``, ``a1``, ... listed with their dtype and shape in the header. A network alone is still written as
-version 1, so older releases read it; every version-1 file loads.
+version 1 when it has neither, so older releases read it; every version-1 file loads.
 
 ``hidden`` is the inner width of a two-weight residual block and 0 for the other kinds. The digest covers
 the little-endian bytes of ``parameters``, so any corruption of the weights is detected. Floats are
@@ -48,7 +49,7 @@ from ._validation import LOSSES
 from ._version import __version__
 from .layers import ACTIVATIONS, LayerSpec
 from .convert import as_network
-from .network import Network
+from .network import INITS, Network
 
 FORMAT_NAME = "sensinet-network"
 FORMAT_VERSION = 2  # the newest version this release reads and writes
@@ -57,7 +58,7 @@ DTYPES = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
 MEMBERS = ("header", "parameters")
 _HEADER_KEYS = ("format", "version", "sensinet_version", "dtype", "loss", "n_inputs", "layers", "n_params",
                 "sha256")
-_OPTIONAL_HEADER_KEYS = ("metadata", "estimator")
+_OPTIONAL_HEADER_KEYS = ("metadata", "estimator", "init")
 _LAYER_KEYS = LayerSpec._fields
 
 __all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -168,6 +169,9 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
     }
     if record is not None:
         header["estimator"] = record
+    if getattr(net, "init", "auto") != "auto":  # reinitialize() must draw as the saved network would
+        header["init"] = net.init
+        header["version"] = 2
     try:
         text = json.dumps(header, allow_nan=False, default=_json_default, sort_keys=False)
     except ValueError as exc:
@@ -416,6 +420,8 @@ def _check_header(h: dict, where: str) -> tuple:
     metadata = h.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ValueError(f"header.metadata: expected a JSON object, got {type(metadata).__name__}{where}")
+    if h.get("init", "auto") not in INITS:
+        raise ValueError(f"header.init: expected one of {INITS}, got {h['init']!r}{where}")
     return specs, h["loss"], h["dtype"], metadata
 
 
@@ -472,6 +478,7 @@ def load(path: Any) -> Any:
         raise ValueError(f"parameters: expected finite values, got {bad} NaN or infinite value(s){where}")
 
     net = Network.from_specs(specs, loss, np.dtype(dtype_name).type)
+    net.init = header.get("init", "auto")
     if net.n_params != params.shape[0]:  # the engine's own count; cannot differ from the header's
         raise ValueError(f"header.n_params: the engine built {net.n_params} parameters, the file has "
                          f"{params.shape[0]}{where}")

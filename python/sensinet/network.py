@@ -173,7 +173,7 @@ class Network:
         if new.dtype == np.float32:
             new._precision = self.precision
         new.parameters = self._engine.read_parameters()
-        for attr in ("metadata", "classes_"):
+        for attr in ("metadata", "classes_", "init"):  # init: reinitialize() draws as the original would
             if hasattr(self, attr):
                 setattr(new, attr, copy.deepcopy(getattr(self, attr)))
         return new.to(self.device)
