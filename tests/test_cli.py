@@ -172,3 +172,46 @@ def test_every_option_has_help_text(monkeypatch):
     with pytest.raises(SystemExit):
         main([])
     assert bare == []
+
+
+@pytest.mark.parametrize("argv", [["demo", "--quick", "--section", "training"], ["experiment", "pruning", "--quick"],
+                                  ["experiment", "insertion", "--quick"]])
+def test_unusable_out_is_a_usage_error_before_any_work(tmp_path, capsys, argv):
+    from sensinet.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert main(argv + ["--out", str(blocker / "results")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: cannot write to {blocker / 'results'}: {blocker} is a file" in err and "Traceback" not in err
+    assert blocker.read_text() == "x"
+
+
+def test_bench_json_target_checked_before_the_timed_run(tmp_path, capsys, monkeypatch):
+    from sensinet import bench
+    from sensinet.cli import main
+
+    ran = []
+    monkeypatch.setattr(bench, "run_bench", lambda *a: ran.append(1))
+    base = ["bench", "--layers", "8", "--steps", "2"]
+    for target, msg in ((str(tmp_path / "missing" / "b.json"), "the folder"), (str(tmp_path), "it is a folder"),
+                        ("", "expected a file name")):
+        assert main(base + ["--json", target]) == 2
+        err = capsys.readouterr().err
+        assert "--json: " in err and msg in err
+    assert ran == []  # nothing was timed
+    monkeypatch.setattr(bench, "run_bench", lambda *a: (_ for _ in ()).throw(MemoryError()))
+    assert main(base) == 2
+    assert "does not fit in this machine's memory" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    from sensinet.cli import main
+    from sensinet.experiments import _executor
+
+    monkeypatch.setattr(_executor, "CONNECT_SECONDS", 2)
+    assert main(["experiment", "pruning", "--quick", "--scheduler", "tcp://127.0.0.1:9", "--out",
+                 str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "--scheduler: cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'" in err and "Traceback" not in err

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import cuda as _cuda_backend
+from ._outputs import check_file, write_text
 from .data import Dataset
 from .layers import ACTIVATIONS, Dense
 from .network import Network
@@ -237,10 +238,10 @@ def add_arguments(p: Any) -> None:
 
 def main(args: Any) -> int:
     """Entry point of ``sensinet bench``: run the timings and print (and optionally save) them."""
+    target = None if args.json is None else check_file(args.json, "--json")  # before the timed run, not after
     res = run_bench(args.layers, args.inputs, args.outputs, args.batch, args.steps, args.device, args.dtype,
                     args.precision, args.activation, args.repeat, args.threads, not args.no_torch)
     print(res.table())
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(res.to_json())
+    if target is not None:
+        write_text(target, res.to_json())
     return 0

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ._outputs import check_folder
+
 
 EXPERIMENTS = {
     "hierarchical": "hierarchical multi-scale optimization vs backprop, multi-start (Zhang et al. 2023)",
@@ -71,11 +73,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except (ValueError, RuntimeError) as exc:
             print(f"sensinet bench: {exc}", file=sys.stderr)
             return 2
+        except MemoryError:
+            print(f"sensinet bench: the network or the batch does not fit in this machine's memory ({args.layers} "
+                  f"wide layers, batch {args.batch}); choose smaller sizes", file=sys.stderr)
+            return 2
     if args.command == "demo":
         from .demo import run_demo
 
-        print(_version_text())
         try:
+            check_folder(args.out, "--out")
+            print(_version_text())
             run_demo(args.out, args.section, quick=args.quick)
         except ValueError as exc:
             print(f"sensinet demo: {exc}", file=sys.stderr)

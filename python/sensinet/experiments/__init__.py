@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from .._outputs import check_folder
+
 
 def build_record(arguments: Any = None) -> dict:
     """What produced a study's numbers: the package and engine build, the CPU, the libraries, the threads.
@@ -54,6 +56,11 @@ def _preflight(args: argparse.Namespace, name: str) -> Optional[str]:
     if missing:
         return f"needs {' and '.join(missing)}, which this environment lacks: pip install \"sensinet[experiments]\""
     out = getattr(args, "out", None)
+    if out is not None:
+        try:
+            check_folder(out, "--out")
+        except ValueError as exc:
+            return str(exc)
     if getattr(args, "quick", False) and out is not None and (Path(out) / "build.json").is_file():
         try:
             previous = json.loads((Path(out) / "build.json").read_text()).get("arguments", {})

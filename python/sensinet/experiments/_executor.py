@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+CONNECT_SECONDS = 10  # how long to wait for a Dask scheduler before saying it cannot be reached
+
 
 def read_records(path: Path) -> dict:
     """{key: record} of a ``records.jsonl``; a line cut by an interruption is skipped."""
@@ -49,7 +51,14 @@ def execute(tasks: Sequence[Any], fn: Callable[[Any, Any], dict], n_jobs: Option
     if scheduler is not None:
         from dask.distributed import Client, as_completed
 
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        if isinstance(scheduler, Client):
+            client = scheduler
+        else:
+            try:
+                client = Client(scheduler, timeout=CONNECT_SECONDS)
+            except (OSError, TimeoutError) as exc:
+                raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} within "
+                                 f"{CONNECT_SECONDS} s ({type(exc).__name__}: {exc})") from None
         try:
             common = client.scatter(shared, broadcast=True) if shared is not None else None
             futures = client.map(fn, tasks, shared=common, pure=False)
