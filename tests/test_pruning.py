@@ -222,3 +222,61 @@ def test_study_quick_writes_records_tables_and_figures(tmp_path):
         assert g["fixed_epochs"] >= 1 and g["grow_shrink_test_loss"] > 0 and g["fixed_test_loss"] > 0
         assert g["n_params"] < 64 * 64 * 3  # started from one layer of 32: at most two insertions of 32
     assert "Grow and shrink against its final architecture" in (tmp_path / "summary.md").read_text()
+
+
+def _layered():
+    import sensinet as sn
+
+    return sn.Network(3, [sn.Dense(6, "relu"), sn.Dense(4, "relu"), sn.Dense(1)], seed=0)
+
+
+def test_layer_scope_count_is_exact_and_never_clipped_silently():
+    """An integer amount with scope="layer" removes exactly that many neurons, split in proportion to the widths
+    (amount=1 used to remove none, 3 removed 2); more than min_width allows, or a per-group count larger than
+    its group, is an error instead of a silent clip."""
+    import sensinet as sn
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    net = _layered()
+    for amount in (1, 2, 3, 5, 8):
+        _, rec = sn.prune(net, X, amount=amount, criterion="magnitude")
+        assert rec.n_removed == amount
+    _, rec = sn.prune(net, X, amount=5, criterion="magnitude")
+    assert [len(rec.removed[g]) for g in rec.groups] == [3, 2]  # 5 x 6/10 = 3, 5 x 4/10 = 2
+    with pytest.raises(ValueError, match=r"amount: at most 8 neurons can go"):
+        sn.prune(net, X, amount=9, criterion="magnitude")
+    with pytest.raises(ValueError, match=r"amount\['layer 1'\]: group 'layer 1' can lose at most 3"):
+        sn.prune(net, X, amount={"layer 1": 4}, criterion="magnitude")
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(X="not an array", criterion="magnitude"), (ValueError, TypeError), "X"),
+    (dict(criterion="random", inputs="yes"), TypeError, "inputs"),
+    (dict(criterion="random", seed=-1), ValueError, r"seed: expected an int >= 0 or None, got -1"),
+])
+def test_prune_checks_every_argument(kw, exc, match):
+    import sensinet as sn
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    args = dict(X=X, amount=0.5)
+    args.update(kw)
+    with pytest.raises(exc, match=match):
+        sn.prune(_layered(), args.pop("X"), **args)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(criteria=[]), "criteria: expected at least one"),
+    (dict(fractions="0.5"), "fractions: expected a sequence"),
+    (dict(fractions=[]), "fractions: expected at least one"),
+    (dict(optimizer="rmsprop"), "optimizer"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(seed=-1), r"seed: expected an int >= 0, got -1"),
+    (dict(validation_data=(np.zeros((3, 3)),)), r"validation_data: expected a tuple \(X_val, y_val\)"),
+])
+def test_pruning_curve_checks_every_argument(kw, match):
+    import sensinet as sn
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+    with pytest.raises(ValueError, match=match):
+        sn.pruning_curve(_layered(), X, y, **kw)

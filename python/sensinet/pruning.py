@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from ._engine import activation
 from ._plotting import axes, save
 from ._tables import brief, frame
-from ._validation import check_choice
+from ._validation import check_bool, check_choice, check_count
 from .convert import as_network
 from .layers import Dense, Residual
 from .losses import CLASSIFICATION_LOSSES, error
@@ -148,6 +148,29 @@ def neuron_scores(net: Network, X: Any, y: Any = None, criterion: str = "sensiti
 
 
 # ---------------------------------------------------------------------------------------------- pruning
+def _proportional(groups: list, room: dict, count: int) -> dict:
+    """Exactly ``count`` neurons split over the groups in proportion to their widths (largest remainders), no
+    group beyond its room; what a full group cannot take goes to the others the same way."""
+    take = {g.name: 0 for g in groups}
+    left = count
+    while left > 0:
+        open_ = [g for g in groups if take[g.name] < room[g.name]]
+        width = sum(g.width for g in open_)
+        share = {g.name: left * g.width / width for g in open_}
+        add = {k: min(int(np.floor(v)), room[k] - take[k]) for k, v in share.items()}
+        rest = left - sum(add.values())
+        for k in sorted(share, key=lambda k: (-(share[k] - np.floor(share[k])), k)):  # largest remainders first
+            if rest == 0:
+                break
+            if take[k] + add[k] < room[k]:
+                add[k] += 1
+                rest -= 1
+        for k, v in add.items():
+            take[k] += v
+        left -= sum(add.values())
+    return take
+
+
 def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int) -> dict:
     """How many neurons of each group to remove."""
     total = sum(g.width for g in groups)
@@ -159,7 +182,10 @@ def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int)
         for k, v in amount.items():
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"amount[{k!r}]: expected a count >= 0, got {v!r}")
-        return {g.name: min(int(amount.get(g.name, 0)), room[g.name]) for g in groups}
+            if v > room[k]:
+                raise ValueError(f"amount[{k!r}]: group {k!r} can lose at most {room[k]} neurons and keep min_width, "
+                                 f"got {v}")
+        return {g.name: int(amount.get(g.name, 0)) for g in groups}
     if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
         raise ValueError(f"amount: expected a fraction in [0, 1) or a count of neurons, got {amount!r}")
     if isinstance(amount, (int, np.integer)):
@@ -170,12 +196,13 @@ def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int)
         if not (np.isfinite(amount) and 0.0 <= amount < 1.0):
             raise ValueError(f"amount: expected a fraction in [0, 1) or a count of neurons, got {amount!r}")
         frac, count = float(amount), None
+    if count is not None and count > sum(room.values()):
+        raise ValueError(f"amount: at most {sum(room.values())} neurons can go while every group keeps min_width, "
+                         f"got {count}")
     if scope == "layer":
         if frac is not None:
             return {g.name: min(int(np.floor(frac * g.width)), room[g.name]) for g in groups}
-        # a count split over the groups in proportion to their widths
-        want = {g.name: min(int(np.floor(count * g.width / total)), room[g.name]) for g in groups}
-        return want
+        return _proportional(groups, room, count)
     # global: the lowest scores of all groups together, each group keeping min_width
     n = int(np.floor(frac * total)) if frac is not None else count
     entries = sorted((float(s), g.name, j) for g in groups for j, s in enumerate(scores[g.name]))
@@ -187,6 +214,13 @@ def _counts(groups: list, scores: dict, amount: Any, scope: str, min_width: int)
             take[name] += 1
             n -= 1
     return take
+
+
+def _check_seed(seed: Any, none_ok: bool = True) -> None:
+    if seed is None and none_ok:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected an int >= 0{' or None' if none_ok else ''}, got {seed!r}")
 
 
 def prune(net: Network, X: Any, y: Any = None, amount: Union[float, int] = 0.5, criterion: str = "sensitivity",
@@ -219,6 +253,9 @@ def prune(net: Network, X: Any, y: Any = None, amount: Union[float, int] = 0.5, 
         raise ValueError(f"min_width: expected an int >= 1, got {min_width!r}")
     if not isinstance(fold_mean, (bool, np.bool_)):
         raise TypeError(f"fold_mean: expected True or False, got {fold_mean!r}")
+    inputs = check_bool(inputs, "inputs")
+    _check_seed(seed)
+    net.input_matrix(getattr(X, "X", X))  # X is checked whatever the criterion (magnitude and random do not read it)
     scores = neuron_scores(net, X, y, criterion, inputs, seed, n_threads)
     groups = prunable_groups(net, inputs)
     for g in groups:
@@ -367,11 +404,25 @@ def pruning_curve(net: Network, X: Any, y: Any, fractions: Any = (0.25, 0.5, 0.7
     net = as_network(net)
     check_choice(schedule, "schedule", ("one_shot", "iterative"))
     crits = [criteria] if isinstance(criteria, str) else list(criteria)
+    if not crits:
+        raise ValueError(f"criteria: expected at least one of {CRITERIA}, got none")
     for c in crits:
         check_choice(c, "criteria", CRITERIA)
-    fr = sorted(float(f) for f in fractions)
-    if not fr or any(not (0.0 <= f < 1.0) for f in fr):
-        raise ValueError(f"fractions: expected values in [0, 1), got {list(fractions)!r}")
+    if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
+        raise ValueError(f"fractions: expected a sequence of fractions in [0, 1), got {fractions!r}")
+    fr = []
+    for f in fractions:
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)) or not 0.0 <= f < 1.0:
+            raise ValueError(f"fractions: expected values in [0, 1), got {list(fractions)!r}")
+        fr.append(float(f))
+    fr = sorted(fr)
+    if not fr:
+        raise ValueError("fractions: expected at least one fraction in [0, 1), got none")
+    check_choice(optimizer, "optimizer", ("adam", "sgd", "lbfgs"))
+    check_count(batch_size, "batch_size", 1)
+    _check_seed(seed, none_ok=False)
+    if validation_data is not None and (not isinstance(validation_data, tuple) or len(validation_data) != 2):
+        raise ValueError("validation_data: expected a tuple (X_val, y_val)")
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, (int, np.integer)) or \
             fine_tune_epochs < 0:
         raise ValueError(f"fine_tune_epochs: expected an int >= 0, got {fine_tune_epochs!r}")
