@@ -1,6 +1,8 @@
 """Bad input gives a ValueError / TypeError that names the argument; nothing crashes the interpreter."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -389,3 +391,33 @@ def test_cross_entropy_probability_rows_must_sum_to_one():
     with pytest.raises(ValueError, match="summing to 1 for cross_entropy.*row 1 summing to 0.5"):
         net.objective(X, np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.3]]))
     net.objective(X, np.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]))  # valid rows are fine
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: sn.Residual(4, weights=2.0), ValueError, "Residual.weights"),
+    (lambda: sn.Network(3, [sn.Dense(1)], dtype=None), TypeError, "dtype: expected float64 or float32, got None"),
+    (lambda: sn.Network(3, [sn.Dense(1)], dtype="foo"), TypeError, "dtype: expected float64 or float32, got 'foo'"),
+    (lambda: sn.Network(3, [sn.Dense(1)]).fit(np.ones((4, 3)), np.ones(4), progress="yes"), TypeError, "progress"),
+    (lambda: __import__("sensinet.datasets", fromlist=["x"]).Standardizer().fit(np.array([[1.0], [np.nan]])),
+     ValueError, "X: contains NaN"),
+    (lambda: __import__("sensinet.datasets", fromlist=["x"]).load_titanic(raw="yes"), TypeError, "raw"),
+    (lambda: sn.save(sn.Network(3, [sn.Dense(1)]), io.BytesIO(), metadata={"a": {1: "b"}}), TypeError,
+     r"metadata\['a'\]: expected str keys"),
+])
+def test_still_accepted_before_now_refused(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_repeated_keys_in_a_model_header_are_refused(tmp_path):
+    path = tmp_path / "n.npz"
+    sn.save(sn.Network(3, [sn.Dense(1)]), path)
+    with np.load(path) as z:
+        members = {k: z[k] for k in z.files}
+    text = members["header"].tobytes().decode()
+    members["header"] = np.frombuffer(text.replace('"loss": "mse"', '"loss": "mse", "loss": "cross_entropy"')
+                                      .encode(), np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **members)
+    with pytest.raises(ValueError, match=r"repeated key\(s\) \['loss'\]"):
+        sn.load(path)

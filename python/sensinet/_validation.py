@@ -166,7 +166,14 @@ def check_size(n_params: int, itemsize: int, what: str) -> None:
 
 
 def resolve_dtype(dtype: Any) -> type:
-    dt = np.dtype(dtype)
+    """float64 or float32 from a dtype, its name or type; TypeError naming ``dtype`` otherwise (None too, which
+    numpy would read as float64)."""
+    if dtype is None:
+        raise TypeError("dtype: expected float64 or float32, got None")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float64 or float32, got {dtype!r}") from None
     if dt == np.float64:
         return np.float64
     if dt == np.float32:

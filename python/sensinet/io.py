@@ -80,6 +80,27 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are unique (json keeps the last of a repeated key; a header must not be ambiguous)."""
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ValueError(f"repeated key(s) {dup} in one object")
+    return dict(pairs)
+
+
+def _str_keys(value: Any, where: str) -> None:
+    """Every object key at any depth a str (JSON would turn an int key into a str silently)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: expected str keys (JSON objects), got key {k!r} of type {type(k).__name__}")
+            _str_keys(v, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _str_keys(v, f"{where}[{i}]")
+
+
 def _digest(params: np.ndarray) -> str:
     le = np.ascontiguousarray(params, dtype=params.dtype.newbyteorder("<"))
     return hashlib.sha256(le.tobytes()).hexdigest()
@@ -141,10 +162,7 @@ def save(net: Any, path: Any, metadata: Optional[dict] = None) -> None:
         metadata = getattr(net, "metadata", None) or {}
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata: expected a dict (JSON-serializable), got {type(metadata).__name__}")
-    for key in metadata:
-        if not isinstance(key, str):
-            raise TypeError(f"metadata: expected str keys (JSON objects), got key {key!r} of type "
-                            f"{type(key).__name__}")
+    _str_keys(metadata, "metadata")
 
     dtype_name = "float64" if net.dtype == np.float64 else "float32"
     params = np.array(net.parameters, dtype=DTYPES[dtype_name], order="C", copy=True)
@@ -321,7 +339,7 @@ def _parse_header(arr: np.ndarray, where: str) -> dict:
     except UnicodeDecodeError as exc:
         raise ValueError(f"header: expected UTF-8 encoded JSON, got invalid UTF-8 ({exc}){where}") from None
     try:
-        header = json.loads(text, parse_constant=_reject_constant)
+        header = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ValueError as exc:
         raise ValueError(f"header: expected valid JSON, got a parse error ({exc}){where}") from None
     if not isinstance(header, dict):

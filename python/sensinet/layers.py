@@ -121,7 +121,8 @@ class Residual:
         _check_width("Residual", "width", self.width)
         if self.hidden is not None:
             _check_width("Residual", "hidden", self.hidden)
-        if self.weights not in (1, 2):
+        if isinstance(self.weights, bool) or not isinstance(self.weights, (int, np.integer)) or \
+                self.weights not in (1, 2):
             raise ValueError(f"Residual.weights: expected 1 or 2, got {self.weights!r}")
         if self.weights == 1 and self.hidden not in (None, self.width):
             raise ValueError(f"Residual.hidden: the one-weight block has hidden == width, got {self.hidden!r}")

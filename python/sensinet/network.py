@@ -519,6 +519,7 @@ class Network:
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
         check_bool(shuffle, "shuffle")
+        check_bool(progress, "progress")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
                                  or seed >= 2**64):  # the engine's generator takes any 64-bit seed
             raise ValueError(f"seed: expected an int in [0, 2**64) or None, got {seed!r}")

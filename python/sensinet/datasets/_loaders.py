@@ -498,6 +498,8 @@ def load_titanic(raw: bool = False, features: str = "sensinet") -> Dataset | dic
     The `description` of the returned Dataset repeats these encodings and the
     data's provenance. Each call returns new copies of the cached arrays.
     """
+    if not isinstance(raw, (bool, np.bool_)):
+        raise TypeError(f"raw: expected True or False, got {raw!r}")
     if features not in ("sensinet", "paper"):
         raise ValueError(f"features: expected 'sensinet' or 'paper', got {features!r}")
     cols = _titanic_columns()
@@ -599,6 +601,8 @@ class Standardizer:
             ``self``, so calls can be chained.
         """
         X_arr = np.asarray(X, dtype=np.float64)
+        if not np.isfinite(X_arr).all():
+            raise ValueError("X: contains NaN or infinity; the mean and scale would be NaN")
         if X_arr.ndim not in (1, 2) or len(X_arr) < 1:
             raise ValueError(
                 f"X must be a non-empty 1-D or 2-D array, got shape {X_arr.shape}"
