@@ -15,11 +15,12 @@ import numpy as np
 
 from .._plotting import figure, have_matplotlib, save
 from ..clusters import ReluClusters
-from ..datasets import Standardizer, data_digest, train_test_split
+from ..datasets import data_digest
 from ..layers import Dense
 from ..losses import error
 from ..network import Network
 from ._executor import run_resumable
+from ._user_data import standardized_split
 
 MERGED = 5  # clusters of the merged explanation reported per seed
 SIZES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300)
@@ -40,15 +41,12 @@ class ClusterTask:
 def run_task(task: ClusterTask, shared: Optional[dict] = None) -> dict:
     """One seed: train, find the clusters, measure the merged explanations' fidelity."""
     d = shared[task.dataset]
-    X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.2, seed=task.seed)
-    st = Standardizer().fit(X_tr)
-    Xtr, Xte = st.transform(X_tr), st.transform(X_te)
+    Xtr, Xte, y_tr, y_te = standardized_split(d, 0.2, task.seed)
     if d.task == "classification":
         k = int(d.y.max()) + 1
         loss, n_out = ("binary_cross_entropy", 1) if k == 2 else ("cross_entropy", k)
     else:
-        ys = Standardizer().fit(y_tr)
-        y_tr, y_te, loss, n_out = ys.transform(y_tr), ys.transform(y_te), "mse", 1
+        loss, n_out = "mse", 1
     net = Network(d.n_features, [Dense(20, "relu") for _ in range(3)] + [Dense(n_out)], loss=loss, seed=task.seed)
     net.fit(Xtr, y_tr, optimizer="adam", lr=1e-3, epochs=task.epochs, batch_size=32, seed=task.seed)
     rc = ReluClusters(net).fit(Xtr, feature_names=list(d.feature_names))

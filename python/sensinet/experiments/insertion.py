@@ -31,7 +31,7 @@ from ..losses import error
 from ..network import Network
 from ..optimizers import SGD
 from ._executor import run_resumable
-from ._user_data import add_data_arguments, data_from_arguments, user_datasets
+from ._user_data import add_data_arguments, data_from_arguments, standardized_split, user_datasets
 
 EPOCHS, INSERT_AT = 1850, 450
 CURVE_POINTS = 200  # points kept of each run's curves (the figures; a run's record stays small)
@@ -51,13 +51,7 @@ def _data(seed: int = 0, dataset: str = "spirals", shared: Optional[dict] = None
     if dataset == "spirals":
         d = make_spirals(300)
         return train_test_split(d.X, d.y, test_size=0.25, seed=seed)
-    d = shared[dataset]
-    X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, seed=seed)
-    mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
-    if d.task == "regression":
-        ym, ys = y_tr.mean(), y_tr.std() or 1.0
-        y_tr, y_te = (y_tr - ym) / ys, (y_te - ym) / ys
-    return (X_tr - mu) / sd, (X_te - mu) / sd, y_tr, y_te
+    return standardized_split(shared[dataset], 0.25, seed)
 
 
 def _shape(dataset: str, shared: Optional[dict]) -> tuple:

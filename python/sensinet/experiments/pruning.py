@@ -47,7 +47,7 @@ from ..network import Network
 from ..pruning import CRITERIA, prune
 from ._executor import run_resumable
 from ._stats import wilcoxon_p
-from ._user_data import add_data_arguments, data_from_arguments, user_datasets
+from ._user_data import add_data_arguments, data_from_arguments, standardized_split, user_datasets
 
 DATASETS = ("concrete", "energy", "yacht", "power_plant", "digits")
 FRACTIONS = (0.25, 0.5, 0.75, 0.9)
@@ -86,13 +86,8 @@ def _split(name: str, seed: int, shared: Optional[dict] = None) -> tuple:
     too, for regression)."""
     if shared and name in shared:  # the user's data set
         d = shared[name]
-        X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, seed=seed)
-        mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
-        sd[sd == 0] = 1.0
-        if d.task == "classification":
-            return (X_tr - mu) / sd, (X_te - mu) / sd, y_tr, y_te, "cross_entropy", int(d.y.max()) + 1
-        ym, ys = y_tr.mean(), y_tr.std() or 1.0
-        return (X_tr - mu) / sd, (X_te - mu) / sd, (y_tr - ym) / ys, (y_te - ym) / ys, "mse", 1
+        head = ("cross_entropy", int(d.y.max()) + 1) if d.task == "classification" else ("mse", 1)
+        return (*standardized_split(d, 0.25, seed), *head)
     if name == "digits":
         from sklearn.datasets import load_digits  # ships with scikit-learn
 
