@@ -421,3 +421,47 @@ def test_repeated_keys_in_a_model_header_are_refused(tmp_path):
         np.savez(fh, **members)
     with pytest.raises(ValueError, match=r"repeated key\(s\) \['loss'\]"):
         sn.load(path)
+
+
+def _small():
+    return sn.Network(3, [sn.Dense(4, "relu"), sn.Dense(4, "relu"), sn.Dense(1)], seed=0)
+
+
+_X = np.random.default_rng(0).normal(size=(30, 3))
+_Y = _X[:, 0].copy()
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: sn.group_sensitivity(_small(), _X, _Y, [{1: [[0, 1], [2, 3]]}]), ValueError, r"groups\[1\]: expected a 1-D"),
+    (lambda: sn.group_sensitivity(_small(), _X, _Y, None), TypeError, "groups: expected a list"),
+    (lambda: sn.explain(_small(), _X).fidelity_curve([1.7]), ValueError, "ns: expected int cluster counts"),
+    (lambda: sn.sensitivity(_small(), _X, per_sample="yes"), TypeError, "per_sample"),
+    (lambda: sn.LayerInsertion(score_threshold=float("nan")), ValueError, "score_threshold"),
+    (lambda: sn.LayerInsertion(score_threshold="a"), ValueError, "score_threshold"),
+    (lambda: sn.LayerInsertion(include_bias="no"), TypeError, "include_bias"),
+    (lambda: sn.LayerInsertion().fit(_small(), _X, _Y, epochs=2, batch_size=1.7), ValueError, "batch_size"),
+    (lambda: sn.LayerInsertion().insert(_small(), None), TypeError, "candidate: expected a Candidate"),
+    (lambda: sn.Network(3, [sn.Dense(1)], seed=-1), ValueError, "seed: expected an int >= 0 or None, got -1"),
+    (lambda: sn.Network(3, [sn.Dense(1)], seed=1.5), ValueError, "seed: expected an int >= 0 or None, got 1.5"),
+    (lambda: _small().reinitialize(-1), ValueError, "seed: expected an int >= 0"),
+    (lambda: sn.Network(3, None), TypeError, "layers: expected a sequence"),
+    (lambda: _small().fit(_X, _Y, epochs=1, callback=lambda: None), TypeError,
+     "callback: expected a callable taking one argument"),
+])
+def test_unclear_or_silent_before_now_named(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_targets_are_not_read_for_output_sensitivities():
+    """wrt='output' does not read y (documented): the result is that of no targets at all."""
+    a = sn.sensitivity(_small(), _X, np.full(30, np.nan), wrt="output")
+    b = sn.sensitivity(_small(), _X, wrt="output")
+    assert all(np.array_equal(m, n) for m, n in zip(a.matrices, b.matrices))
+
+
+def test_figure_path_under_a_file(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=f"path: cannot write to {blocker / 'x.png'}: {blocker} is not a folder"):
+        sn.sensitivity(_small(), _X).plot(blocker / "x.png")

@@ -194,7 +194,7 @@ def test_bench_json_target_checked_before_the_timed_run(tmp_path, capsys, monkey
     ran = []
     monkeypatch.setattr(bench, "run_bench", lambda *a: ran.append(1))
     base = ["bench", "--layers", "8", "--steps", "2"]
-    for target, msg in ((str(tmp_path / "missing" / "b.json"), "the folder"), (str(tmp_path), "it is a folder"),
+    for target, msg in ((str(tmp_path / "missing" / "b.json"), "does not exist"), (str(tmp_path), "it is a folder"),
                         ("", "expected a file name")):
         assert main(base + ["--json", target]) == 2
         err = capsys.readouterr().err

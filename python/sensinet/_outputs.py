@@ -44,7 +44,8 @@ def check_file(path: Any, flag: str) -> Path:
         raise ValueError(f"{flag}: cannot write to {p}: it is {'a folder' if p.is_dir() else 'not a regular file'}")
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
-        raise ValueError(f"{flag}: cannot write to {p}: the folder {folder} does not exist")
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"{flag}: cannot write to {p}: {folder} {why}")
     check_folder(folder, flag)
     return p
 

@@ -6,6 +6,7 @@ when given ``ax``. Every ``plot()`` returns what it drew on; ``ax.figure`` displ
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 
@@ -65,4 +66,8 @@ def panels(ax: Any, n: int, figsize: tuple, what: str, stack: str = "row", **kw:
 def save(fig: Any, path: Optional[Any], dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` (the format from its suffix) when a path is given."""
     if path is not None:
+        if isinstance(path, (str, os.PathLike)):
+            from ._outputs import check_file
+
+            check_file(path, "path")  # a ValueError naming the path, before matplotlib's OSError
         fig.savefig(path, dpi=dpi)

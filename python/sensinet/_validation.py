@@ -214,3 +214,18 @@ def trainable_mask(mask: Any, n_params: int, block: slice, dtype: Any) -> NDArra
         raise ValueError(f"trainable: no parameter of the trained layers (entries {block.start}..{block.stop - 1}) "
                          "is True")
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_callback(callback: Any) -> None:
+    """A callable that takes one argument (the progress dict), or TypeError saying what it is."""
+    import inspect
+
+    if not callable(callback):
+        raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+    try:
+        inspect.signature(callback).bind({})
+    except TypeError:
+        raise TypeError("callback: expected a callable taking one argument (a dict of the progress), got one "
+                        "that cannot be called with one") from None
+    except ValueError:  # builtins without a signature: called as they are
+        pass

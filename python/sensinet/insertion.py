@@ -26,7 +26,7 @@ from ._config import resolve_threads
 from ._engine import activation
 from ._plotting import panels, save
 from ._tables import brief
-from ._validation import check_choice, check_count, check_positive
+from ._validation import check_bool, check_choice, check_count, check_number, check_positive
 from .convert import as_network
 from .layers import Dense, Residual
 from .losses import error
@@ -191,7 +191,8 @@ class LayerInsertion:
             given = dict(_PRESET_OPTIONS[preset])
         self.preset = preset
         self.score = check_choice("frobenius" if given["score"] is None else given["score"], "score", SCORES)
-        self.include_bias = True if given["include_bias"] is None else bool(given["include_bias"])
+        self.include_bias = True if given["include_bias"] is None else check_bool(given["include_bias"],
+                                                                                   "include_bias")
         self.residual_positions = check_choice("all" if given["residual_positions"] is None
                                                else given["residual_positions"], "residual_positions",
                                                ("all", "before_blocks"))
@@ -210,7 +211,7 @@ class LayerInsertion:
             if not ok:
                 raise ValueError(f"plateau: expected (window >= 1, threshold > 0), got {plateau!r}")
         self.plateau = plateau
-        self.score_threshold = score_threshold
+        self.score_threshold = check_number(score_threshold, "score_threshold", 0.0, none_ok=True)
         for name, v in (("check_every", check_every), ("max_insertions", max_insertions),
                         ("max_layers", max_layers), ("minibatch_size", minibatch_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "max_insertions" else 1):
@@ -335,6 +336,8 @@ class LayerInsertion:
     def insert(self, net: Network, candidate: Candidate, optimizer: Any = None) -> tuple:
         """A new network with the neutral layer at ``candidate.position`` (same function), and the optimizer
         with its state carried over to the new parameter layout."""
+        if not isinstance(candidate, Candidate):
+            raise TypeError(f"candidate: expected a Candidate (from candidates()), got {type(candidate).__name__}")
         net = as_network(net)
         p, w = candidate.position, candidate.width
         if not 1 <= p < net.n_layers:
@@ -413,7 +416,7 @@ class LayerInsertion:
         net.matrices(data, None)
         n_samples = data.n_samples
         self.candidates(net)  # validates the kind early
-        bs = n_samples if batch_size is None else int(batch_size)
+        bs = n_samples if batch_size is None else check_count(batch_size, "batch_size", 1)
         opt = make_optimizer(optimizer, lr)
         hist = InsertionHistory(eval_every=check_count(eval_every, "eval_every", 1))
         Xv = Yv = None

@@ -15,8 +15,8 @@ from .errors import DivergenceError, divergence_message, require_finite
 from ._engine import CpuEngine, make_engine
 from ._progress import ProgressBar
 from ._tables import brief
-from ._validation import (LOSSES, check_bool, check_choice, check_count, check_number, check_size, resolve_dtype,
-                          sample_weights, trainable_mask)
+from ._validation import (LOSSES, check_bool, check_callback, check_choice, check_count, check_number, check_size,
+                          resolve_dtype, sample_weights, trainable_mask)
 from .data import DataCache, Dataset, Matrix, as_dataset
 from .fit_result import FitResult
 from .layers import Dense, Layer, Residual, as_spec, layer_from_spec, layer_params
@@ -80,6 +80,8 @@ class Network:
             _cuda_backend.require(index)  # fail before building anything
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 1:
             raise ValueError(f"n_inputs: expected an int >= 1, got {n_inputs!r}")
+        if layers is None or isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"layers: expected a sequence of Dense / Residual layers, got {type(layers).__name__}")
         layers = list(layers)
         if not layers:
             raise ValueError("layers: expected at least one layer, got an empty list")
@@ -128,6 +130,8 @@ class Network:
         * ``"torch"``: PyTorch's ``nn.Linear`` default, weights and biases uniform in
           ±1 / sqrt(fan_in) (``kaiming_uniform_(a=sqrt(5))``); a residual block's second weight has no bias.
         """
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed: expected an int >= 0 or None, got {seed!r}")
         rng = np.random.default_rng(seed)
         p = np.zeros(self.n_params, dtype=self.dtype)
         for l, spec in enumerate(self._specs):
@@ -516,8 +520,8 @@ class Network:
         if patience is not None and validation_data is None:
             raise ValueError("patience: early stopping needs validation_data=(X_val, y_val)")
         check_count(max_steps, "max_steps", none_ok=True)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+        if callback is not None:
+            check_callback(callback)
         check_bool(shuffle, "shuffle")
         check_bool(progress, "progress")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0

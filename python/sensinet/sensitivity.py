@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from ._config import resolve_threads
 from ._plotting import figure, panels, save
 from ._tables import brief, frame
-from ._validation import check_choice
+from ._validation import check_bool, check_choice
 from .convert import as_network
 from .data import Matrix
 from .losses import output_gradient, per_sample_loss
@@ -269,6 +269,8 @@ def _neuron_indices(key: Any, idx: Any, width: int) -> NDArray:
     if idx is None:
         return np.arange(width)
     a = np.asarray(idx)
+    if a.ndim > 1:
+        raise ValueError(f"groups[{key!r}]: expected a 1-D list of neuron indices or a mask, got shape {a.shape}")
     if a.dtype == bool:
         if a.shape != (width,):
             raise ValueError(f"groups[{key!r}]: a mask needs {width} entries, got shape {a.shape}")
@@ -320,7 +322,7 @@ def _prepare(net: Network, X: Any, y: Any, wrt: str) -> tuple:
         if y is None and getattr(X, "y", None) is None:
             raise ValueError("y: required for wrt='loss' (the loss needs targets)")
         return net.matrices(X, y)
-    return net.input_matrix(X), None
+    return net.input_matrix(X), None  # the outputs' sensitivities need no targets: y is not read
 
 
 def sensitivity(net: Network, X: Any, y: Any = None, sites: Any = None, wrt: str = "output",
@@ -335,7 +337,8 @@ def sensitivity(net: Network, X: Any, y: Any = None, sites: Any = None, wrt: str
         Any sensinet network, including ones imported from scikit-learn or PyTorch.
     X : array (n_samples, n_inputs)
     y : array, optional
-        Targets; required for ``wrt="loss"``.
+        Targets; required for ``wrt="loss"``. With ``wrt="output"`` they are not read at all (not even checked),
+        so code can pass them for either kind of sensitivity.
     sites : int, sequence of int, or site names, optional
         Sensitivity layers (sites) to compute (0 = inputs, ``"2:inner"`` / ``"2:output"`` for the two sites of
         a residual block; default every site). The reverse sweep stops at the lowest one. (``layers=`` is the
@@ -359,6 +362,7 @@ def sensitivity(net: Network, X: Any, y: Any = None, sites: Any = None, wrt: str
     """
     net = as_network(net)
     Xa, Y = _prepare(net, X, y, wrt)
+    per_sample = check_bool(per_sample, "per_sample")
     reduce = reduce if reduce is not None else ("mean_abs" if wrt == "output" else "mean")
     check_choice(reduce, "reduce", REDUCTIONS)
     check_choice(method, "method", ("reverse", "finite_difference"))
@@ -424,6 +428,13 @@ def iter_per_sample(net: Network, X: Any, y: Any = None, sites: Any = None, wrt:
         yield s, sites, samples
 
 
+def _group_list(groups: Any) -> list:
+    """The groups argument as a list of group dicts, or TypeError naming it."""
+    if groups is None or isinstance(groups, (dict, str, bytes)) or not hasattr(groups, "__iter__"):
+        raise TypeError(f"groups: expected a list of {{site: neuron indices}} dicts, got {type(groups).__name__}")
+    return list(groups)
+
+
 def _group_sites(net: Network, group: dict) -> list:
     """{site name or layer: indices, mask or None (all)} -> engine triples (layer, part, weights)."""
     if not isinstance(group, dict) or not group:
@@ -448,7 +459,7 @@ def group_sensitivity(net: Network, X: Any, y: Any, groups: Sequence[dict], meth
     Xa, Y = _prepare(net, X, y, "loss")
     check_choice(method, "method", ("reverse", "finite_difference"))
     threads = resolve_threads(n_threads)
-    trip = [_group_sites(net, g) for g in groups]
+    trip = [_group_sites(net, g) for g in _group_list(groups)]
     if method == "reverse":
         sites = sorted({(l, p) for t in trip for (l, p, _) in t})
         mats, _ = net.engine.sensitivities(Xa, Y, True, sites, "mean", False, threads)
@@ -492,7 +503,7 @@ def group_curvature(net: Network, X: Any, y: Any, groups: Sequence[dict], method
     Xa, Y = _prepare(net, X, y, "loss")
     check_choice(method, "method", ("exact", "finite_difference"))
     threads = resolve_threads(n_threads)
-    trip = [_group_sites(net, g) for g in groups]
+    trip = [_group_sites(net, g) for g in _group_list(groups)]
     if method == "exact":
         return require_finite(net.engine.group_curvature(Xa, Y, trip, threads), "group curvature",
                               "group_curvature", Xa)

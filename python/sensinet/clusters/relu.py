@@ -324,6 +324,9 @@ class ReluClusters(ClusterModel):
         C = self.n_clusters_
         if ns is None:
             ns = np.unique(np.round(np.geomspace(1, C, num=min(C, 12))).astype(int))
+        bad = [n for n in ns if isinstance(n, bool) or not isinstance(n, (int, np.integer))]
+        if bad:
+            raise ValueError(f"ns: expected int cluster counts, got {bad[0]!r}")
         ns = [int(n) for n in ns]
         for n in ns:
             if not 1 <= n <= C:
