@@ -465,3 +465,32 @@ def test_figure_path_under_a_file(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match=f"path: cannot write to {blocker / 'x.png'}: {blocker} is not a folder"):
         sn.sensitivity(_small(), _X).plot(blocker / "x.png")
+
+
+@pytest.mark.parametrize("groups, exc, match", [
+    ({"g": {}}, ValueError, r"groups\['g'\]: expected a non-empty dict"),
+    ({"g": None}, ValueError, r"groups\['g'\]: expected a non-empty dict"),
+    ([1, 2], TypeError, "groups: expected a dict"),
+])
+def test_group_scores_bad_groups(groups, exc, match):
+    with pytest.raises(exc, match=match):
+        sn.sensitivity(_small(), _X).group_scores(groups)
+
+
+def test_affine_maps_predict_with_too_few_columns():
+    maps = sn.explain(_small(), _X).affine_maps
+    with pytest.raises(ValueError, match=r"X: expected shape \(n_samples, 3\)"):
+        maps.predict(_X[:, :2], np.zeros(30, int))
+
+
+def test_model_header_nested_too_deeply(tmp_path):
+    path = tmp_path / "n.npz"
+    sn.save(sn.Network(3, [sn.Dense(1)]), path)
+    with np.load(path) as z:
+        members = {k: z[k] for k in z.files}
+    deep = '{"metadata": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    members["header"] = np.frombuffer(deep.encode(), np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **members)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        sn.load(path)

@@ -342,6 +342,8 @@ def _parse_header(arr: np.ndarray, where: str) -> dict:
         header = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ValueError as exc:
         raise ValueError(f"header: expected valid JSON, got a parse error ({exc}){where}") from None
+    except RecursionError:
+        raise ValueError(f"header: expected a model header, got JSON nested too deeply to read{where}") from None
     if not isinstance(header, dict):
         raise ValueError(f"header: expected a JSON object, got a JSON {type(header).__name__}{where}")
     return header

@@ -171,6 +171,12 @@ class SensitivityResult:
         (needs ``per_sample``; for ``wrt="loss", reduce="mean"`` the signed sum of the reduced values is exact).
         """
         check_choice(rule, "rule", GROUP_RULES)
+        if not isinstance(groups, dict):
+            raise TypeError(f"groups: expected a dict {{name: {{site: neuron indices}}}}, got {type(groups).__name__}")
+        for name, members in groups.items():
+            if not isinstance(members, dict) or not members:
+                raise ValueError(f"groups[{name!r}]: expected a non-empty dict {{site: neuron indices or None}}, got "
+                                 f"{members!r}")
         scores = self.neuron_scores()
         out = {}
         for name, members in groups.items():

@@ -49,6 +49,9 @@ class AffineMaps:
     def predict(self, X: Any, labels: Any) -> NDArray:
         """``X[i] @ W_eff[labels[i]] + b_eff[labels[i]]`` for every row (no loop over samples)."""
         X = np.asarray(X, dtype=np.float64)
+        n_in = int(self.W_eff.shape[1])
+        if X.ndim != 2 or X.shape[1] != n_in:
+            raise ValueError(f"X: expected shape (n_samples, {n_in}) (the maps' inputs), got {X.shape}")
         labels = np.asarray(labels)
         if labels.dtype.kind not in "iu" or labels.shape != (X.shape[0],):
             raise ValueError(f"labels: expected one integer cluster per row of X ({X.shape[0]}), got dtype "
