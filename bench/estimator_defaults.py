@@ -69,11 +69,8 @@ def table(record: dict) -> str:
     """Markdown: mean (sample SD over seeds) of the 5-fold score, and the paired Wilcoxon p over seeds."""
     lines = ["| data | features | sensinet default | MLP default | sensinet wins | p (paired Wilcoxon) |",
              "|---|---|---|---|---|---|"]
-    keys = sorted({(r["data"], r["scaled"]) for r in record["rows"]})
-    for data, scaled in keys:
-        by = {impl: [r["mean"] for r in record["rows"] if (r["data"], r["scaled"], r["impl"]) == (data, scaled, impl)]
-              for impl in ("sensinet", "sklearn")}
-        a, b = np.array(by["sensinet"]), np.array(by["sklearn"])
+    for data, scaled in sorted({(r["data"], r["scaled"]) for r in record["rows"]}):
+        a, b = _means(record, data, scaled, "sensinet"), _means(record, data, scaled, "sklearn")
         p = wilcoxon(a, b).pvalue if np.any(a != b) else 1.0
         lines.append(f"| {data} | {'standardized' if scaled else 'raw'} | {a.mean():.3f} ({a.std(ddof=1):.3f}) | "
                      f"{b.mean():.3f} ({b.std(ddof=1):.3f}) | {int(np.sum(a > b))}/{len(a)} | {p:.2g} |")

@@ -87,8 +87,8 @@ def check_params(est: Any, hierarchical_available: bool) -> dict:
     schedule, step = _learning_rate(est)
     for name in ("beta_1", "beta_2"):
         check_number(getattr(est, name), name, 0.0, 1.0, open_hi=True)
-    check_bool(est.verbose, "verbose") if isinstance(est.verbose, (bool, np.bool_)) else check_count(
-        est.verbose, "verbose")
+    if not isinstance(est.verbose, (bool, np.bool_)):  # MLP's verbose is a bool or a verbosity level
+        check_count(est.verbose, "verbose")
     return dict(
         sizes=sizes,
         activation=ACTIVATION_ALIASES.get(est.activation, est.activation),

@@ -40,7 +40,6 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.arrays: dict = {}
-        self.object_arrays: list = []
 
     def array(self, value: np.ndarray, where: str) -> dict:
         arr = np.asarray(value)

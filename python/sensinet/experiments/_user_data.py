@@ -59,12 +59,11 @@ def user_datasets(data: Any, task: Optional[str] = None, why: str = "") -> dict:
 def standardized_split(d: Dataset, test_size: float, seed: int) -> tuple:
     """(X_train, X_test, y_train, y_test) of a user data set: a seeded split, the inputs standardized on the
     training part, and a regression target too (classification targets stay class codes)."""
-    from ..datasets import train_test_split
+    from ..datasets import Standardizer, train_test_split
 
     X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=test_size, seed=seed)
-    mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
-    sd[sd == 0] = 1.0  # a column constant on the training part only
+    xs = Standardizer().fit(X_tr)  # (a column constant on the training part keeps scale 1)
     if d.task == "regression":
-        ym, ys = y_tr.mean(), y_tr.std() or 1.0
-        y_tr, y_te = (y_tr - ym) / ys, (y_te - ym) / ys
-    return (X_tr - mu) / sd, (X_te - mu) / sd, y_tr, y_te
+        ys = Standardizer().fit(y_tr)
+        y_tr, y_te = ys.transform(y_tr), ys.transform(y_te)
+    return xs.transform(X_tr), xs.transform(X_te), y_tr, y_te

@@ -403,7 +403,9 @@ class HierarchicalOptimizer:
         opt = self._inner_optimizer((first, last) if neurons is None else (first, last, node[0], *neurons))
         if isinstance(opt, LBFGS):
             opt.max_iter = n_inner
-        saved = (net.parameters.copy(), _snapshot(opt))  # the last weights with a finite J (and the state)
+        # the last weights with a finite J; the optimizer state too when monotone steps may be taken back (a
+        # divergence ends the run, so its state need not be kept: a GPU run would download it every iteration)
+        saved = (net.parameters.copy(), _snapshot(opt) if self.monotone else None)
         J_before = r.J
         try:
             net.fit(r.data, optimizer=opt, epochs=n_inner, batch_size=r.batch_size, shuffle=r.shuffle,
